@@ -1,0 +1,230 @@
+"""Typed configuration: one dataclass per command, YAML overrides, dotted CLI overrides.
+
+Defaults live in the dataclasses, nowhere else. A YAML file under `configs/` holds only the
+values it changes; the command line changes more with dotted keys, in either spelling:
+
+    r1lab zero --config configs/zero-countdown.yaml rl.beta=0.001 --rollout.group_size 8
+
+An unknown key is an error that names the key, its nearest valid neighbours and the valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key a user must fix; the message says where and how."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def valid_keys(cls: type, prefix: str = "") -> list[str]:
+    """All dotted keys a config class accepts, nested dataclasses expanded."""
+    keys: list[str] = []
+    for name, tp in _field_types(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys.extend(valid_keys(tp, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _unknown_key(cls: type, key: str, where: str) -> ConfigError:
+    keys = valid_keys(cls)
+    near = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(near)}?" if near else ""
+    return ConfigError(
+        f"{where}: unknown config key '{key}'.{hint} Valid keys: {', '.join(keys)}"
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Convert a YAML/CLI value to the field's annotated type, or raise a ConfigError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: '{key}' cannot be {value!r}")
+    if tp is Any:
+        return value
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(
+                f"{where}: '{key}' must be one of {', '.join(map(repr, args))}, got {value!r}"
+            )
+        return value
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: '{key}' must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, key, where) for v in value]
+        return tuple(items) if origin is tuple or tp is tuple else items
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(v, vt, f"{key}.{k}", where) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+            raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: '{key}' must be a string, got {value!r}")
+        return "" if value is None else str(value)
+    return value
+
+
+def _set(
+    obj: Any,
+    cls: type,
+    dotted: str,
+    value: Any,
+    where: str,
+    prefix: str = "",
+    lines: Mapping[str, int] | None = None,
+) -> Any:
+    """Return a copy of `obj` with the dotted key set; nested dataclasses are replaced, not mutated.
+
+    A dict value for a section sets the section's keys; a dict value for a dict-typed field
+    (reward weights, say) is the field's value.
+    """
+    head, _, rest = dotted.partition(".")
+    tp = _field_types(type(obj)).get(head)
+    if lines is not None and head in lines:
+        where = f"{where}, line {lines[head]}"
+    if tp is None or (rest and not dataclasses.is_dataclass(tp)):
+        raise _unknown_key(cls, prefix + dotted, where)
+    if rest:
+        sub = _set(getattr(obj, head), cls, rest, value, where, f"{prefix}{head}.")
+        return dataclasses.replace(obj, **{head: sub})
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{prefix}{head}' is a section; set its keys, e.g. {head}.<key>")
+        sub = getattr(obj, head)
+        for k, v in value.items():
+            sub = _set(sub, cls, str(k), v, where.split(", line")[0], f"{prefix}{head}.", lines)
+        return dataclasses.replace(obj, **{head: sub})
+    return dataclasses.replace(obj, **{head: _coerce(value, tp, prefix + dotted, where)})
+
+
+def parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
+    """Parse `a.b=1` and `--a.b 1` / `--a.b=1` into (key, raw value) pairs, in order."""
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            body = arg[2:]
+            if "=" in body:
+                key, value = body.split("=", 1)
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                key, value = body, args[i + 1]
+                i += 1
+            else:
+                key, value = body, "true"
+        elif "=" in arg:
+            key, value = arg.split("=", 1)
+        else:
+            raise ConfigError(f"command line: cannot read '{arg}'; write key=value or --key value")
+        pairs.append((key.replace("-", "_"), value))
+        i += 1
+    return pairs
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> T:
+    """Build a config: dataclass defaults, then the YAML file, then overrides (later wins)."""
+    cfg: Any = cls()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f", line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{p}{line}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a config file must be a mapping of keys to values")
+        lines = _key_lines(p)
+        for key, value in data.items():
+            cfg = _set(cfg, cls, str(key), value, str(p), lines=lines)
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        items = [(k, yaml.safe_load(v) if v != "" else "") for k, v in parse_overrides(overrides)]
+    for key, value in items:
+        cfg = _set(cfg, cls, key, value, "command line")
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
+def _key_lines(path: Path) -> dict[str, int]:
+    # First line on which each key name appears, for error messages; good enough for the
+    # flat-ish override files under configs/.
+    lines: dict[str, int] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        stripped = line.strip()
+        if ":" in stripped and not stripped.startswith("#"):
+            lines.setdefault(stripped.split(":", 1)[0].strip(), n)
+    return lines
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain data, for run directories and logs."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
