@@ -32,6 +32,9 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "demo": Command("r1lab.demo", "DemoConfig", "the main job on the embedded micro-world"),
+    "pretrain": Command(
+        "r1lab.microworld.pretrain", "PretrainConfig", "pretrain the micro-world base model"
+    ),
     "score": Command(
         "r1lab.rewards.score",
         "ScoreConfig",

@@ -47,9 +47,7 @@ def _unknown_key(cls: type, key: str, where: str) -> ConfigError:
     keys = valid_keys(cls)
     near = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(near)}?" if near else ""
-    return ConfigError(
-        f"{where}: unknown config key '{key}'.{hint} Valid keys: {', '.join(keys)}"
-    )
+    return ConfigError(f"{where}: unknown config key '{key}'.{hint} Valid keys: {', '.join(keys)}")
 
 
 def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
@@ -144,7 +142,9 @@ def _set(
         return dataclasses.replace(obj, **{head: sub})
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: '{prefix}{head}' is a section; set its keys, e.g. {head}.<key>")
+            raise ConfigError(
+                f"{where}: '{prefix}{head}' is a section; set its keys, e.g. {head}.<key>"
+            )
         sub = getattr(obj, head)
         for k, v in value.items():
             sub = _set(sub, cls, str(k), v, where.split(", line")[0], f"{prefix}{head}.", lines)

@@ -1,0 +1,80 @@
+"""Hugging Face checkpoint directories, written atomically.
+
+A checkpoint is a directory `AutoModelForCausalLM.from_pretrained` loads as it is (config.json,
+model.safetensors, tokenizer files). It is written into a temporary sibling and renamed into
+place, so a process killed mid-write leaves the previous checkpoint untouched and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Run `write(tmp)` on a fresh temporary directory next to `path`, then rename it to `path`.
+
+    If `path` exists it is replaced only after the new directory is complete; a crash at any
+    point leaves either the old directory or the new one, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def save_hf(
+    path: str | Path,
+    model: Any,
+    tokenizer: Any,
+    extra: dict[str, Any] | None = None,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Save model + tokenizer (+ `extra` as r1lab.json, + extra files) as an HF directory."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            (tmp / "r1lab.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
+        for name, fn in (extra_files or {}).items():
+            fn(tmp / name)
+
+    return atomic_dir(path, write)
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Fail early, before anything loads, if a model directory is not there."""
+    from r1lab.config import ConfigError
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"model path {p} does not exist")
+    if not (p / "config.json").is_file():
+        raise ConfigError(f"model path {p} has no config.json: not a Hugging Face model directory")
+    return p

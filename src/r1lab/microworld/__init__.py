@@ -1,0 +1,6 @@
+"""The micro-world: synthetic tasks' corpus, tokenizer and the tiny base model r1lab ships."""
+
+from pathlib import Path
+
+DEFAULT_BASE = Path(__file__).resolve().parent.parent / "assets" / "base"
+"""The shipped base model (made by `r1lab pretrain`, committed in the repo)."""

@@ -1,0 +1,204 @@
+"""`r1lab pretrain`: make the micro-world base model from a seed on a laptop CPU.
+
+    r1lab pretrain                       # the shipped base model (src/r1lab/assets/base)
+    r1lab pretrain out=runs/base2 seed=1 # another one
+
+Generates the corpus (`corpus.py`), trains the tokenizer on it (`tokenizer.py`), and trains a
+small Qwen2 model from scratch with next-token prediction on packed documents. Writes an HF
+directory (model, tokenizer, generation config), `loss.jsonl` and `loss.png` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from r1lab.checkpoint import save_hf
+from r1lab.microworld import DEFAULT_BASE
+from r1lab.microworld.corpus import CorpusConfig, documents
+from r1lab.microworld.tokenizer import train_tokenizer
+
+
+@dataclass
+class ModelShape:
+    """The base model's Qwen2 configuration."""
+
+    hidden_size: int = 192
+    """Width of the residual stream."""
+    num_layers: int = 6
+    """Transformer blocks."""
+    num_heads: int = 6
+    """Query heads (head dim = hidden_size / num_heads)."""
+    num_kv_heads: int = 2
+    """Key/value heads (grouped-query attention, as in Qwen2)."""
+    intermediate_size: int = 512
+    """Width of the SwiGLU MLP."""
+    max_positions: int = 512
+    """Longest sequence the model is built for (prompt + completion)."""
+
+
+@dataclass
+class PretrainConfig:
+    out: str = str(DEFAULT_BASE)
+    """Output model directory (replaced atomically when training ends)."""
+    seed: int = 0
+    """Seed of model init and data order; the corpus has its own seed in corpus.seed."""
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    num_docs: int = 60000
+    """Corpus documents to generate (the run cycles over them if it needs more tokens)."""
+    vocab_size: int = 512
+    """BPE vocabulary size, before the special and tag tokens."""
+    model: ModelShape = field(default_factory=ModelShape)
+    block_size: int = 256
+    """Tokens per training sequence (documents packed, separated by <|endoftext|>)."""
+    batch_size: int = 16
+    """Sequences per optimizer step."""
+    steps: int = 1400
+    """Optimizer steps."""
+    lr: float = 2e-3
+    """Peak learning rate (AdamW), reached after `warmup` steps, cosine-decayed to lr/10."""
+    warmup: int = 50
+    """Linear warm-up steps."""
+    weight_decay: float = 0.05
+    """AdamW weight decay on matrices (not on norms and biases)."""
+    threads: int = 2
+    """torch CPU threads (0 leaves torch's default)."""
+    device: str = "cpu"
+    """Device to train on (cpu or cuda)."""
+
+
+def _batches(ids: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator):
+    """Packed blocks of `block_size` tokens, each epoch in a fresh seeded order."""
+    n_blocks = len(ids) // cfg.block_size
+    blocks = ids[: n_blocks * cfg.block_size].view(n_blocks, cfg.block_size)
+    while True:
+        order = torch.randperm(n_blocks, generator=gen)
+        for i in range(0, n_blocks - cfg.batch_size + 1, cfg.batch_size):
+            yield blocks[order[i : i + cfg.batch_size]]  # [batch, block]
+
+
+def run(cfg: PretrainConfig) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    docs = list(documents(cfg.corpus, cfg.num_docs))
+    tok = train_tokenizer(docs, cfg.vocab_size)
+    eos = tok.eos_token_id
+    ids = []
+    for enc in tok(docs, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+        ids.append(eos)
+    data = torch.tensor(ids, dtype=torch.long)
+    print(f"corpus: {len(docs)} documents, {len(data):,} tokens, vocab {len(tok)}")
+
+    shape = cfg.model
+    model_cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_kv_heads,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        rope_theta=10000.0,
+    )
+    model = Qwen2ForCausalLM(model_cfg).to(cfg.device)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: Qwen2, {n_params:,} parameters")
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = _batches(data, cfg, gen)
+    curve = []
+    model.train()
+    with Progress(
+        TextColumn("pretrain"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("pretrain", total=cfg.steps, loss=float("nan"))
+        for step in range(cfg.steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            x = next(batches).to(cfg.device)
+            loss = model(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            curve.append({"step": step, "loss": loss.item(), "lr": lr_at(step)})
+            bar.update(task, advance=1, loss=loss.item())
+    elapsed = time.time() - t0
+
+    model.eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, max_new_tokens=256
+    )
+    provenance = {
+        "command": "r1lab pretrain",
+        "config": asdict(cfg),
+        "parameters": n_params,
+        "corpus_tokens": len(data),
+        "train_tokens": cfg.steps * cfg.batch_size * cfg.block_size,
+        "final_loss": sum(c["loss"] for c in curve[-50:]) / min(50, len(curve)),
+        "seconds": round(elapsed, 1),
+        "torch": torch.__version__,
+    }
+
+    def write_curve(path: Path) -> None:
+        path.write_text("".join(json.dumps(c) + "\n" for c in curve))
+
+    def plot_curve(path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], lw=0.8)
+        ax.set(xlabel="step", ylabel="loss (nats/token)", title="micro-world pretraining")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    model.to("cpu")
+    save_hf(
+        cfg.out,
+        model,
+        tok,
+        extra=provenance,
+        extra_files={"loss.jsonl": write_curve, "loss.png": plot_curve},
+    )
+    print(
+        f"saved {cfg.out}: final loss {provenance['final_loss']:.3f}, "
+        f"{elapsed / 60:.1f} min, {provenance['train_tokens']:,} training tokens"
+    )
+    return 0
