@@ -329,6 +329,16 @@ def test_bad_rows(tmp_path, lines, message):
         load_file_task(str(path), format="jsonl")
 
 
+def test_encoding_errors_name_their_line_and_a_bom_is_fine(tmp_path):
+    path = tmp_path / "d.jsonl"
+    ok = '{"question": "q\u2028still line 1", "answer": "1"}\n'
+    path.write_bytes(b"\xef\xbb\xbf" + (ok * 3).encode() + b'{"question": "\xff", "answer": "2"}\n')
+    with pytest.raises(ConfigError, match=r"d\.jsonl, line 4: not UTF-8 text"):
+        load_file_task(str(path))
+    path.write_bytes(b"\xef\xbb\xbf" + (ok * 3).encode())
+    assert len(load_file_task(str(path), test_size=0).train) == 3
+
+
 def test_unknown_format_suggests_the_nearest():
     with pytest.raises(ConfigError, match="unknown data format 'gsm8'. Did you mean 'gsm8k'?"):
         load_file_task(str(GSM8K), format="gsm8")
@@ -495,4 +505,4 @@ def test_documented_commands_build_the_task(tmp_path, monkeypatch, fake_hub):
     for command in commands:
         overrides = [a for a in shlex.split(command)[2:] if a.startswith("task.")]
         task = make_task(load_config(_DocCfg, None, overrides).task)
-        assert isinstance(task, FileTask) and task.train, command
+        assert isinstance(task, FileTask) and task.train and task.test, command

@@ -177,31 +177,35 @@ _ARRAY_HINT = (
 
 def _read_jsonl(path: Path, label: str) -> list[Located]:
     rows: list[Located] = []
-    lineno = 0
-    try:
-        # newline="\n": physical lines end at \n only, so a U+2028 inside a JSON string (valid
-        # JSON) does not shift the line numbers the errors report.
-        with path.open(encoding="utf-8-sig", newline="\n") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{label}, line {lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    hint = _ARRAY_HINT if not rows and line.lstrip().startswith("[") else ""
-                    at = "end of line" if e.pos >= len(line.rstrip()) else f"column {e.pos + 1}"
-                    raise ConfigError(f"{where}: invalid JSON ({e.msg} at {at}){hint}") from None
-                if not isinstance(row, dict):
-                    hint = _ARRAY_HINT if not rows and isinstance(row, list) else ""
-                    raise ConfigError(
-                        f"{where}: expected a JSON object, got {type(row).__name__}{hint}"
-                    )
-                rows.append((where, f"{path.stem}:{lineno}", row))
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{label}, line {lineno + 1}: not UTF-8 text ({e.reason}); save the file as UTF-8"
-        ) from None
+    # Bytes split at b"\n" only: each physical line decodes on its own, so a decoding error is
+    # reported on its exact line, and a U+2028 inside a JSON string (valid JSON) does not shift
+    # the line numbers.
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{label}, line {lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ConfigError(
+                    f"{where}: not UTF-8 text ({e.reason} at byte {e.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                hint = _ARRAY_HINT if not rows and line.lstrip().startswith("[") else ""
+                at = "end of line" if e.pos >= len(line.rstrip()) else f"column {e.pos + 1}"
+                raise ConfigError(f"{where}: invalid JSON ({e.msg} at {at}){hint}") from None
+            if not isinstance(row, dict):
+                hint = _ARRAY_HINT if not rows and isinstance(row, list) else ""
+                raise ConfigError(
+                    f"{where}: expected a JSON object, got {type(row).__name__}{hint}"
+                )
+            rows.append((where, f"{path.stem}:{lineno}", row))
     if not rows:
         raise ConfigError(f"{label}: empty file (no JSON rows)")
     return rows
