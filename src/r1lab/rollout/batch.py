@@ -1,0 +1,108 @@
+"""Completions to padded trainer tensors, and the full-forward log-probs that must match them.
+
+Layout (as in TRL): prompts left-padded to Lp, completions right-padded to Lc, concatenated, so
+every completion starts at column Lp and `logits[:, Lp - 1 : -1]` predicts it. Position ids are
+part of the batch because Hugging Face models do not derive them from the attention mask in
+forward (only `generate` does): without them a left-padded row is scored at shifted positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from r1lab.rollout.engine import Completion, logits_to_keep_kwargs
+from r1lab.rollout.sampling import token_logprobs
+
+
+@dataclass
+class Batch:
+    """N = number of completions (B x G in GRPO), Lp = longest prompt, Lc = longest completion."""
+
+    input_ids: Tensor
+    """[N, Lp + Lc] long: left-padded prompt then right-padded completion."""
+    attention_mask: Tensor
+    """[N, Lp + Lc] long: 1 on real prompt and completion tokens."""
+    position_ids: Tensor
+    """[N, Lp + Lc] long: 0-based position of each real token (padding gets 0)."""
+    completion_ids: Tensor
+    """[N, Lc] long: the sampled tokens (= input_ids[:, Lp:])."""
+    completion_mask: Tensor
+    """[N, Lc] float: 1 on sampled tokens (EOS included), 0 on padding."""
+    old_logprobs: Tensor
+    """[N, Lc] float: the sampler's log-probs (`token_logprobs` convention), 0 on padding."""
+    prompt_index: Tensor
+    """[N] long: which prompt each row completes (its GRPO group)."""
+    prompt_len: int
+    """Lp: completion token j of a row sits at column Lp + j."""
+
+    def to(self, device: torch.device | str) -> Batch:
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            if isinstance(getattr(self, f.name), Tensor)
+            else getattr(self, f.name)
+            for f in fields(self)
+        }
+        return Batch(**moved)
+
+
+def collate(completions: Sequence[Completion], pad_id: int | None = None) -> Batch:
+    """Pad completions (e.g. `[c for group in groups for c in group]`) into a `Batch` on CPU.
+
+    pad_id only fills padding slots, which every mask excludes, so any valid id works: None
+    (a tokenizer without a pad token) pads with 0.
+    """
+    if not completions:
+        raise ValueError("collate needs at least one completion")
+    pad_id = 0 if pad_id is None else pad_id
+    n = len(completions)
+    lp = max(len(c.prompt_ids) for c in completions)
+    # At least one column so an all-empty batch still has a well-formed [N, Lc] shape.
+    lc = max(1, max(len(c.token_ids) for c in completions))
+    input_ids = torch.full((n, lp + lc), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((n, lp + lc), dtype=torch.long)
+    old_logprobs = torch.zeros((n, lc), dtype=torch.float32)
+    for i, c in enumerate(completions):
+        p, k = len(c.prompt_ids), len(c.token_ids)
+        input_ids[i, lp - p : lp] = torch.tensor(c.prompt_ids, dtype=torch.long)
+        attention_mask[i, lp - p : lp + k] = 1
+        if k:
+            input_ids[i, lp : lp + k] = torch.tensor(c.token_ids, dtype=torch.long)
+            old_logprobs[i, :k] = torch.tensor(c.logprobs, dtype=torch.float32)
+    # Real tokens count 0, 1, 2, ...; right padding after a completion gets harmless values.
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [N, Lp + Lc]
+    return Batch(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        completion_ids=input_ids[:, lp:],
+        completion_mask=attention_mask[:, lp:].float(),
+        old_logprobs=old_logprobs,
+        prompt_index=torch.tensor([c.prompt_index for c in completions], dtype=torch.long),
+        prompt_len=lp,
+    )
+
+
+def completion_logprobs(model, batch: Batch, temperature: float = 1.0) -> Tensor:
+    """Log-probs of the batch's completion tokens from one full forward pass: [N, Lc], 0 on
+    padding. Same convention as the sampler (`token_logprobs`), so for the sampling policy it
+    reproduces `batch.old_logprobs`. Differentiable when called outside `torch.no_grad`.
+
+    Only the Lc + 1 last positions go through the LM head when the model supports
+    `logits_to_keep`, which matters with a 152k vocabulary and long prompts.
+    """
+    lc = batch.completion_ids.shape[1]
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+        **logits_to_keep_kwargs(model, lc + 1),
+    )
+    logits = out.logits[:, -(lc + 1) : -1]  # [N, Lc, V]: position t predicts token t + 1
+    lp = token_logprobs(logits, batch.completion_ids, temperature)  # [N, Lc]
+    # where, not a product: a NaN from a padded position must not leak into the result
+    return torch.where(batch.completion_mask.bool(), lp, 0.0)
