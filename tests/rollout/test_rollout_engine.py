@@ -274,3 +274,24 @@ def test_sliding_window_models_fall_back_to_stock_cache(tokenizer, make_model):
     model.config.layer_types = ["sliding_attention", "full_attention"]
     model.config.sliding_window = 16
     assert not any(isinstance(layer, PreallocatedLayer) for layer in make_cache(model, 64).layers)
+
+
+def test_finish_tracker_finds_long_stop_string_fed_token_by_token(tokenizer):
+    from r1lab.rollout.engine import _Detokenizer, _FinishTracker
+
+    tracker = _FinishTracker(2, [tokenizer.eos_token_id], ["</answer>"], _Detokenizer(tokenizer))
+    text = "<answer>42</answer>tail"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text)  # one token per character
+    finished_at = None
+    for step, tok in enumerate(ids):
+        # Row 1 samples EOS at step 3: EOS wins and is recorded as such.
+        row1 = tokenizer.eos_token_id if step == 3 else ids[0]
+        live = [0] if step > 3 else [0, 1]
+        flags = tracker.add(live, [tok, row1][: len(live)])
+        if flags[0]:
+            finished_at = step
+            break
+    assert finished_at == text.index("</answer>") + len("</answer>") - 1
+    assert tracker.reasons == ["stop", "eos"]
+    assert len(tracker.tokens[1]) == 4

@@ -273,41 +273,24 @@ class Sampler:
         next_pos = next_pos.repeat_interleave(n)  # [P x G]
 
         rows = list(range(num_rows))  # batch row -> completion index
-        live = [True] * num_rows  # per batch row; dead rows wait for the next compaction
-        tokens: list[list[int]] = [[] for _ in range(num_rows)]
-        reasons: list[FinishReason] = ["length"] * num_rows
-        logprob_buf = torch.zeros((num_rows, max_new), dtype=torch.float32, device=device)
-        eos = set() if params.ignore_eos else set(self.eos_token_ids)
-        window = max((len(s) for s in params.stop), default=0) + _STOP_WINDOW_MARGIN
+        live = [True] * num_rows  # per batch row; finished rows wait for the next compaction
         row_index = torch.arange(num_rows, device=device)  # [B] completion index per row
+        logprob_buf = torch.zeros((num_rows, max_new), dtype=torch.float32, device=device)
+        eos = () if params.ignore_eos else self.eos_token_ids
+        done = _FinishTracker(num_rows, eos, params.stop, self._detok)
 
-        bar = _progress(progress, max_new)
+        bar = _Bar(max_new) if progress else None
         for step in range(max_new):
             next_tok, next_lp = sample_next(logits, params, generator)  # [B], [B]
             logprob_buf[row_index, step] = next_lp
             new = next_tok.tolist()  # the one host sync per step: finish checks need the ids
-
-            just_done: set[int] = set()  # batch rows whose completion ended at this step
-            for b, tok in enumerate(new):
-                if not live[b]:
-                    continue
-                c = rows[b]
-                tokens[c].append(tok)
-                if tok in eos:
-                    reasons[c] = "eos"
-                    just_done.add(b)
-            if params.stop:
-                check = [b for b in range(len(rows)) if live[b] and b not in just_done]
-                tails = self._detok([tokens[rows[b]][-window:] for b in check])
-                for b, tail in zip(check, tails, strict=True):
-                    if find_stop(tail, params.stop) is not None:
-                        reasons[rows[b]] = "stop"
-                        just_done.add(b)
-            for b in just_done:
-                live[b] = False
+            live_rows = [b for b in range(len(rows)) if live[b]]
+            finished = done.add([rows[b] for b in live_rows], [new[b] for b in live_rows])
+            for b, f in zip(live_rows, finished, strict=True):
+                live[b] = not f
+            n_live = len(live_rows) - sum(finished)
             if bar is not None:
-                bar.update(1, live=sum(live))
-            n_live = sum(live)
+                bar.update(n_live)
             if n_live == 0 or step == max_new - 1:
                 break
 
@@ -329,8 +312,41 @@ class Sampler:
             bar.close()
 
         all_lp = logprob_buf.cpu().tolist()
-        logprobs = [all_lp[c][: len(tokens[c])] for c in range(num_rows)]
-        return tokens, logprobs, reasons
+        logprobs = [all_lp[c][: len(done.tokens[c])] for c in range(num_rows)]
+        return done.tokens, logprobs, done.reasons
+
+
+class _FinishTracker:
+    """Every completion's tokens so far and why it finished; decides which finish at a step."""
+
+    def __init__(
+        self, num: int, eos_ids: Sequence[int], stops: Sequence[str], detok: _Detokenizer
+    ) -> None:
+        self.tokens: list[list[int]] = [[] for _ in range(num)]
+        self.reasons: list[FinishReason] = ["length"] * num  # until something else ends it
+        self._eos = set(eos_ids)
+        self._stops = tuple(stops)
+        self._detok = detok
+        self._window = max((len(s) for s in stops), default=0) + _STOP_WINDOW_MARGIN
+
+    def add(self, completions: list[int], new_tokens: list[int]) -> list[bool]:
+        """Append one token to each of `completions`; returns which of them just finished."""
+        finished = []
+        for c, tok in zip(completions, new_tokens, strict=True):
+            self.tokens[c].append(tok)
+            if tok in self._eos:
+                self.reasons[c] = "eos"
+            finished.append(tok in self._eos)
+        if self._stops:
+            # Only the last few tokens can complete a stop string that was absent a step ago;
+            # decoding just them, in one batched call, keeps this O(rows) per step.
+            check = [i for i, f in enumerate(finished) if not f]
+            tails = self._detok([self.tokens[completions[i]][-self._window :] for i in check])
+            for i, tail in zip(check, tails, strict=True):
+                if find_stop(tail, self._stops) is not None:
+                    self.reasons[completions[i]] = "stop"
+                    finished[i] = True
+        return finished
 
 
 class _Bar:
@@ -343,12 +359,8 @@ class _Bar:
         self._task = self._progress.add_task("sampling", total=total, live=0)
         self._progress.start()
 
-    def update(self, advance: int, live: int) -> None:
-        self._progress.update(self._task, advance=advance, live=live)
+    def update(self, live: int) -> None:
+        self._progress.update(self._task, advance=1, live=live)
 
     def close(self) -> None:
         self._progress.stop()
-
-
-def _progress(enabled: bool, total: int) -> _Bar | None:
-    return _Bar(total) if enabled else None
