@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from r1lab.rollout import SamplingParams, filter_logits, sample_next, token_logprobs
 from r1lab.rollout import sampling as sampling_module
@@ -137,3 +139,27 @@ def test_sampling_params_validation():
     ):
         with pytest.raises(ValueError):
             SamplingParams(**bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.integers(1, 1000), min_size=2, max_size=12, unique=True),
+    top_p=st.floats(0.05, 0.999),
+    top_k=st.integers(0, 12),
+)
+def test_filter_matches_reference_loop(weights, top_p, top_k):
+    # Distinct integer weights: no ties, so "the k most likely" is one well-defined set.
+    p = torch.tensor(weights, dtype=torch.float64) / sum(weights)
+    order = sorted(range(len(weights)), key=lambda i: -weights[i])
+    if 0 < top_k < len(weights):
+        order = order[:top_k]
+    p = p / p[order].sum()
+    kept, mass, edge = set(), 0.0, False
+    for i in order:  # the smallest most-likely-first set whose mass reaches top_p
+        kept.add(i)
+        mass += p[i].item()
+        edge |= abs(mass - top_p) < 1e-5  # fp32 may round a mass landing on top_p either way
+        if mass >= top_p:
+            break
+    got = _kept(filter_logits(p.log().float()[None], top_k=top_k, top_p=top_p))
+    assert got == kept or (edge and len(got ^ kept) == 1)
