@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from r1lab.config import ConfigError
@@ -19,7 +19,6 @@ from r1lab.tasks.files import (
     DEFAULT_TEST_SIZE,
     FileTask,
     detect_format,
-    last_boxed,
     load_file_task,
     split_examples,
 )
@@ -73,38 +72,6 @@ def test_math_file_references_are_the_last_balanced_box():
     assert half["level"] == "Level 1" and half["type"] == "Prealgebra"
     assert half["solution"].endswith(r"$\boxed{\frac{1}{2}}$.")
     assert "problem" not in half  # mapped to `question`
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (r"so $x = \boxed{5}$.", "5"),
-        (r"$\boxed{\frac{1}{\sqrt{2}}}$", r"\frac{1}{\sqrt{2}}"),
-        (r"first \boxed{1}, then \boxed{\{1, 2\}}", r"\{1, 2\}"),
-        (r"The answer is $\boxed 7$.", "7"),
-        (r"\fbox{12}", "12"),
-        (r"\boxed{(1,2]}", "(1,2]"),
-        (r"no box here", None),
-        (r"\boxed{\frac{1}{2}", None),  # unclosed
-    ],
-)
-def test_last_boxed(text, expected):
-    assert last_boxed(text) == expected
-
-
-def _balanced(depth: int = 3) -> st.SearchStrategy[str]:
-    atom = st.text(alphabet="0123456789abx+-*/^()[],. \\", max_size=6)
-    return st.recursive(
-        atom,
-        lambda inner: st.lists(inner.map(lambda s: "{" + s + "}") | atom).map("".join),
-        max_leaves=depth * 4,
-    )
-
-
-@given(before=_balanced(), inner=_balanced(), after=st.text(alphabet="xyz .=$", max_size=8))
-def test_last_boxed_recovers_any_balanced_content(before, inner, after):
-    text = f"{before} \\boxed{{{before}}} and \\boxed{{{inner}}}{after}"
-    assert last_boxed(text) == inner.strip()
 
 
 def test_detect_format():
@@ -195,6 +162,25 @@ def test_single_file_split_is_seeded_deterministic_and_disjoint():
     assert len(test_q) == round(DEFAULT_TEST_SIZE * 200)
     other = {ex["question"] for ex in FileTask.from_rows(rows, seed=4).examples("test")}
     assert other != test_q  # another seed, another split
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    questions=st.lists(st.sampled_from([f"q{i}" for i in range(30)]), min_size=1, max_size=40),
+    test_size=st.floats(0, 1) | st.integers(0, 40),
+    seed=st.integers(0, 2**31),
+)
+def test_split_is_a_partition_by_question(questions, test_size, seed):
+    exs = [{"id": str(i), "question": q, "answer": "1"} for i, q in enumerate(questions)]
+    if isinstance(test_size, int) and test_size > len(exs):
+        test_size = len(exs)
+    train, test = split_examples(exs, test_size, seed)
+    assert sorted(e["id"] for e in train + test) == sorted(e["id"] for e in exs)
+    assert not {e["question"] for e in train} & {e["question"] for e in test}
+    asked = test_size if isinstance(test_size, int) else round(test_size * len(exs))
+    assert len(test) >= min(asked, len(exs))
+    _, test_rev = split_examples(exs[::-1], test_size, seed)
+    assert {e["id"] for e in test_rev} == {e["id"] for e in test}  # row order does not matter
 
 
 def test_split_ignores_row_order_and_keeps_repeated_questions_together():
@@ -442,7 +428,6 @@ def test_hub_errors_name_the_split_and_row(monkeypatch):
 
 
 def test_is_correct_accepts_equivalent_forms():
-    pytest.importorskip("r1lab.rewards.math")
     math_task = load_file_task(str(MATH), test_size=0)
     half = next(ex for ex in math_task.train if ex["answer"] == r"\frac{1}{2}")
     assert math_task.is_correct("<think>2/4</think> <answer>0.5</answer>", half)
@@ -457,7 +442,6 @@ def test_is_correct_accepts_equivalent_forms():
 
 
 def test_equivalent_groups_answers_for_majority_voting():
-    pytest.importorskip("r1lab.rewards.math")
     task = load_file_task(str(MATH), test_size=0)
     ex = task.train[0]
     assert task.equivalent("0.5", r"\frac{1}{2}", ex)

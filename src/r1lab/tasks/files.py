@@ -36,13 +36,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from r1lab.config import ConfigError
+from r1lab.rewards import get_reward
+from r1lab.rewards.math import extract_answer, last_boxed, math_equal, reference_answer
 from r1lab.tasks.base import RewardSpec, reward_score
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "Adapter",
     "FileTask",
     "detect_format",
-    "last_boxed",
     "load_file_task",
 ]
 
@@ -84,46 +84,21 @@ def _gsm8k_reference(value: Any, where: str, name: str) -> str:
             f"{where}: field '{name}' has no '#### <answer>' line, which every GSM8K answer "
             "ends with (for plain answers use format=jsonl)"
         )
-    ref = text.rsplit("####", 1)[1].strip().replace(",", "")
+    ref = reference_answer(text)  # the rewards library's GSM8K rule: after ####, no commas
     if not ref:
         raise ConfigError(f"{where}: field '{name}' has nothing after '####'")
     return ref
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (or `\\fbox{...}`) in `text`, braces balanced.
-
-    `\\boxed 5` (no braces, seen in a few MATH solutions) gives `5`; an unclosed box gives None.
-    """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    rest = text[start + (6 if text.startswith("\\boxed", start) else 5) :]
-    if rest.startswith(" "):
-        token = re.match(r"\s*([^\s$]+)", rest)
-        return token.group(1) if token else None
-    if not rest.startswith("{"):
-        return None
-    depth = 0
-    for i, ch in enumerate(rest):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return rest[1:i].strip()
-    return None
-
-
 def _math_reference(value: Any, where: str, name: str) -> str:
     text = _plain_text(value, where, name)
-    ref = last_boxed(text)
-    if not ref:
+    ref = last_boxed(text)  # the same box rule the grader applies to completions
+    if ref is None or not ref.strip():
         raise ConfigError(
             f"{where}: field '{name}' has no complete \\boxed{{...}} answer, which every MATH "
             "solution ends with (for plain answers use format=jsonl)"
         )
-    return ref
+    return ref.strip()
 
 
 @dataclass(frozen=True)
@@ -472,19 +447,14 @@ class FileTask:
         return [dict(ex) for ex in rows[:n]]
 
     def extract_answer(self, completion: str) -> str | None:
-        from r1lab.rewards.math import extract_answer
-
         return extract_answer(completion)
 
     def is_correct(self, completion: str, example: Mapping[str, Any]) -> bool:
-        from r1lab.rewards import get_reward
-
-        score = get_reward(self.rewards.accuracy)(completion, example)
+        reward = get_reward(self.rewards.accuracy)
+        score = reward(completion, example, **self.rewards.params.get(self.rewards.accuracy, {}))
         return reward_score(score) >= 1 - 1e-9
 
     def equivalent(self, a: str, b: str, example: Mapping[str, Any]) -> bool:
-        from r1lab.rewards.math import math_equal
-
         return math_equal(a, b)
 
 
