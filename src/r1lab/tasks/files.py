@@ -53,6 +53,7 @@ __all__ = [
     "FileTask",
     "detect_format",
     "load_file_task",
+    "split_examples",
 ]
 
 DEFAULT_TEST_SIZE = 0.1
