@@ -1,0 +1,152 @@
+"""Format rewards: does the completion follow the template the model was prompted with?
+
+Three templates, one reward each, all scored 1.0 (follows it) or 0.0 (does not), with the reason
+for a 0 in the info dict:
+
+- `format`: R1-Zero, `<think> reasoning </think> <answer> answer </answer>`;
+- `format_prefill`: the prompt already ends in `<think>` (TinyZero style), so the completion is
+  `reasoning </think> <answer> answer </answer>`;
+- `format_cold_start`: R1's cold-start SFT format, `|special_token|<reasoning>|special_token|<summary>`.
+
+Strictness, shared by all three (each rule has a test in tests/rewards/test_format.py):
+- tags are exact and case-sensitive: `<think>`, `</think>`, `<answer>`, `</answer>`; `<Think>`,
+  `<think >` or `<thinking>` are not tags, they are text (and text outside the tags fails);
+- each tag appears exactly once (a tag quoted inside the reasoning counts: it fails), in order;
+- only whitespace may come before the first tag, between `</think>` and `<answer>`, and after
+  `</answer>`, where end-of-text tokens (`end_tokens`) are also allowed, any number of them;
+- the reasoning and the answer must contain something other than whitespace (`require_content`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from r1lab.rewards.registry import register_reward
+
+# End-of-sequence / end-of-turn tokens a decoder may leave at the end of the text.
+END_TOKENS = (
+    "<|endoftext|>",
+    "<|im_end|>",
+    "</s>",
+    "<|end_of_text|>",
+    "<|eot_id|>",
+    "<｜end▁of▁sentence｜>",
+)
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+
+def strip_end_tokens(text: str, end_tokens: tuple[str, ...] | list[str] = END_TOKENS) -> str:
+    """`text` without trailing whitespace and end-of-text tokens (any number, in any order)."""
+    text = text.rstrip()
+    changed = True
+    while changed:
+        changed = False
+        for tok in end_tokens:
+            if tok and text.endswith(tok):
+                text = text[: -len(tok)].rstrip()
+                changed = True
+    return text
+
+
+def _check_tail(
+    text: str, require_content: bool, end_tokens: tuple[str, ...] | list[str]
+) -> tuple[float, dict[str, Any]]:
+    """Score `ws <answer> content </answer> ws [end tokens]`: the part after `</think>`."""
+    if not text.lstrip().startswith(ANSWER_OPEN):
+        return 0.0, {"reason": "text between </think> and <answer>"}
+    body = strip_end_tokens(text.lstrip()[len(ANSWER_OPEN) :], end_tokens)
+    if not body.endswith(ANSWER_CLOSE):
+        return 0.0, {"reason": "text after </answer>, or no </answer>"}
+    answer = body[: -len(ANSWER_CLOSE)]
+    if require_content and not answer.strip():
+        return 0.0, {"reason": "empty answer"}
+    return 1.0, {}
+
+
+def _tag_counts(text: str) -> dict[str, int]:
+    return {tag: text.count(tag) for tag in TAGS}
+
+
+@register_reward("format")
+def format_reward(
+    completion: str,
+    example: Mapping[str, Any],
+    *,
+    require_content: bool = True,
+    end_tokens: tuple[str, ...] | list[str] = END_TOKENS,
+) -> tuple[float, dict[str, Any]]:
+    """1.0 if the completion is exactly `<think> ... </think> <answer> ... </answer>`, else 0.0."""
+    counts = _tag_counts(completion)
+    bad = [tag for tag, n in counts.items() if n != 1]
+    if bad:
+        return 0.0, {"reason": f"tag count: {', '.join(f'{t} x{counts[t]}' for t in bad)}"}
+    text = completion.lstrip()
+    if not text.startswith(THINK_OPEN):
+        return 0.0, {"reason": "text before <think>"}
+    # Every tag occurs exactly once, so this split is unambiguous.
+    reasoning, _, tail = text[len(THINK_OPEN) :].partition(THINK_CLOSE)
+    if ANSWER_OPEN in reasoning or ANSWER_CLOSE in reasoning:
+        return 0.0, {"reason": "tags out of order"}
+    if require_content and not reasoning.strip():
+        return 0.0, {"reason": "empty reasoning"}
+    return _check_tail(tail, require_content, end_tokens)
+
+
+@register_reward("format_prefill")
+def format_prefill(
+    completion: str,
+    example: Mapping[str, Any],
+    *,
+    require_content: bool = True,
+    end_tokens: tuple[str, ...] | list[str] = END_TOKENS,
+) -> tuple[float, dict[str, Any]]:
+    """For prompts ending in `<think>`: 1.0 if the completion is `... </think> <answer> ... </answer>`.
+
+    The prompt opened the reasoning, so a `<think>` in the completion is a second opening tag and
+    fails; everything before `</think>` is reasoning.
+    """
+    counts = _tag_counts(completion)
+    expected = {THINK_OPEN: 0, THINK_CLOSE: 1, ANSWER_OPEN: 1, ANSWER_CLOSE: 1}
+    bad = [tag for tag, n in counts.items() if n != expected[tag]]
+    if bad:
+        return 0.0, {"reason": f"tag count: {', '.join(f'{t} x{counts[t]}' for t in bad)}"}
+    reasoning, _, tail = completion.partition(THINK_CLOSE)
+    if ANSWER_OPEN in reasoning or ANSWER_CLOSE in reasoning:
+        return 0.0, {"reason": "tags out of order"}
+    if require_content and not reasoning.strip():
+        return 0.0, {"reason": "empty reasoning"}
+    return _check_tail(tail, require_content, end_tokens)
+
+
+@register_reward("format_cold_start")
+def format_cold_start(
+    completion: str,
+    example: Mapping[str, Any],
+    *,
+    token: str = "|special_token|",
+    require_content: bool = True,
+    end_tokens: tuple[str, ...] | list[str] = END_TOKENS,
+) -> tuple[float, dict[str, Any]]:
+    """1.0 if the completion is `token reasoning token summary` (R1 cold-start format), else 0.0.
+
+    Exactly two occurrences of `token`; only whitespace before the first; the summary runs to the
+    end of the text (trailing end-of-text tokens allowed).
+    """
+    if not token:
+        raise ValueError("format_cold_start: `token` must be a non-empty string")
+    if completion.count(token) != 2:
+        return 0.0, {"reason": f"{token} x{completion.count(token)}, expected 2"}
+    text = completion.lstrip()
+    if not text.startswith(token):
+        return 0.0, {"reason": f"text before the first {token}"}
+    reasoning, _, summary = text[len(token) :].partition(token)
+    summary = strip_end_tokens(summary, end_tokens)
+    if require_content and not reasoning.strip():
+        return 0.0, {"reason": "empty reasoning"}
+    if require_content and not summary.strip():
+        return 0.0, {"reason": "empty summary"}
+    return 1.0, {}

@@ -1,0 +1,103 @@
+"""The reward registry: every reward is a plain function registered by name, with one signature.
+
+    fn(completion: str, example: Mapping[str, Any], *, **params) -> float | tuple[float, dict]
+
+`completion` is the model's text (the prompt excluded). `example` holds the reference data of the
+task (`answer`, `numbers`, `target`, `tests`, ...) and, when the caller knows them, these reserved
+per-completion keys:
+
+- `num_tokens` (int): length of the completion in tokens (length rewards need it);
+- `max_tokens` (int): the generation limit the completion was sampled with;
+- `correct` (bool): correctness already decided by the caller (the cosine length reward uses it
+  instead of running the accuracy reward again).
+
+Params are keyword-only with defaults, so a reward is always callable as `fn(completion, example)`
+and a config can name any of them. The caller never branches on a reward's name: `get_reward`
+returns a function and every function is called the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from r1lab.config import ConfigError
+
+RewardFn = Callable[..., "float | tuple[float, dict[str, Any]]"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Keys a caller may add to an example with facts about one completion; documented above.
+RESERVED_KEYS = ("num_tokens", "max_tokens", "correct")
+
+_REGISTRY: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str) -> Callable[[F], F]:
+    """Register `fn` under `name`; the signature is checked here so a bad reward fails at import."""
+
+    def decorator(fn: F) -> F:
+        if name in _REGISTRY and _REGISTRY[name] is not fn:
+            raise ValueError(
+                f"reward '{name}' is already registered by {_REGISTRY[name].__module__}"
+            )
+        _check_signature(name, fn)
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorator
+
+
+def _check_signature(name: str, fn: Callable[..., Any]) -> None:
+    params = list(inspect.signature(fn).parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) < 2 or any(p.kind not in positional for p in params[:2]):
+        raise TypeError(f"reward '{name}' must take (completion, example) positionally")
+    for p in params[2:]:
+        if p.kind is not p.KEYWORD_ONLY or p.default is p.empty:
+            raise TypeError(
+                f"reward '{name}': parameter '{p.name}' must be keyword-only with a default"
+            )
+
+
+def list_rewards() -> list[str]:
+    """Names of all registered rewards, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_reward(name: str) -> RewardFn:
+    """The reward registered as `name`; an unknown name is a ConfigError naming the valid ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        near = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.5)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        raise ConfigError(
+            f"unknown reward '{name}'.{hint} Valid rewards: {', '.join(list_rewards())}"
+        ) from None
+
+
+def reward_params(name: str) -> dict[str, Any]:
+    """The params a reward accepts, with their defaults."""
+    sig = inspect.signature(get_reward(name))
+    return {p.name: p.default for p in list(sig.parameters.values())[2:]}
+
+
+def check_params(name: str, params: Mapping[str, Any]) -> None:
+    """Raise a ConfigError for a param the reward does not take, naming its nearest valid one."""
+    valid = reward_params(name)
+    for key in params:
+        if key not in valid:
+            near = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            listed = ", ".join(valid) if valid else "(none)"
+            raise ConfigError(f"reward '{name}' has no param '{key}'.{hint} Its params: {listed}")
+
+
+def split_result(result: float | tuple[float, Mapping[str, Any]]) -> tuple[float, dict[str, Any]]:
+    """A reward's return value as (score, info), whichever form the reward returned."""
+    if isinstance(result, tuple):
+        score, info = result
+        return float(score), dict(info)
+    return float(result), {}

@@ -1,0 +1,194 @@
+"""Format rewards: one test per strictness rule (see r1lab.rewards.format), plus property tests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from r1lab.rewards.format import (
+    END_TOKENS,
+    TAGS,
+    format_cold_start,
+    format_prefill,
+    format_reward,
+    strip_end_tokens,
+)
+
+GOOD = "<think>2 + 3 = 5</think> <answer>5</answer>"
+
+
+def score(fn, text, **params):
+    return fn(text, {}, **params)[0]
+
+
+# -- format (R1-Zero) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        "<think>a</think><answer>b</answer>",  # no whitespace needed between blocks
+        "  \n<think>\nmulti\nline\n</think>\n\n<answer>\n5\n</answer>\n",
+        "<think>思考: 2 + 3 = 5 ✓</think> <answer>五</answer>",  # unicode content
+        "<think>see <Think> and <thinking></think> <answer>5</answer>",  # not tags: text
+    ],
+)
+def test_format_accepts(text):
+    assert score(format_reward, text) == 1.0
+
+
+@pytest.mark.parametrize("tok", END_TOKENS)
+def test_format_allows_each_end_token(tok):
+    assert score(format_reward, GOOD + tok) == 1.0
+    assert score(format_reward, GOOD + " \n" + tok + "\n") == 1.0
+
+
+def test_format_allows_several_end_tokens():
+    assert score(format_reward, GOOD + "<|im_end|><|endoftext|><|endoftext|>") == 1.0
+
+
+def test_format_end_token_only_at_the_end():
+    assert score(format_reward, "<think>a</think><|im_end|><answer>5</answer>") == 0.0
+    assert score(format_reward, "<|endoftext|>" + GOOD) == 0.0
+
+
+def test_format_custom_end_tokens():
+    assert score(format_reward, GOOD + "<eos>") == 0.0
+    assert score(format_reward, GOOD + "<eos>", end_tokens=["<eos>"]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("Sure! " + GOOD, "text before <think>"),
+        ("<think>a</think> so: <answer>5</answer>", "text between"),
+        (GOOD + " Hope that helps.", "text after"),
+        ("<think>a</think>", "tag count"),
+        ("<answer>5</answer>", "tag count"),
+        ("<think>a <answer>5</answer>", "tag count"),
+        ("<think>a</think> <answer>5", "tag count"),
+        ("<answer>5</answer> <think>a</think>", "text before <think>"),
+        ("<think>a <answer>5</answer></think>", "out of order"),
+        ("<think>a</think> </answer>5<answer>", "text between"),
+        ("<think>a <think>b</think></think> <answer>5</answer>", "tag count"),
+        ("<think>a</think> <answer>5</answer> <answer>6</answer>", "tag count"),
+        ("<think>a</think><think>b</think> <answer>5</answer>", "tag count"),
+        ("<Think>a</Think> <answer>5</answer>", "tag count"),
+        ("<think >a</think> <answer>5</answer>", "tag count"),
+        ("<thinking>a</thinking> <answer>5</answer>", "tag count"),
+        ("<think> \n </think> <answer>5</answer>", "empty reasoning"),
+        ("<think>a</think> <answer>  </answer>", "empty answer"),
+        ("", "tag count"),
+    ],
+)
+def test_format_rejects(text, reason):
+    value, info = format_reward(text, {})
+    assert value == 0.0
+    assert reason in info["reason"]
+
+
+def test_format_require_content_can_be_relaxed():
+    assert score(format_reward, "<think></think> <answer></answer>", require_content=False) == 1.0
+    assert score(format_reward, "<think></think> <answer></answer>") == 0.0
+
+
+# -- format_prefill (prompt ends in <think>) ------------------------------------------------
+
+
+def test_prefill_accepts():
+    assert score(format_prefill, "2 + 3 = 5</think> <answer>5</answer>") == 1.0
+    assert score(format_prefill, " 2 + 3 = 5\n</think>\n<answer>5</answer><|im_end|>") == 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>2 + 3 = 5</think> <answer>5</answer>",  # a second opening tag
+        "2 + 3 = 5 <answer>5</answer>",  # no </think>
+        "  </think> <answer>5</answer>",  # empty reasoning
+        "a</think> <answer>5</answer> extra",
+        "a</think> b <answer>5</answer>",
+        "a <answer>5</answer></think>",
+        "a</think></think> <answer>5</answer>",
+        "",
+    ],
+)
+def test_prefill_rejects(text):
+    assert score(format_prefill, text) == 0.0
+
+
+# -- format_cold_start (|special_token|reasoning|special_token|summary) ---------------------
+
+
+def test_cold_start_accepts():
+    text = "|special_token|2 + 3 = 5, checked twice.|special_token|The answer is 5."
+    assert score(format_cold_start, text) == 1.0
+    assert score(format_cold_start, "\n" + text + "<|endoftext|>") == 1.0
+
+
+def test_cold_start_custom_token():
+    text = "<sep>reasoning<sep>summary"
+    assert score(format_cold_start, text, token="<sep>") == 1.0
+    assert score(format_cold_start, text) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "|special_token|only one token",
+        "|special_token|a|special_token|b|special_token|c",
+        "preamble |special_token|a|special_token|b",
+        "|special_token| |special_token|summary",
+        "|special_token|reasoning|special_token| <|endoftext|>",
+        "",
+    ],
+)
+def test_cold_start_rejects(text):
+    assert score(format_cold_start, text) == 0.0
+
+
+def test_cold_start_empty_token_is_an_error():
+    with pytest.raises(ValueError, match="token"):
+        format_cold_start("x", {}, token="")
+
+
+def test_strip_end_tokens():
+    assert strip_end_tokens("a </s> <|im_end|>\n") == "a"
+    assert strip_end_tokens("</s> a") == "</s> a"
+
+
+# -- properties ------------------------------------------------------------------------------
+
+# Reasoning/answer text that cannot contain a tag or an end token.
+plain = st.text(alphabet=st.characters(blacklist_characters="<>|"), min_size=1).filter(
+    lambda s: s.strip()
+)
+anything = st.text(alphabet=st.sampled_from(list("<>/|ta hinkswer_ \n5")) | st.characters())
+
+
+@settings(max_examples=200, deadline=None)
+@given(anything)
+def test_no_input_crashes(text):
+    for fn in (format_reward, format_prefill, format_cold_start):
+        value, info = fn(text, {})
+        assert value in (0.0, 1.0)
+        assert value == 1.0 or info["reason"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(plain, plain, st.sampled_from(["", " ", "\n", "\n\n"]))
+def test_well_formed_scores_one(reasoning, answer, sep):
+    text = f"<think>{reasoning}</think>{sep}<answer>{answer}</answer>"
+    assert score(format_reward, text) == 1.0
+    assert score(format_prefill, f"{reasoning}</think>{sep}<answer>{answer}</answer>") == 1.0
+    assert score(format_cold_start, f"|special_token|{reasoning}|special_token|{answer}") == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(plain, plain, st.sampled_from(TAGS), st.integers(min_value=0))
+def test_an_extra_tag_anywhere_scores_zero(reasoning, answer, tag, where):
+    text = f"<think>{reasoning}</think> <answer>{answer}</answer>"
+    at = where % (len(text) + 1)
+    assert score(format_reward, text[:at] + tag + text[at:]) == 0.0
