@@ -1,0 +1,91 @@
+"""Language consistency (DeepSeek-R1 stage 2): the share of the reasoning's words in the target language.
+
+    language_consistency(completion, example, language="en")  # -> float in [0, 1]
+
+The reasoning is the content of `<think>...</think>`; with only `</think>` (a prefilled prompt),
+the text before it; with no `</think>`, the whole completion (tags removed). Words are decided by script, so the
+reward needs no language model and is exact:
+
+- a word is a run of letters of one script; each CJK ideograph counts as one word (Chinese is not
+  written with spaces), kana and hangul runs count as words of their script;
+- not words: digits, punctuation, math symbols, LaTeX commands (`\\frac`), Greek letters (they are
+  math here), and single Latin letters (variables such as `x`);
+- `language` picks the scripts that count as on-target: `en` Latin, `zh` Han ideographs, `ja` kana
+  and Han, `ko` hangul, `ru` Cyrillic. Latin script cannot tell English from French: that is a
+  known limit of deciding by script.
+
+Reasoning without a single word scores 0.0: no evidence of the target language is not consistency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from r1lab.rewards.registry import register_reward
+
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+_CYRILLIC = "\u0400-\u04ff"
+_HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
+_KANA = "\u3040-\u30ff\u31f0-\u31ff"
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+
+# One alternative per script; the group that matched names the script of the word.
+_WORDS = re.compile(
+    rf"(?P<latex>\\[A-Za-z]+)"
+    rf"|(?P<latin>[{_LATIN}]+)"
+    rf"|(?P<cyrillic>[{_CYRILLIC}]+)"
+    rf"|(?P<hangul>[{_HANGUL}]+)"
+    rf"|(?P<kana>[{_KANA}]+)"
+    rf"|(?P<han>[{_HAN}])"
+)
+
+LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
+    "en": frozenset({"latin"}),
+    "zh": frozenset({"han"}),
+    "ja": frozenset({"kana", "han"}),
+    "ko": frozenset({"hangul"}),
+    "ru": frozenset({"cyrillic"}),
+}
+
+
+def reasoning_text(completion: str) -> str:
+    """The reasoning part of a completion (see the module docstring)."""
+    close = completion.find("</think>")
+    if close < 0:
+        # The tag names are not words of the reasoning.
+        for tag in ("<think>", "<answer>", "</answer>"):
+            completion = completion.replace(tag, " ")
+        return completion
+    open_ = completion.rfind("<think>", 0, close)
+    return completion[open_ + len("<think>") if open_ >= 0 else 0 : close]
+
+
+def count_words(text: str) -> dict[str, int]:
+    """Words per script in `text` (`latin`, `cyrillic`, `hangul`, `kana`, `han`)."""
+    counts = {"latin": 0, "cyrillic": 0, "hangul": 0, "kana": 0, "han": 0}
+    for m in _WORDS.finditer(text):
+        script = m.lastgroup
+        if script == "latex" or (script == "latin" and len(m.group()) < 2):
+            continue
+        counts[script] += 1  # type: ignore[index]
+    return counts
+
+
+@register_reward("language_consistency")
+def language_consistency(
+    completion: str, example: Mapping[str, Any], *, language: str = "en"
+) -> tuple[float, dict[str, Any]]:
+    """Share of the reasoning's words written in `language`'s script(s); 0.0 without words."""
+    if language not in LANGUAGE_SCRIPTS:
+        raise ValueError(
+            f"language_consistency: unknown language '{language}'; "
+            f"valid: {', '.join(LANGUAGE_SCRIPTS)}"
+        )
+    counts = count_words(reasoning_text(completion))
+    total = sum(counts.values())
+    if total == 0:
+        return 0.0, {"words": 0}
+    on_target = sum(n for script, n in counts.items() if script in LANGUAGE_SCRIPTS[language])
+    return on_target / total, {"words": total}

@@ -1,0 +1,156 @@
+"""Countdown: the grammar, each-number-once, exact arithmetic, and hostile equations."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from r1lab.rewards.countdown import countdown, parse_countdown
+
+EX = {"numbers": [4, 5, 25], "target": 80}
+
+
+def cd(answer: str, example=EX, **params) -> float:
+    return countdown(f"<think>...</think> <answer>{answer}</answer>", example, **params)[0]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["(25 - 5) * 4", "4*(25-5)", " 4 * ( 25 - 5 ) ", "(25 - 5) * 4 = 80", "-(5 - 25) * 4"],
+)
+def test_correct(answer):
+    assert cd(answer) == 1.0
+
+
+def test_boxed_answer_without_tags():
+    assert countdown("so \\boxed{(25 - 5) * 4}", EX)[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ("(25 - 5) * 4 = 81", "right-hand side"),
+        ("80 = (25 - 5) * 4", "right-hand side"),
+        ("(25 - 5) * 4 = 80 = 80", "right-hand side"),
+        ("25 * 4 - 25", "uses"),  # 25 twice, 5 never
+        ("25 * 4", "uses"),  # 5 unused
+        ("(25 - 5) * 4 + 0", "uses"),  # a number not given
+        ("25 * 4 - 5", "equals"),
+        ("(25 - 5) ** 4", "not an arithmetic"),
+        ("(25 - 5) // 4", "not an arithmetic"),
+        ("(25 - 05) * 4", "not an arithmetic"),  # leading zero
+        ("20.0 * 4", "not an arithmetic"),
+        ("(25 - 5) x 4", "not an arithmetic"),
+        ("__import__('os')", "not an arithmetic"),
+        ("4 * (25 - 5", "not an arithmetic"),
+        ("", "no answer"),
+    ],
+)
+def test_wrong(answer, reason):
+    value, info = countdown(f"<answer>{answer}</answer>", EX)
+    assert value == 0.0
+    assert reason in info["reason"]
+
+
+def test_equals_suffix_can_be_disallowed():
+    assert cd("(25 - 5) * 4 = 80", allow_equals=False) == 0.0
+
+
+def test_exact_division():
+    # 1 / 3 * 3 is exactly 1 with rationals (a float would give 0.9999999999999999).
+    assert cd("1 / 3 * 3 + 1", {"numbers": [1, 1, 3, 3], "target": 2}) == 1.0
+    assert cd("25 / 5 * 4", {"numbers": [4, 5, 25], "target": 20}) == 1.0
+    assert cd("5 / 4 + 25", {"numbers": [4, 5, 25], "target": 26}) == 0.0  # 26.25
+
+
+def test_division_by_zero_scores_zero():
+    assert cd("4 / (5 - 5) + 25", {"numbers": [4, 5, 5, 25], "target": 1}) == 0.0
+
+
+def test_no_answer_and_missing_fields():
+    assert countdown("no tags", EX)[0] == 0.0
+    with pytest.raises(KeyError, match="numbers"):
+        countdown("<answer>1</answer>", {"target": 1})
+    with pytest.raises(KeyError, match="target"):
+        countdown("<answer>1</answer>", {"numbers": [1]})
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "1+" * 5000 + "1",  # 10 kB
+        "(" * 5000 + "1" + ")" * 5000,
+        "(" * 100 + "4" + ")" * 100 + " * (25 - 5)",  # correct, but nested past the cap
+        "-" * 5000 + "4",
+        "9" * 10_000,
+        "99999999999 * " * 20 + "1",
+    ],
+)
+def test_hostile_equations_score_zero_quickly(answer):
+    start = time.perf_counter()
+    assert cd(answer) == 0.0
+    assert time.perf_counter() - start < 0.5
+
+
+def test_depth_cap():
+    nested = "(" * 10 + "25 - 5" + ")" * 10 + " * 4"
+    assert cd(nested) == 1.0
+    assert cd(nested, max_depth=5) == 0.0
+    chained = "4 * 25 - 5 - 5 + 5"  # operators nest in the AST without any parentheses
+    assert cd(chained, {"numbers": [4, 5, 5, 25, 5], "target": 95}) == 1.0
+    assert cd(chained, {"numbers": [4, 5, 5, 25, 5], "target": 95}, max_depth=3) == 0.0
+
+
+@pytest.mark.parametrize(
+    "expr, value",
+    [("1 + 2", 3), ("7 / 2", Fraction(7, 2)), ("-(3 - 10)", 7), ("2 * (3 + 4)", 14), ("0", 0)],
+)
+def test_parse_countdown(expr, value):
+    assert parse_countdown(expr) == value
+
+
+@pytest.mark.parametrize("expr", ["", "1 +", "1 / 0", "2 ** 3", "abs(1)", "1.5", "01", "1 2", "x"])
+def test_parse_countdown_rejects(expr):
+    assert parse_countdown(expr) is None
+
+
+# -- properties ------------------------------------------------------------------------------
+
+leaf = st.integers(min_value=0, max_value=100).map(lambda n: (str(n), Fraction(n)))
+
+
+def _combine(children):
+    def make(args):
+        (a, va), op, (b, vb) = args
+        if op == "/":
+            value = None if vb in (None, 0) or va is None else va / vb
+        elif va is None or vb is None:
+            value = None
+        else:
+            value = {"+": va + vb, "-": va - vb, "*": va * vb}[op]
+        return (f"({a} {op} {b})", value)
+
+    return st.tuples(children, st.sampled_from("+-*/"), children).map(make)
+
+
+trees = st.recursive(leaf, _combine, max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees)
+def test_parse_matches_exact_evaluation(tree):
+    text, value = tree
+    assert parse_countdown(text) == value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789+-*/() =.x")), max_size=60) | st.text())
+def test_no_input_crashes(text):
+    value = parse_countdown(text)
+    assert value is None or isinstance(value, Fraction)
+    assert countdown(f"<answer>{text}</answer>", EX)[0] in (0.0, 1.0)

@@ -1,0 +1,79 @@
+"""Language consistency: words decided by script, exact proportions, the reasoning only."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from r1lab.rewards.language import count_words, language_consistency, reasoning_text
+
+
+def lc(text: str, language: str = "en") -> float:
+    return language_consistency(text, {}, language=language)[0]
+
+
+def test_pure_english_and_pure_chinese():
+    assert lc("<think>Let me add the two numbers carefully.</think> <answer>5</answer>") == 1.0
+    assert lc("<think>我们把两个数相加</think> <answer>5</answer>", "zh") == 1.0
+    assert lc("<think>我们把两个数相加</think> <answer>5</answer>", "en") == 0.0
+
+
+def test_mixed_counts_each_ideograph_as_a_word():
+    # 2 English words (problem, is) and 4 ideographs.
+    text = "<think>这个 problem is 简单</think>"
+    assert count_words(reasoning_text(text)) == {
+        "latin": 2,
+        "cyrillic": 0,
+        "hangul": 0,
+        "kana": 0,
+        "han": 4,
+    }
+    assert lc(text, "en") == pytest.approx(2 / 6)
+    assert lc(text, "zh") == pytest.approx(4 / 6)
+
+
+def test_digits_punctuation_math_and_latex_are_not_words():
+    assert lc("<think>2 + 3 = 5; 5 * 7 = 35!</think>") == 0.0
+    assert lc("<think>\\frac{a}{b} means division, x = 3</think>") == 1.0  # means, division
+    assert lc("<think>so α + β = π here</think>") == 1.0  # Greek letters are math symbols
+    text = "<think>因此 x = \\sqrt{2}</think>"
+    assert lc(text, "zh") == 1.0  # single letters and LaTeX commands do not count
+
+
+def test_empty_reasoning_scores_zero():
+    assert language_consistency("", {})[0] == 0.0
+    assert language_consistency("<think> 1 + 1 </think> <answer>2</answer>", {}) == (
+        0.0,
+        {"words": 0},
+    )
+
+
+def test_only_the_reasoning_counts():
+    text = "<think>All English reasoning here.</think> <answer>答案是五</answer>"
+    assert lc(text) == 1.0
+    # Prefilled prompt: the completion starts inside the reasoning.
+    assert lc("全部中文 reasoning</think> <answer>five</answer>", "zh") == pytest.approx(4 / 5)
+    # No tags: the whole completion, tag names excluded.
+    assert lc("just some words") == 1.0
+    assert lc("<think>unfinished 中") == pytest.approx(1 / 2)
+
+
+def test_other_scripts():
+    assert lc("<think>Давайте посчитаем сумму</think>", "ru") == 1.0
+    assert lc("<think>계산해 봅시다</think>", "ko") == 1.0
+    assert lc("<think>計算してみましょう</think>", "ja") == 1.0
+    assert lc("<think>Давайте count</think>", "en") == 0.5
+
+
+def test_unknown_language_is_an_error():
+    with pytest.raises(ValueError, match="valid: en, zh"):
+        language_consistency("x", {}, language="xx")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300), st.sampled_from(["en", "zh", "ja", "ko", "ru"]))
+def test_always_a_proportion(text, language):
+    value, info = language_consistency(text, {}, language=language)
+    assert 0.0 <= value <= 1.0
+    assert info["words"] >= 0
