@@ -1,0 +1,434 @@
+"""Run untrusted, model-written Python with hard limits, for the code rewards.
+
+    from r1lab.rewards.sandbox import Limits, run_python
+    result = run_python("print(input()[::-1])", stdin="abc\\n", limits=Limits(wall_time=2))
+    result.stdout, result.returncode, result.timed_out, result.isolation
+
+Every run gets a fresh temporary directory (its cwd, HOME and TMPDIR), a new session, rlimits
+(CPU, address space, processes, file size, open files, no core dumps), a scrubbed environment, an
+isolated interpreter (`python -I -S`: no site-packages, no user paths, no PYTHON* variables), a
+wall-clock limit enforced by this process, and a cap on the output it may print (killed on
+overflow). Where the machine allows it, it also runs as PID 1's child in fresh network, PID and
+mount namespaces (no network at all, not even loopback; every process it starts dies with it;
+private tmpfs over the world-writable directories), and, when we are root, as a throwaway uid that
+owns nothing, cannot gain privileges, and has its own process count for RLIMIT_NPROC (root ignores
+that limit). `SandboxResult.isolation` names what was applied; docs/sandbox.md says exactly what
+each layer does and does not guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+INIT = Path(__file__).with_name("_sandbox_init.py")
+# Sandbox uids are UID_BASE + 1 + pid * 64 + n: unique among concurrent runs, far above any real
+# account, and fresh, so RLIMIT_NPROC counts only this run's processes. UID_BASE itself is the
+# uid the probe uses.
+UID_BASE = 100_000_000
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_SBIN_PATH = SAFE_PATH + ":/usr/local/sbin:/usr/sbin:/sbin"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandboxed run may use. Every limit is a floor that holds without namespaces."""
+
+    wall_time: float = 5.0
+    """Seconds of wall-clock time before everything the run started is killed."""
+    cpu_time: int = 5
+    """RLIMIT_CPU, seconds of CPU per process (SIGXCPU, then SIGKILL one second later)."""
+    memory_bytes: int = 1 << 30
+    """RLIMIT_AS, bytes of address space per process (allocations beyond fail: MemoryError)."""
+    processes: int = 16
+    """RLIMIT_NPROC: processes and threads the sandbox uid may have at once (see docs/sandbox.md)."""
+    file_size_bytes: int = 16 << 20
+    """RLIMIT_FSIZE, the largest file the program may write."""
+    open_files: int = 64
+    """RLIMIT_NOFILE."""
+    output_bytes: int = 1 << 20
+    """Bytes of stdout (and, separately, stderr) kept; printing more kills the run."""
+    tmpfs_bytes: int = 64 << 20
+    """Size of each private tmpfs (work directory, masked directories) with a mount namespace."""
+    namespaces: bool = True
+    """Use network/PID/mount namespaces when the machine allows them."""
+    masks: tuple[str, ...] = WORLD_WRITABLE
+    """World-writable directories hidden behind a private tmpfs (mount namespace only)."""
+    python: str | None = None
+    """Interpreter for the program; None picks this one, or one an unprivileged uid can run."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How a sandboxed run ended."""
+
+    returncode: int | None
+    """Exit status; negative: killed by that signal; None: killed by the sandbox (time/output)."""
+    stdout: str
+    stderr: str
+    timed_out: bool
+    output_exceeded: bool = False
+    wall_time: float = 0.0
+    cpu_time: float = 0.0
+    max_rss_bytes: int = 0
+    isolation: tuple[str, ...] = ()
+    """The isolation layers that were applied, e.g. ("rlimits", "setuid", "netns", ...)."""
+    uid: int | None = None
+    """The throwaway uid the program ran as, or None when it ran as the caller's uid."""
+
+    @property
+    def ok(self) -> bool:
+        """The program exited normally with status 0 within its limits."""
+        return self.returncode == 0 and not self.timed_out and not self.output_exceeded
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not be set up (not the program's fault)."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine lets the sandbox do; found once per process by `probe_isolation`."""
+
+    prefix: tuple[str, ...]
+    """Command that enters the namespaces (`unshare ...`), or () without them."""
+    namespaces: bool
+    drop_uid: bool
+    python: str
+    """The interpreter the program runs under."""
+    notes: tuple[str, ...] = ()
+    """Why a layer is missing, for docs and error messages."""
+
+    def layers(self, masks: tuple[str, ...] = WORLD_WRITABLE) -> tuple[str, ...]:
+        """Names of the layers a run with these `masks` gets (docs/sandbox.md explains each)."""
+        names = ["session", "rlimits", "scrubbed-env", "tmpdir", "isolated-python"]
+        names += ["setuid", "no-new-privs"] if self.drop_uid else ["no-new-privs"]
+        if self.namespaces:
+            names += ["netns", "pidns", "mountns"]
+            if masks:
+                names.append("private-tmp")
+        if self.drop_uid:
+            names.append("uid-sweep")
+        return tuple(names)
+
+
+def _runs_as(python: str, uid: int | None) -> bool:
+    """Whether `python -I -S` starts and imports the stdlib as `uid` (None: as ourselves)."""
+    kwargs = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+    try:
+        proc = subprocess.run(
+            [python, "-I", "-S", "-c", "import json, os"],
+            env={"PATH": SAFE_PATH},
+            cwd="/",
+            capture_output=True,
+            timeout=10,
+            **kwargs,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+@functools.lru_cache(maxsize=8)
+def probe_isolation(namespaces: bool = True, python: str | None = None) -> Isolation:
+    """Find which isolation layers work here: tries them once, never assumes."""
+    notes: list[str] = []
+    root = os.geteuid() == 0
+    prefix: tuple[str, ...] = ()
+    unshare = shutil.which("unshare", path=_SBIN_PATH)
+    if namespaces and unshare is None:
+        notes.append("no `unshare` binary: no network/PID/mount namespaces")
+    elif namespaces:
+        user = () if root else ("--user", "--map-root-user")
+        flags = ("--net", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc")
+        cmd = (unshare, *user, *flags)
+        try:
+            ok = subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if ok:
+            prefix = cmd
+        else:
+            notes.append("`unshare --net --pid --mount` is not permitted here: no namespaces")
+    candidates = (
+        [python] if python else [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
+    )
+    drop_uid = False
+    chosen = python or sys.executable
+    if root:
+        # Root ignores RLIMIT_NPROC and can do anything to the host: the program must run as a
+        # throwaway uid, with an interpreter that uid can read (this one may live under /root).
+        for cand in candidates:
+            if cand and os.path.exists(cand) and _runs_as(cand, UID_BASE):
+                chosen, drop_uid = cand, True
+                break
+        else:
+            notes.append(
+                "no interpreter an unprivileged uid can run: the program runs as root "
+                "(RLIMIT_NPROC does not apply to root)"
+            )
+    else:
+        notes.append("not root: the program runs as the caller's uid")
+    return Isolation(prefix, bool(prefix), drop_uid, chosen, tuple(notes))
+
+
+_uid_counter = itertools.count()
+_uid_lock = threading.Lock()
+
+
+def _next_uid() -> int:
+    with _uid_lock:
+        n = next(_uid_counter) % 64
+    return UID_BASE + 1 + (os.getpid() % 4_194_304) * 64 + n
+
+
+def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:
+    cpu = max(1, int(limits.cpu_time))
+    return {
+        "cpu": (cpu, cpu + 1),
+        "as": (limits.memory_bytes, limits.memory_bytes),
+        "nproc": (limits.processes, limits.processes),
+        "fsize": (limits.file_size_bytes, limits.file_size_bytes),
+        "nofile": (limits.open_files, limits.open_files),
+        "core": (0, 0),
+    }
+
+
+def _collect(
+    proc: subprocess.Popen, limits: Limits, deadline: float
+) -> tuple[bytes, bytes, bool, bool]:
+    """Read stdout/stderr until both close, the deadline passes, or one exceeds the cap."""
+    bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}  # type: ignore[union-attr]
+    sel = selectors.DefaultSelector()
+    for fd in bufs:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    timed_out = exceeded = False
+    exited_at: float | None = None
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            # Once the top process is gone, only an escaped daemon can hold the pipes open:
+            # give the last bytes a moment, then stop listening to it.
+            if exited_at is not None and now - exited_at > 0.05:
+                break
+            wait = min(deadline - now, 0.01 if exited_at is not None else 0.05)
+            for key, _ in sel.select(wait):
+                fd = key.fd
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                room = limits.output_bytes - len(bufs[fd])
+                bufs[fd] += chunk[: max(room, 0)]
+                if len(chunk) > room:
+                    exceeded = True
+            if exceeded:
+                break
+    finally:
+        sel.close()
+    out, err = bufs.values()
+    return bytes(out), bytes(err), timed_out, exceeded
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    # Before wait(): the unreaped leader keeps its pid (= the group id) from being reused.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of live processes (zombies excluded: they run nothing) whose real uid is `uid`."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                state = ""
+                for line in f:
+                    if line.startswith("State:"):
+                        state = line.split()[1]
+                    elif line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid and state not in ("Z", "X"):
+                            pids.append(int(entry))
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def _sweep_uid(uid: int, deadline_s: float = 2.0) -> None:
+    """Kill every process of the throwaway uid and wait until none runs.
+
+    Catches daemons that left the process group, and waits out processes that were sent
+    SIGKILL but have not finished dying, so nothing of the run executes after we return.
+    """
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        pids = processes_of(uid)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
+
+
+def _sweep_files(uid: int, dirs: tuple[str, ...]) -> None:
+    """Remove what the throwaway uid left at the top of world-writable directories."""
+    for d in dirs:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+
+def _read_status(fd: int) -> dict:
+    data = b""
+    try:
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    status: dict = {}
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            status.update(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return status
+
+
+def _unmasked(iso: Isolation, limits: Limits) -> tuple[str, ...]:
+    """World-writable directories the program could write to on the host."""
+    masked = limits.masks if iso.namespaces else ()
+    return tuple(d for d in WORLD_WRITABLE if d not in masked)
+
+
+def run_python(code: str, stdin: str = "", limits: Limits = Limits()) -> SandboxResult:
+    """Run `code` as `python -I -S main.py` in a fresh sandbox and return how it ended."""
+    iso = probe_isolation(limits.namespaces, limits.python)
+    uid = _next_uid() if iso.drop_uid else None
+    start = time.monotonic()
+    host_dir = tempfile.mkdtemp(prefix="r1lab-sbx-")
+    try:
+        program = os.path.join(host_dir, "main.py")
+        with open(program, "wb") as f:
+            f.write(code.encode("utf-8", errors="replace"))
+        stdin_path = os.path.join(host_dir, "stdin")
+        with open(stdin_path, "wb") as f:
+            f.write(stdin.encode("utf-8", errors="replace"))
+        if uid is not None and not iso.namespaces:
+            os.chown(host_dir, uid, uid)
+            os.chown(program, uid, uid)
+        workdir = host_dir
+        env = {
+            "PATH": SAFE_PATH,
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        }
+        status_r, status_w = os.pipe()
+        cfg = {
+            "program": program,
+            "workdir": workdir,
+            "mountns": iso.namespaces,
+            "pidns": iso.namespaces,
+            "masks": list(limits.masks),
+            "tmpfs_bytes": limits.tmpfs_bytes,
+            "uid": uid,
+            "gid": uid,
+            "python": iso.python,
+            "rlimits": _rlimits(limits),
+            "wall": limits.wall_time,
+            "status_fd": status_w,
+            "env": env,
+        }
+        cmd = [*iso.prefix, sys.executable, "-I", "-S", str(INIT), json.dumps(cfg)]
+        try:
+            with open(stdin_path, "rb") as fin:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=fin,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    pass_fds=(status_w,),
+                    env={"PATH": SAFE_PATH},
+                    cwd=host_dir,
+                    start_new_session=True,
+                )
+        finally:
+            os.close(status_w)
+        try:
+            out, err, timed_out, exceeded = _collect(proc, limits, start + limits.wall_time)
+        finally:
+            _kill_group(proc)
+            proc.wait()
+            proc.stdout.close()  # type: ignore[union-attr]
+            proc.stderr.close()  # type: ignore[union-attr]
+            status = _read_status(status_r)
+            if uid is not None:
+                # In a PID namespace a clean exit already killed everything; after our SIGKILL
+                # the namespace may still be dying, so wait for it.
+                if not iso.namespaces or timed_out or exceeded or "status" not in status:
+                    _sweep_uid(uid)
+                _sweep_files(uid, _unmasked(iso, limits))
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+    if "setup_error" in status:
+        raise SandboxError(f"sandbox setup failed: {status['setup_error']}")
+    timed_out = timed_out or bool(status.get("timeout"))
+    finished = "status" in status and not timed_out and not exceeded
+    return SandboxResult(
+        returncode=os.waitstatus_to_exitcode(status["status"]) if finished else None,
+        stdout=out.decode("utf-8", errors="replace"),
+        stderr=err.decode("utf-8", errors="replace"),
+        timed_out=timed_out,
+        output_exceeded=exceeded,
+        wall_time=time.monotonic() - start,
+        cpu_time=float(status.get("cpu", 0.0)),
+        max_rss_bytes=int(status.get("maxrss_kb", 0)) * 1024,
+        isolation=iso.layers(limits.masks),
+        uid=uid,
+    )

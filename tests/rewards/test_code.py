@@ -1,0 +1,123 @@
+"""Code rewards: program extraction, output comparison, and scoring against tests in the sandbox."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from r1lab.rewards.code import code, code_binary, extract_code, load_tests, outputs_match
+
+pytestmark = pytest.mark.timeout(60)
+
+ADD = "a, b = map(int, input().split())\nprint(a + b)\n"
+IO_TESTS = [{"input": "2 3\n", "output": "5\n"}, {"input": "-1 1", "output": "0"}]
+
+
+def answer(program: str) -> str:
+    return f"<think>plan</think> <answer>\n```python\n{program}```\n</answer>"
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("<answer>print(1)</answer>", "print(1)"),
+        ("<answer>\n```python\nprint(2)\n```\n</answer>", "print(2)\n"),
+        ("text ```py\nprint(3)\n``` more ```python\nprint(4)\n```", "print(4)\n"),
+        ("bare fence:\n```\nprint(5)\n```", "print(5)\n"),
+        ("<think>```python\nprint(0)\n```</think><answer>print(6)</answer>", "print(6)"),
+        ("no code at all", None),
+        ("<answer>   </answer>", None),
+    ],
+)
+def test_extract_code(completion, expected):
+    assert extract_code(completion) == expected
+
+
+@pytest.mark.parametrize(
+    "actual, expected, same",
+    [
+        ("5\n", "5", True),
+        ("1 2  \n3\t\n\n", "1 2\n3", True),
+        ("\n\n5\n", "5\n", True),
+        ("1\n2\n", "1\n\n2\n", False),
+        (" 5", "5", True),  # the whole output is stripped
+        ("a\n  b", "a\nb", False),  # leading whitespace inside is kept
+        ("5", "6", False),
+    ],
+)
+def test_outputs_match(actual, expected, same):
+    assert outputs_match(actual, expected) is same
+
+
+def test_load_tests():
+    assert load_tests(json.dumps(IO_TESTS)) == [
+        {"input": "2 3\n", "output": "5\n"},
+        {"input": "-1 1", "output": "0"},
+    ]
+    with pytest.raises(ValueError, match="test 1"):
+        load_tests([{"assert": "assert True"}, {"stdin": "x"}])
+    with pytest.raises(ValueError, match="list"):
+        load_tests({"input": "1"})
+
+
+def test_all_tests_pass():
+    value, info = code(answer(ADD), {"tests": IO_TESTS})
+    assert value == 1.0 and info["passed"] == 2 and info["total"] == 2
+    assert "rlimits" in info["isolation"]
+    assert code_binary(answer(ADD), {"tests": json.dumps(IO_TESTS)})[0] == 1.0
+
+
+def test_assert_tests():
+    program = "def square(x):\n    return x * x\n"
+    tests = [{"assert": "assert square(3) == 9"}, {"assert": "assert square(-2) == 4"}]
+    assert code(f"<answer>{program}</answer>", {"tests": tests})[0] == 1.0
+    wrong = "def square(x):\n    return abs(x) * 3\n"  # right for 3 only
+    assert code(f"<answer>{wrong}</answer>", {"tests": tests})[0] == 0.5
+
+
+def test_partial_credit_and_binary():
+    program = "n = int(input())\nprint(sum(range(n)))\n"  # off by one except for n = 0
+    tests = [
+        {"input": "0", "output": "0"},
+        {"input": "3", "output": "6"},
+        {"input": "4", "output": "10"},
+    ]
+    value, info = code(answer(program), {"tests": tests})
+    assert value == pytest.approx(1 / 3) and info["first_failure"].startswith("test 1")
+    value, info = code_binary(answer(program), {"tests": tests})
+    assert value == 0.0 and info["passed"] == 1  # stopped at the first failure
+
+
+def test_failures_score_zero():
+    tests = [{"input": "1 1", "output": "2"}]
+    assert code(answer("print(1 +)\n"), {"tests": tests})[0] == 0.0  # syntax error
+    assert code(answer("import sys\nprint(2)\nsys.exit(1)\n"), {"tests": tests})[0] == 0.0
+    value, info = code("I would write a loop.", {"tests": tests})
+    assert value == 0.0 and info["reason"] == "no code"
+
+
+def test_infinite_loop_is_bounded_by_the_test_timeout():
+    start = time.monotonic()
+    value, info = code(answer("while True:\n    pass\n"), {"tests": IO_TESTS}, timeout=0.5)
+    assert value == 0.0 and info["passed"] == 0
+    assert info["first_failure"].startswith("test 0: ")
+    assert time.monotonic() - start < 3 * 0.5 + 2
+
+
+def test_total_budget_stops_early():
+    slow = "import time\ntime.sleep(0.4)\nprint(input())\n"
+    tests = [{"input": str(i), "output": str(i)} for i in range(10)]
+    start = time.monotonic()
+    value, info = code(answer(slow), {"tests": tests}, timeout=2.0, total_timeout=1.0)
+    assert time.monotonic() - start < 3.5
+    assert 0 < info["passed"] < 10 and value == info["passed"] / 10
+    assert "budget" in info["first_failure"]
+
+
+def test_missing_or_empty_tests_is_an_error():
+    with pytest.raises(KeyError, match="tests"):
+        code(answer(ADD), {})
+    with pytest.raises(ValueError, match="at least one"):
+        code(answer(ADD), {"tests": []})
