@@ -1,0 +1,73 @@
+"""A reward pool worker process, started by r1lab.rewards.pool (which runs `main()` here).
+
+Reads length-prefixed pickled requests on stdin, scores each part in its main thread (so
+math-verify's SIGALRM timeouts work) and writes one message per finished part on its protocol
+pipe, so the pool knows which part is running if it has to kill this process.
+
+Requests:  ("item", index, composite, part names, completion, example)
+Replies:   ("ready", pid) once; per part ("part", index, name, score, info) or
+           ("error", index, name, message); then ("done", index).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+from typing import Any, BinaryIO
+
+HEADER = struct.Struct("!I")
+
+
+def read_message(stream: BinaryIO) -> Any | None:
+    """One framed message, or None at end of stream."""
+    head = stream.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(head)
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    return pickle.loads(body)
+
+
+def frame(message: Any) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(body)) + body
+
+
+def main() -> int:
+    # Ctrl-C belongs to the parent, which kills us when it needs to.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The protocol gets its own copy of stdout; fd 1 then points at stderr, so a reward (or a
+    # library) that prints cannot corrupt a frame.
+    proto = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer
+
+    from r1lab.rewards import RewardError  # registers the built-in rewards
+
+    def send(message: Any) -> None:
+        proto.write(frame(message))
+        proto.flush()
+
+    send(("ready", os.getpid()))
+    while True:
+        msg = read_message(requests)
+        if msg is None:
+            return 0
+        _, index, composite, names, completion, example = msg
+        for name in names:
+            try:
+                score, info = composite.part(name, completion, example)
+            except RewardError as e:
+                send(("error", index, name, e.message))
+                continue
+            send(("part", index, name, score, info))
+        send(("done", index))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Score completions in persistent worker processes, with a hard time limit per reward call.
+
+    with RewardPool(workers=2, timeout=10.0) as pool:
+        results = pool.score(composite, completions, examples)   # list[RewardResult], in order
+
+Why processes: rewards are CPU-bound Python (sympy, the sandbox's bookkeeping), and some inputs
+make math-verify spin in C code that no signal interrupts (`9^{9^{9}}`). A worker is a fresh
+interpreter (`r1lab.rewards._worker` in a new `python`: spawned, never forked from a process that may have
+torch threads) that imports the reward modules once and stays up. Each part of each item (one
+reward on one completion) must finish within `timeout` seconds; a worker that overruns is killed
+and replaced, that part scores 0 with `info["timeout"] = True`, the item's remaining parts go to
+another worker, and the batch continues. A worker that dies (segfault, OOM kill) is handled the
+same way, with the part listed in `info["crashed"]`.
+
+A reward that raises is a bug or missing reference data, not a bad completion: the pool stops
+handing out work, lets running items finish, and raises RewardError naming the item and reward.
+
+`workers=0` scores in this process, in order, with no hard limit: the math reward's guards and
+math-verify's own timeouts (main thread only) still keep hostile answers from hanging it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1lab.rewards._worker import HEADER, frame
+from r1lab.rewards.composite import CompositeReward, RewardError, RewardResult
+
+DEFAULT_TIMEOUT = 10.0
+# Consecutive worker start failures before the pool gives up (a broken install, not bad luck).
+MAX_START_FAILURES = 3
+
+
+@dataclass
+class _Task:
+    index: int
+    names: list[str]
+    position: int = 0
+
+    @property
+    def current(self) -> str:
+        return self.names[self.position]
+
+
+@dataclass
+class _Worker:
+    proc: subprocess.Popen
+    buf: bytearray = field(default_factory=bytearray)
+    ready: bool = False
+    task: _Task | None = None
+    deadline: float = float("inf")
+
+    @property
+    def fd(self) -> int:
+        return self.proc.stdout.fileno()  # type: ignore[union-attr]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        with contextlib.suppress(OSError):
+            stream.close()  # type: ignore[union-attr]
+
+
+def _kill_all(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        _kill(proc)
+
+
+class RewardPool:
+    """Persistent reward workers; see the module docstring. Use as a context manager."""
+
+    def __init__(self, workers: int = 2, timeout: float = DEFAULT_TIMEOUT):
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.workers = workers
+        self.timeout = timeout
+        self._pool: list[_Worker] = []
+        self._procs: list[subprocess.Popen] = []
+        self._start_failures = 0
+        self.restarts = 0
+        """Workers replaced after a timeout or crash, over the pool's life."""
+        # Kill the workers even if the caller forgets close() (or the interpreter exits).
+        self._finalizer = weakref.finalize(self, _kill_all, self._procs)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> RewardPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the workers (score() does it too); they import the rewards while you wait."""
+        while len(self._pool) < self.workers:
+            self._pool.append(self._spawn())
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for w in self._pool:
+            _kill(w.proc)
+        self._pool.clear()
+        self._procs.clear()
+
+    def _spawn(self) -> _Worker:
+        env = dict(os.environ)
+        # The worker must import the same r1lab (and user reward modules) as this process.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        proc = subprocess.Popen(
+            # `-c`, not `-m`: the package imports this module, and runpy warns about re-running it.
+            [sys.executable, "-c", "import sys, r1lab.rewards._worker as w; sys.exit(w.main())"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        self._procs.append(proc)
+        return _Worker(proc)
+
+    def _replace(self, w: _Worker) -> _Worker:
+        _kill(w.proc)
+        if w.proc in self._procs:
+            self._procs.remove(w.proc)
+        fresh = self._spawn()
+        self._pool[self._pool.index(w)] = fresh
+        return fresh
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def score(
+        self,
+        composite: CompositeReward,
+        completions: Sequence[str],
+        examples: Sequence[Mapping[str, Any]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[RewardResult]:
+        """Score every (completion, example) pair; results in input order.
+
+        `progress(k)` is called as items finish, with the number just finished.
+        """
+        if len(completions) != len(examples):
+            raise ValueError(
+                f"{len(completions)} completions but {len(examples)} examples: they must pair up"
+            )
+        if self.workers == 0:
+            return self._score_here(composite, completions, examples, progress)
+        if "__main__" in composite.modules:
+            raise ValueError(
+                "a reward defined in __main__ cannot run in worker processes; define it in an "
+                "importable module, or use workers=0"
+            )
+        self.start()
+        try:
+            return self._score_pooled(composite, completions, examples, progress)
+        except BaseException:
+            # Interrupted or failed mid-batch: workers may hold stale work, start afresh.
+            self.close()
+            raise
+
+    def _score_here(self, composite, completions, examples, progress) -> list[RewardResult]:
+        results = []
+        for i, (c, e) in enumerate(zip(completions, examples, strict=True)):
+            try:
+                results.append(composite(c, e))
+            except RewardError as err:
+                raise RewardError(err.name, err.message, i) from err.__cause__
+            if progress:
+                progress(1)
+        return results
+
+    def _score_pooled(self, composite, completions, examples, progress) -> list[RewardResult]:
+        n = len(completions)
+        parts: list[dict[str, float]] = [{} for _ in range(n)]
+        details: list[dict[str, dict]] = [{} for _ in range(n)]
+        timed_out: list[list[str]] = [[] for _ in range(n)]
+        crashed: list[list[str]] = [[] for _ in range(n)]
+        queue = collections.deque(_Task(i, composite.names) for i in range(n))
+        left = n
+        error: RewardError | None = None
+
+        def finish_part(w: _Worker, score: float, info: dict | None) -> None:
+            nonlocal left
+            task = w.task
+            assert task is not None
+            parts[task.index][task.current] = score
+            if info:
+                details[task.index][task.current] = info
+            task.position += 1
+            w.deadline = time.monotonic() + self.timeout
+            if task.position == len(task.names):
+                w.task, w.deadline = None, float("inf")
+                left -= 1
+                if progress:
+                    progress(1)
+
+        def fail_worker(w: _Worker, why: list[list[str]]) -> None:
+            # The running part scores 0; the item's other parts are retried on another worker.
+            task = w.task
+            if task is not None:
+                why[task.index].append(task.current)
+                w.task = None
+                finish_part_for(task)
+            self.restarts += 1
+            self._replace(w)
+
+        def finish_part_for(task: _Task) -> None:
+            nonlocal left
+            parts[task.index][task.current] = 0.0
+            task.position += 1
+            if task.position < len(task.names):
+                queue.appendleft(task)
+            else:
+                left -= 1
+                if progress:
+                    progress(1)
+
+        sel = selectors.DefaultSelector()
+        try:
+            while left > 0:
+                # Hand out work to idle, ready workers (none after an error: drain and raise).
+                for w in self._pool:
+                    if w.ready and w.task is None and queue and error is None:
+                        task = queue.popleft()
+                        w.task = task
+                        w.deadline = time.monotonic() + self.timeout
+                        request = (
+                            "item",
+                            task.index,
+                            composite,
+                            task.names[task.position :],
+                            completions[task.index],
+                            examples[task.index],
+                        )
+                        try:
+                            w.proc.stdin.write(frame(request))  # type: ignore[union-attr]
+                            w.proc.stdin.flush()  # type: ignore[union-attr]
+                        except (BrokenPipeError, OSError):
+                            pass  # its EOF shows up below and is handled as a crash
+                if error is not None and all(w.task is None for w in self._pool):
+                    break
+                for key in list(sel.get_map().values()):
+                    sel.unregister(key.fileobj)
+                for w in self._pool:
+                    sel.register(w.fd, selectors.EVENT_READ, w)
+                now = time.monotonic()
+                wait = min((w.deadline for w in self._pool), default=now + 1) - now
+                events = sel.select(max(0.0, min(wait, 1.0)))
+                for key, _ in events:
+                    w = key.data
+                    if w not in self._pool:
+                        continue  # replaced while handling an earlier event
+                    chunk = os.read(w.fd, 1 << 20)
+                    if not chunk:
+                        self._on_eof(w)
+                        fail_worker(w, crashed)
+                        continue
+                    w.buf += chunk
+                    for msg in _messages(w.buf):
+                        kind = msg[0]
+                        if kind == "ready":
+                            w.ready = True
+                            self._start_failures = 0
+                        elif kind == "part":
+                            finish_part(w, msg[3], msg[4])
+                        elif kind == "error":
+                            if error is None:
+                                error = RewardError(msg[2], msg[3], msg[1])
+                            finish_part(w, 0.0, None)
+                        # "done" needs nothing: the last part already freed the worker.
+                now = time.monotonic()
+                for w in list(self._pool):
+                    if w.task is not None and now >= w.deadline:
+                        fail_worker(w, timed_out)
+        finally:
+            sel.close()
+        if error is not None:
+            raise error
+        return [composite.result(parts[i], details[i], timed_out[i], crashed[i]) for i in range(n)]
+
+    def _on_eof(self, w: _Worker) -> None:
+        if not w.ready:
+            self._start_failures += 1
+            if self._start_failures >= MAX_START_FAILURES:
+                raise RuntimeError(
+                    "reward workers exit before they are ready (see their stderr above); "
+                    f"({sys.executable} importing r1lab.rewards._worker)"
+                )
+
+
+def _messages(buf: bytearray) -> list[Any]:
+    """Pop every complete frame off the front of `buf`."""
+    import pickle
+
+    out = []
+    while len(buf) >= HEADER.size:
+        (size,) = HEADER.unpack_from(buf)
+        if len(buf) < HEADER.size + size:
+            break
+        out.append(pickle.loads(bytes(buf[HEADER.size : HEADER.size + size])))
+        del buf[: HEADER.size + size]
+    return out
+
+
+def score_batch(
+    composite: CompositeReward,
+    completions: Sequence[str],
+    examples: Sequence[Mapping[str, Any]],
+    workers: int = 2,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[RewardResult]:
+    """Score a batch in a short-lived pool (a trainer should keep one RewardPool open instead)."""
+    with RewardPool(workers=workers, timeout=timeout) as pool:
+        return pool.score(composite, completions, examples)

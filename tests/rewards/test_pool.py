@@ -1,0 +1,179 @@
+"""The reward pool: order, hard time limits, replaced workers, errors, in-process mode."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from r1lab.rewards import CompositeReward, RewardError, RewardPool, register_reward, score_batch
+from r1lab.rewards.composite import RewardResult
+
+from . import _helpers  # noqa: F401 - registers the misbehaving test rewards
+
+pytestmark = pytest.mark.timeout(90)
+
+MATH = CompositeReward({"format": 0.5, "math_accuracy": 1.0})
+
+
+def math_batch(n: int) -> tuple[list[str], list[dict]]:
+    completions, examples = [], []
+    for i in range(n):
+        if i % 3 == 0:
+            completions.append(f"<think>count</think> <answer>{i}</answer>")
+        elif i % 3 == 1:
+            completions.append(f"The answer is \\boxed{{{i + 1}}}")  # wrong, bad format
+        else:
+            completions.append(f"<think>half</think> <answer>\\frac{{{2 * i}}}{{2}}</answer>")
+        examples.append({"answer": f"#### {i}"})
+    return completions, examples
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with RewardPool(workers=2, timeout=5.0) as p:
+        yield p
+
+
+def test_matches_in_process_scoring_in_order(pool):
+    completions, examples = math_batch(30)
+    pooled = pool.score(MATH, completions, examples)
+    here = RewardPool(workers=0).score(MATH, completions, examples)
+    assert [r.parts for r in pooled] == [r.parts for r in here]
+    assert [r.total for r in pooled] == [1.5 if i % 3 != 1 else 0.0 for i in range(30)]
+
+
+def test_workers_persist_across_batches(pool):
+    who = CompositeReward({"_test_pid": 1.0})
+    first = {r.total for r in pool.score(who, ["x"] * 8, [{}] * 8)}
+    second = {r.total for r in pool.score(who, ["x"] * 8, [{}] * 8)}
+    assert first == second and 1 <= len(first) <= 2
+
+
+HOSTILE = [
+    "9^9^9^9",
+    "9^{9^{9^{9}}}",
+    "1+" * 50_000 + "1",  # 100 kB
+    "\\frac{" * 300 + "1" + "}{2}" * 300,
+    "\\sqrt{" * 200 + "2" + "}" * 200,
+]
+
+
+def test_hostile_math_scores_zero_within_the_limit(pool):
+    completions = [f"<think>t</think> <answer>{a}</answer>" for a in HOSTILE] + [
+        "<think>t</think> <answer>2</answer>"
+    ]
+    start = time.monotonic()
+    results = pool.score(MATH, completions, [{"answer": "2"}] * len(completions))
+    assert time.monotonic() - start < pool.timeout
+    assert [r.parts["math_accuracy"] for r in results] == [0.0] * len(HOSTILE) + [1.0]
+    assert all(r.parts["format"] == 1.0 for r in results)
+
+
+def test_a_hanging_reward_is_killed_and_its_worker_replaced():
+    # Guards and math-verify's own timeout off: 9^{9^{9}} computes a 370-million-digit number.
+    unguarded = CompositeReward(
+        {"format": 1.0, "math_accuracy": 1.0},
+        params={"math_accuracy": {"max_digits": 10**12, "timeout": 0}},
+    )
+    completions = ["<think>t</think> <answer>9^{9^{9}}</answer>"] + [
+        f"<think>t</think> <answer>{i}</answer>" for i in range(1, 6)
+    ]
+    examples = [{"answer": str(i)} for i in range(6)]
+    with RewardPool(workers=2, timeout=1.5) as pool:
+        pool.score(CompositeReward({"format": 1.0}), ["x"], [{}])  # workers up and ready
+        start = time.monotonic()
+        results = pool.score(unguarded, completions, examples)
+        took = time.monotonic() - start
+        assert took < 1.5 + 1.0
+        assert results[0].info["timeout"] is True
+        assert results[0].info["timed_out"] == ["math_accuracy"]
+        assert results[0].parts == {"format": 1.0, "math_accuracy": 0.0}  # the other part ran
+        assert [r.total for r in results[1:]] == [2.0] * 5
+        assert not any(r.info["timeout"] for r in results[1:])
+        assert pool.restarts == 1
+        # The replacement works.
+        again = pool.score(MATH, ["<think>t</think> <answer>4</answer>"], [{"answer": "4"}])
+        assert again[0].total == 1.5
+
+
+def test_pure_python_spin_is_killed_too():
+    with RewardPool(workers=1, timeout=0.5) as pool:
+        spin = CompositeReward({"_test_spin": 1.0, "format": 1.0})
+        results = pool.score(spin, ["<think>a</think><answer>b</answer>"] * 2, [{}] * 2)
+        assert [r.parts for r in results] == [{"_test_spin": 0.0, "format": 1.0}] * 2
+        assert all(r.info["timed_out"] == ["_test_spin"] for r in results)
+        assert pool.restarts == 2
+
+
+def test_a_dying_worker_is_replaced(pool):
+    dying = CompositeReward({"format": 1.0, "_test_die": 1.0})
+    results = pool.score(dying, ["<think>a</think><answer>b</answer>"] * 3, [{}] * 3)
+    assert all(r.info["crashed"] == ["_test_die"] for r in results)
+    assert all(r.parts == {"format": 1.0, "_test_die": 0.0} for r in results)
+    assert (
+        pool.score(MATH, ["<answer>1</answer>"], [{"answer": "1"}])[0].parts["math_accuracy"] == 1.0
+    )
+
+
+def test_a_raising_reward_is_an_error_naming_the_item(pool):
+    completions, examples = math_batch(6)
+    examples[4] = {"question": "no answer field"}
+    with pytest.raises(RewardError, match=r"'math_accuracy' failed on item 4: KeyError"):
+        pool.score(MATH, completions, examples)
+    # The pool recovers for the next batch.
+    assert len(pool.score(MATH, *math_batch(3))) == 3
+    with pytest.raises(RewardError, match="reference data is broken"):
+        RewardPool(workers=0).score(CompositeReward({"_test_raise": 1.0}), ["x"], [{}])
+
+
+def test_in_process_mode_does_not_hang_on_hostile_math():
+    completions = [f"<answer>{a}</answer>" for a in HOSTILE]
+    start = time.monotonic()
+    results = RewardPool(workers=0).score(MATH, completions, [{"answer": "2"}] * len(HOSTILE))
+    assert time.monotonic() - start < 5.0
+    assert all(r.total == 0.0 for r in results)
+
+
+def test_progress_and_validation(pool):
+    seen = []
+    completions, examples = math_batch(7)
+    pool.score(MATH, completions, examples, progress=seen.append)
+    assert sum(seen) == 7
+    with pytest.raises(ValueError, match="pair up"):
+        pool.score(MATH, completions, examples[:-1])
+    with pytest.raises(ValueError, match="workers"):
+        RewardPool(workers=-1)
+
+
+def test_rewards_defined_in_main_stay_in_process():
+    def local(completion, example):
+        return 1.0
+
+    local.__module__ = "__main__"
+    register_reward("_test_main_only")(local)
+    composite = CompositeReward({"_test_main_only": 1.0})
+    assert RewardPool(workers=0).score(composite, ["x"], [{}])[0].total == 1.0
+    with pytest.raises(ValueError, match="__main__"):
+        RewardPool(workers=1).score(composite, ["x"], [{}])
+
+
+def test_score_batch_and_close():
+    results = score_batch(MATH, ["<think>a</think><answer>3</answer>"], [{"answer": 3}], workers=1)
+    assert results == [
+        RewardResult(
+            1.5,
+            {"format": 1.0, "math_accuracy": 1.0},
+            {
+                "timeout": False,
+                "timed_out": [],
+                "crashed": [],
+                "details": {"math_accuracy": {"pred": "3"}},
+            },
+        )
+    ]
+    pool = RewardPool(workers=2)
+    pool.start()
+    procs = [w.proc for w in pool._pool]
+    pool.close()
+    assert all(p.poll() is not None for p in procs)
