@@ -160,20 +160,35 @@ def test_rewards_defined_in_main_stay_in_process():
 
 def test_score_batch_and_close():
     results = score_batch(MATH, ["<think>a</think><answer>3</answer>"], [{"answer": 3}], workers=1)
-    assert results == [
-        RewardResult(
-            1.5,
-            {"format": 1.0, "math_accuracy": 1.0},
-            {
-                "timeout": False,
-                "timed_out": [],
-                "crashed": [],
-                "details": {"math_accuracy": {"pred": "3"}},
-            },
-        )
-    ]
+    assert len(results) == 1 and isinstance(results[0], RewardResult)
+    assert results[0].total == 1.5 and results[0].parts == {"format": 1.0, "math_accuracy": 1.0}
+    info = results[0].info
+    assert info["timeout"] is False and info["timed_out"] == [] and info["crashed"] == []
+    assert info["details"] == {"math_accuracy": {"pred": "3"}}
+    assert set(info["seconds"]) == {"format", "math_accuracy"}
     pool = RewardPool(workers=2)
     pool.start()
     procs = [w.proc for w in pool._pool]
     pool.close()
     assert all(p.poll() is not None for p in procs)
+
+
+def test_one_composite_per_item_mixes_tasks(pool):
+    countdown = CompositeReward({"format": 0.5, "countdown": 1.0})
+    completions = ["<think>a</think> <answer>2 + 3</answer>"] * 2
+    examples = [{"answer": "5"}, {"numbers": [2, 3], "target": 5}]
+    results = pool.score([MATH, countdown], completions, examples)
+    assert [r.parts for r in results] == [
+        {"format": 1.0, "math_accuracy": 1.0},
+        {"format": 1.0, "countdown": 1.0},
+    ]
+    assert [r.total for r in results] == [1.5, 1.5]
+    with pytest.raises(ValueError, match="one per completion"):
+        pool.score([MATH], completions, examples)
+
+
+def test_seconds_of_a_killed_part_is_about_the_limit():
+    with RewardPool(workers=1, timeout=0.5) as pool:
+        pool.score(CompositeReward({"format": 1.0}), ["x"], [{}])
+        result = pool.score(CompositeReward({"_test_spin": 1.0}), ["x"], [{}])[0]
+    assert 0.5 <= result.info["seconds"]["_test_spin"] < 0.5 + 0.3

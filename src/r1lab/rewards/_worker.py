@@ -5,7 +5,7 @@ math-verify's SIGALRM timeouts work) and writes one message per finished part on
 pipe, so the pool knows which part is running if it has to kill this process.
 
 Requests:  ("item", index, composite, part names, completion, example)
-Replies:   ("ready", pid) once; per part ("part", index, name, score, info) or
+Replies:   ("ready", pid) once; per part ("part", index, name, score, info, seconds) or
            ("error", index, name, message); then ("done", index).
 """
 
@@ -16,6 +16,7 @@ import pickle
 import signal
 import struct
 import sys
+import time
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct("!I")
@@ -60,12 +61,13 @@ def main() -> int:
             return 0
         _, index, composite, names, completion, example = msg
         for name in names:
+            start = time.perf_counter()
             try:
                 score, info = composite.part(name, completion, example)
             except RewardError as e:
                 send(("error", index, name, e.message))
                 continue
-            send(("part", index, name, score, info))
+            send(("part", index, name, score, info, time.perf_counter() - start))
         send(("done", index))
 
 

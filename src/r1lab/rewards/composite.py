@@ -13,6 +13,7 @@ another process: unpickling imports the modules that define its rewards, which r
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,8 @@ class RewardResult:
 
     `info` holds `timeout` (bool: a part ran past the pool's time limit and scored 0),
     `timed_out` and `crashed` (names of parts that scored 0 because their worker overran or
-    died), and `details` (part name -> the info dict that reward returned, if any).
+    died), `details` (part name -> the info dict that reward returned, if any) and `seconds`
+    (part name -> wall time it took; for a timed-out part, the time until it was killed).
     """
 
     total: float
@@ -89,6 +91,7 @@ class CompositeReward:
         details: Mapping[str, dict] | None = None,
         timed_out: Iterable[str] = (),
         crashed: Iterable[str] = (),
+        seconds: Mapping[str, float] | None = None,
     ) -> RewardResult:
         """Assemble a RewardResult from part scores (in this composite's order)."""
         ordered = {name: float(parts[name]) for name in self.weights}
@@ -99,17 +102,21 @@ class CompositeReward:
             "timed_out": timed_out,
             "crashed": crashed,
             "details": dict(details or {}),
+            "seconds": dict(seconds or {}),
         }
         return RewardResult(total, ordered, info)
 
     def __call__(self, completion: str, example: Mapping[str, Any]) -> RewardResult:
         parts: dict[str, float] = {}
         details: dict[str, dict] = {}
+        seconds: dict[str, float] = {}
         for name in self.weights:
+            start = time.perf_counter()
             parts[name], info = self.part(name, completion, example)
+            seconds[name] = time.perf_counter() - start
             if info:
                 details[name] = info
-        return self.result(parts, details)
+        return self.result(parts, details, seconds=seconds)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"weights": self.weights, "params": self.params, "modules": self.modules}

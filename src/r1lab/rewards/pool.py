@@ -44,6 +44,8 @@ MAX_START_FAILURES = 3
 
 @dataclass
 class _Task:
+    """The parts of one item still to score; `position` is the part running now."""
+
     index: int
     names: list[str]
     position: int = 0
@@ -52,6 +54,67 @@ class _Task:
     def current(self) -> str:
         return self.names[self.position]
 
+    @property
+    def done(self) -> bool:
+        return self.position == len(self.names)
+
+
+class _Batch:
+    """Scores collected so far for one score() call, and the work still queued."""
+
+    def __init__(self, composites, completions, examples, progress):
+        self.composites = composites
+        self.completions = completions
+        self.examples = examples
+        self.progress = progress
+        n = len(completions)
+        self.parts: list[dict[str, float]] = [{} for _ in range(n)]
+        self.details: list[dict[str, dict]] = [{} for _ in range(n)]
+        self.seconds: list[dict[str, float]] = [{} for _ in range(n)]
+        self.failed: list[dict[str, list[str]]] = [
+            {"timed_out": [], "crashed": []} for _ in range(n)
+        ]
+        self.queue = collections.deque(_Task(i, composites[i].names) for i in range(n))
+        self.left = n
+        self.error: RewardError | None = None
+
+    def finish_part(self, task: _Task, score: float, info: dict | None, seconds: float) -> None:
+        i, name = task.index, task.current
+        self.parts[i][name] = score
+        self.seconds[i][name] = seconds
+        if info:
+            self.details[i][name] = info
+        task.position += 1
+        if task.done:
+            self.left -= 1
+            if self.progress:
+                self.progress(1)
+
+    def kill_part(self, task: _Task, why: str, seconds: float) -> None:
+        """The running part scores 0 (`why`: timed_out or crashed); the rest go back in line."""
+        self.failed[task.index][why].append(task.current)
+        self.finish_part(task, 0.0, None, seconds)
+        if not task.done:
+            self.queue.appendleft(task)
+
+    def fail_with(self, error: RewardError, task: _Task) -> None:
+        # The first error is raised once running items finish; no new work is handed out.
+        if self.error is None:
+            self.error = error
+        self.finish_part(task, 0.0, None, 0.0)
+
+    def results(self) -> list[RewardResult]:
+        return [
+            c.result(
+                self.parts[i],
+                self.details[i],
+                self.failed[i]["timed_out"],
+                self.failed[i]["crashed"],
+                self.seconds[i],
+            )
+            for i, c in enumerate(self.composites)
+        ]
+
 
 @dataclass
 class _Worker:
@@ -59,6 +122,7 @@ class _Worker:
     buf: bytearray = field(default_factory=bytearray)
     ready: bool = False
     task: _Task | None = None
+    part_start: float = 0.0
     deadline: float = float("inf")
 
     @property
@@ -146,37 +210,51 @@ class RewardPool:
 
     def score(
         self,
-        composite: CompositeReward,
+        composite: CompositeReward | Sequence[CompositeReward],
         completions: Sequence[str],
         examples: Sequence[Mapping[str, Any]],
         progress: Callable[[int], None] | None = None,
     ) -> list[RewardResult]:
         """Score every (completion, example) pair; results in input order.
 
-        `progress(k)` is called as items finish, with the number just finished.
+        `composite` is one CompositeReward for all items, or one per item (a batch mixing
+        tasks). `progress(k)` is called as items finish, with the number just finished.
         """
         if len(completions) != len(examples):
             raise ValueError(
                 f"{len(completions)} completions but {len(examples)} examples: they must pair up"
             )
+        if isinstance(composite, CompositeReward):
+            composites = [composite] * len(completions)
+        else:
+            composites = list(composite)
+            if len(composites) != len(completions):
+                raise ValueError(
+                    f"{len(composites)} composites for {len(completions)} completions: give one "
+                    "CompositeReward, or one per completion"
+                )
         if self.workers == 0:
-            return self._score_here(composite, completions, examples, progress)
-        if "__main__" in composite.modules:
+            return self._score_here(composites, completions, examples, progress)
+        if any("__main__" in c.modules for c in composites):
             raise ValueError(
                 "a reward defined in __main__ cannot run in worker processes; define it in an "
                 "importable module, or use workers=0"
             )
         self.start()
+        batch = _Batch(composites, completions, examples, progress)
         try:
-            return self._score_pooled(composite, completions, examples, progress)
+            self._run(batch)
         except BaseException:
             # Interrupted or failed mid-batch: workers may hold stale work, start afresh.
             self.close()
             raise
+        if batch.error is not None:
+            raise batch.error
+        return batch.results()
 
-    def _score_here(self, composite, completions, examples, progress) -> list[RewardResult]:
+    def _score_here(self, composites, completions, examples, progress) -> list[RewardResult]:
         results = []
-        for i, (c, e) in enumerate(zip(completions, examples, strict=True)):
+        for i, (composite, c, e) in enumerate(zip(composites, completions, examples, strict=True)):
             try:
                 results.append(composite(c, e))
             except RewardError as err:
@@ -185,114 +263,83 @@ class RewardPool:
                 progress(1)
         return results
 
-    def _score_pooled(self, composite, completions, examples, progress) -> list[RewardResult]:
-        n = len(completions)
-        parts: list[dict[str, float]] = [{} for _ in range(n)]
-        details: list[dict[str, dict]] = [{} for _ in range(n)]
-        timed_out: list[list[str]] = [[] for _ in range(n)]
-        crashed: list[list[str]] = [[] for _ in range(n)]
-        queue = collections.deque(_Task(i, composite.names) for i in range(n))
-        left = n
-        error: RewardError | None = None
-
-        def finish_part(w: _Worker, score: float, info: dict | None) -> None:
-            nonlocal left
-            task = w.task
-            assert task is not None
-            parts[task.index][task.current] = score
-            if info:
-                details[task.index][task.current] = info
-            task.position += 1
-            w.deadline = time.monotonic() + self.timeout
-            if task.position == len(task.names):
-                w.task, w.deadline = None, float("inf")
-                left -= 1
-                if progress:
-                    progress(1)
-
-        def fail_worker(w: _Worker, why: list[list[str]]) -> None:
-            # The running part scores 0; the item's other parts are retried on another worker.
-            task = w.task
-            if task is not None:
-                why[task.index].append(task.current)
-                w.task = None
-                finish_part_for(task)
-            self.restarts += 1
-            self._replace(w)
-
-        def finish_part_for(task: _Task) -> None:
-            nonlocal left
-            parts[task.index][task.current] = 0.0
-            task.position += 1
-            if task.position < len(task.names):
-                queue.appendleft(task)
-            else:
-                left -= 1
-                if progress:
-                    progress(1)
-
+    def _run(self, batch: _Batch) -> None:
+        """Hand out items, collect parts, kill overrunning workers, until the batch is done."""
         sel = selectors.DefaultSelector()
         try:
-            while left > 0:
-                # Hand out work to idle, ready workers (none after an error: drain and raise).
+            while batch.left > 0:
                 for w in self._pool:
-                    if w.ready and w.task is None and queue and error is None:
-                        task = queue.popleft()
-                        w.task = task
-                        w.deadline = time.monotonic() + self.timeout
-                        request = (
-                            "item",
-                            task.index,
-                            composite,
-                            task.names[task.position :],
-                            completions[task.index],
-                            examples[task.index],
-                        )
-                        try:
-                            w.proc.stdin.write(frame(request))  # type: ignore[union-attr]
-                            w.proc.stdin.flush()  # type: ignore[union-attr]
-                        except (BrokenPipeError, OSError):
-                            pass  # its EOF shows up below and is handled as a crash
-                if error is not None and all(w.task is None for w in self._pool):
-                    break
+                    if w.ready and w.task is None and batch.queue and batch.error is None:
+                        self._dispatch(w, batch)
+                if batch.error is not None and all(w.task is None for w in self._pool):
+                    return  # drained after an error: the caller raises it
                 for key in list(sel.get_map().values()):
                     sel.unregister(key.fileobj)
                 for w in self._pool:
                     sel.register(w.fd, selectors.EVENT_READ, w)
                 now = time.monotonic()
                 wait = min((w.deadline for w in self._pool), default=now + 1) - now
-                events = sel.select(max(0.0, min(wait, 1.0)))
-                for key, _ in events:
+                for key, _ in sel.select(max(0.0, min(wait, 1.0))):
                     w = key.data
-                    if w not in self._pool:
-                        continue  # replaced while handling an earlier event
-                    chunk = os.read(w.fd, 1 << 20)
-                    if not chunk:
-                        self._on_eof(w)
-                        fail_worker(w, crashed)
-                        continue
-                    w.buf += chunk
-                    for msg in _messages(w.buf):
-                        kind = msg[0]
-                        if kind == "ready":
-                            w.ready = True
-                            self._start_failures = 0
-                        elif kind == "part":
-                            finish_part(w, msg[3], msg[4])
-                        elif kind == "error":
-                            if error is None:
-                                error = RewardError(msg[2], msg[3], msg[1])
-                            finish_part(w, 0.0, None)
-                        # "done" needs nothing: the last part already freed the worker.
+                    if w in self._pool:  # not replaced while handling an earlier event
+                        self._receive(w, batch)
                 now = time.monotonic()
                 for w in list(self._pool):
                     if w.task is not None and now >= w.deadline:
-                        fail_worker(w, timed_out)
+                        batch.kill_part(w.task, "timed_out", now - w.part_start)
+                        self._fail(w)
         finally:
             sel.close()
-        if error is not None:
-            raise error
-        return [composite.result(parts[i], details[i], timed_out[i], crashed[i]) for i in range(n)]
+
+    def _dispatch(self, w: _Worker, batch: _Batch) -> None:
+        task = batch.queue.popleft()
+        w.task = task
+        w.part_start = time.monotonic()
+        w.deadline = w.part_start + self.timeout
+        request = (
+            "item",
+            task.index,
+            batch.composites[task.index],
+            task.names[task.position :],
+            batch.completions[task.index],
+            batch.examples[task.index],
+        )
+        try:
+            w.proc.stdin.write(frame(request))  # type: ignore[union-attr]
+            w.proc.stdin.flush()  # type: ignore[union-attr]
+        except OSError:
+            pass  # a dead worker: its EOF shows up in _receive and is handled as a crash
+
+    def _receive(self, w: _Worker, batch: _Batch) -> None:
+        chunk = os.read(w.fd, 1 << 20)
+        if not chunk:
+            self._on_eof(w)
+            if w.task is not None:
+                batch.kill_part(w.task, "crashed", time.monotonic() - w.part_start)
+            self._fail(w)
+            return
+        w.buf += chunk
+        for msg in _messages(w.buf):
+            if msg[0] == "ready":
+                w.ready = True
+                self._start_failures = 0
+            elif msg[0] in ("part", "error") and w.task is not None:
+                if msg[0] == "part":
+                    _, _, name, score, info, seconds = msg
+                    batch.finish_part(w.task, score, info, seconds)
+                else:
+                    batch.fail_with(RewardError(msg[2], msg[3], msg[1]), w.task)
+                w.part_start = time.monotonic()
+                w.deadline = w.part_start + self.timeout
+                if w.task.done:
+                    w.task, w.deadline = None, float("inf")
+            # "done" needs nothing: the last part already freed the worker.
+
+    def _fail(self, w: _Worker) -> None:
+        """Replace a worker that overran or died; its item's remaining parts are requeued."""
+        w.task = None
+        self.restarts += 1
+        self._replace(w)
 
     def _on_eof(self, w: _Worker) -> None:
         if not w.ready:

@@ -102,33 +102,26 @@ def read_lines(path: Path, default: Mapping[str, float]) -> list[_Line]:
 def score_lines(
     lines: list[_Line], cfg: ScoreConfig, path: Path, progress: Any = None
 ) -> list[RewardResult]:
-    """Score every line (grouped by their weights, one pool for all); results in line order."""
-    groups: dict[tuple, list[int]] = {}
-    for i, line in enumerate(lines):
-        groups.setdefault(tuple(line.weights.items()), []).append(i)
-    results: list[RewardResult | None] = [None] * len(lines)
+    """Score every line in one pool batch (a composite per line's weights); results in order."""
+    composites: dict[tuple, CompositeReward] = {}
+    per_line = []
+    for line in lines:
+        key = tuple(line.weights.items())
+        if key not in composites:
+            params = {k: v for k, v in cfg.params.items() if k in line.weights}
+            composites[key] = CompositeReward(line.weights, params)
+        per_line.append(composites[key])
     with RewardPool(workers=cfg.workers, timeout=cfg.timeout) as pool:
-        for key, members in groups.items():
-            weights = dict(key)
-            params = {k: v for k, v in cfg.params.items() if k in weights}
-            composite = CompositeReward(weights, params)
-            try:
-                scored = pool.score(
-                    composite,
-                    [lines[i].completion for i in members],
-                    [lines[i].example for i in members],
-                    progress=progress,
-                )
-            except RewardError as e:
-                where = (
-                    f"{path}, line {lines[members[e.index]].number}"
-                    if e.index is not None
-                    else str(path)
-                )
-                raise ConfigError(f"{where}: reward '{e.name}' failed: {e.message}") from None
-            for i, result in zip(members, scored, strict=True):
-                results[i] = result
-    return results  # type: ignore[return-value]
+        try:
+            return pool.score(
+                per_line,
+                [line.completion for line in lines],
+                [line.example for line in lines],
+                progress=progress,
+            )
+        except RewardError as e:
+            where = f"{path}, line {lines[e.index].number}" if e.index is not None else str(path)
+            raise ConfigError(f"{where}: reward '{e.name}' failed: {e.message}") from None
 
 
 def summary_rows(
@@ -169,7 +162,7 @@ def _print_tables(cfg: ScoreConfig, lines: list[_Line], results: list[RewardResu
                 ]
             items.add_row(str(line.number), *cells, f"{r.total:.2f}")
         console.print(items)
-    table = Table(title=f"rewards: {cfg.input} ({len(lines)} completions)")
+    table = Table(title=f"rewards ({len(lines)} completions)", caption=cfg.input)
     table.add_column("reward")
     table.add_column("items", justify="right")
     table.add_column("mean", justify="right")
