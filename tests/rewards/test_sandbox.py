@@ -294,3 +294,10 @@ def test_concurrent_runs_do_not_share_a_process_budget():
     t.join()
     assert calm.ok and calm.stdout.strip() == "ok"
     assert out["bomb"].uid != calm.uid
+
+
+def test_cpu_pinning():
+    result = run_python("import os\nprint(len(os.sched_getaffinity(0)))", "", Limits(cpus=1))
+    assert result.stdout.strip() == "1"
+    unpinned = run_python("import os\nprint(len(os.sched_getaffinity(0)))", "", Limits())
+    assert unpinned.stdout.strip() == str(len(os.sched_getaffinity(0)))

@@ -6,7 +6,7 @@ it imports nothing from r1lab: it runs under an isolated interpreter.
 
 Steps: (1) with a mount namespace, mount private size-capped tmpfs over the world-writable
 directories and over the work directory, then write the program there; (2) fork; the child sets
-rlimits, drops to the sandbox uid, forbids privilege gain, and execs the program's interpreter;
+rlimits and CPU affinity, drops to the sandbox uid, forbids privilege gain, and execs the program's interpreter;
 (3) wait for it under a wall-clock alarm, write one JSON status line (wait status, CPU time, peak
 memory) to the status pipe, and (4) kill whatever the program left behind: as PID 1 of a PID
 namespace simply by exiting (the kernel kills every process in the namespace), otherwise by
@@ -72,6 +72,8 @@ def run_child(cfg, workdir):
         for name, value in cfg["rlimits"].items():
             soft, hard = value
             resource.setrlimit(RLIMITS[name], (soft, hard))
+        if cfg["cpus"]:
+            os.sched_setaffinity(0, cfg["cpus"])
         os.chdir(workdir)
         if cfg["uid"] is not None:
             os.setgroups([])

@@ -135,7 +135,7 @@ def code(
     example: Mapping[str, Any],
     *,
     timeout: float = 2.0,
-    total_timeout: float = 8.0,
+    total_timeout: float = 6.0,
     memory_mb: int = 512,
 ) -> tuple[float, dict[str, Any]]:
     """Fraction of `example["tests"]` the completion's program passes."""
@@ -156,7 +156,7 @@ def code_binary(
     example: Mapping[str, Any],
     *,
     timeout: float = 2.0,
-    total_timeout: float = 8.0,
+    total_timeout: float = 6.0,
     memory_mb: int = 512,
 ) -> tuple[float, dict[str, Any]]:
     """1.0 if the completion's program passes every test in `example["tests"]`, else 0.0."""

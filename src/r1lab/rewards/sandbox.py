@@ -64,6 +64,10 @@ class Limits:
     """Bytes of stdout (and, separately, stderr) kept; printing more kills the run."""
     tmpfs_bytes: int = 64 << 20
     """Size of each private tmpfs (work directory, masked directories) with a mount namespace."""
+    cpus: int | None = None
+    """Pin the program to this many CPUs (starting at the caller's current one) so a fork bomb
+    cannot take every core; None: no pinning (pinned runs cannot migrate off a busy core, ~20%
+    slower on a loaded machine). Soft: the program may widen its own affinity."""
     namespaces: bool = True
     """Use network/PID/mount namespaces when the machine allows them."""
     masks: tuple[str, ...] = WORLD_WRITABLE
@@ -194,6 +198,28 @@ def _next_uid() -> int:
     with _uid_lock:
         n = next(_uid_counter) % 64
     return UID_BASE + 1 + (os.getpid() % 4_194_304) * 64 + n
+
+
+def _current_cpu() -> int | None:
+    """The CPU this thread last ran on (field 39 of /proc/thread-self/stat), or None."""
+    try:
+        with open("/proc/thread-self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[36])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cpu_set(cpus: int | None) -> list[int] | None:
+    """`cpus` CPUs we may use, starting at the one we run on: where the caller's work would go."""
+    if cpus is None or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if cpus >= len(allowed):
+        return None
+    here = _current_cpu()
+    start = allowed.index(here) if here in allowed else 0
+    return [allowed[(start + k) % len(allowed)] for k in range(max(1, cpus))]
 
 
 def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:
@@ -381,6 +407,7 @@ def run_python(code: str, stdin: str = "", limits: Limits = Limits()) -> Sandbox
             "gid": uid,
             "python": iso.python,
             "rlimits": _rlimits(limits),
+            "cpus": _cpu_set(limits.cpus),
             "wall": limits.wall_time,
             "status_fd": status_w,
             "env": env,
