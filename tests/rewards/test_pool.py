@@ -192,3 +192,39 @@ def test_seconds_of_a_killed_part_is_about_the_limit():
         pool.score(CompositeReward({"format": 1.0}), ["x"], [{}])
         result = pool.score(CompositeReward({"_test_spin": 1.0}), ["x"], [{}])[0]
     assert 0.5 <= result.info["seconds"]["_test_spin"] < 0.5 + 0.3
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    # A pool whose process is SIGKILLed mid-hang must not leave workers burning CPU.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "sys.path[:0] = " + repr([p for p in sys.path if p]) + "\n"
+        "from r1lab.rewards import CompositeReward, RewardPool\n"
+        "from rewards import _helpers\n"
+        "pool = RewardPool(workers=1, timeout=60)\n"
+        "pool.start()\n"
+        "print(pool._pool[0].proc.pid, flush=True)\n"
+        "pool.score(CompositeReward({'_test_spin': 1.0}), ['x'], [{}])\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    time.sleep(1.0)  # the worker is spinning now
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{worker}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")

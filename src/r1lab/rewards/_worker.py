@@ -39,9 +39,24 @@ def frame(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def main() -> int:
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this worker when the pool's process dies (Linux), even mid-way through a hang."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: stdin's EOF still ends an idle worker
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def main(parent: int | None = None) -> int:
     # Ctrl-C belongs to the parent, which kills us when it needs to.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _die_with_parent(parent)
     # The protocol gets its own copy of stdout; fd 1 then points at stderr, so a reward (or a
     # library) that prints cannot corrupt a frame.
     proto = os.fdopen(os.dup(1), "wb")

@@ -189,7 +189,11 @@ class RewardPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = subprocess.Popen(
             # `-c`, not `-m`: the package imports this module, and runpy warns about re-running it.
-            [sys.executable, "-c", "import sys, r1lab.rewards._worker as w; sys.exit(w.main())"],
+            [
+                sys.executable,
+                "-c",
+                f"import sys, r1lab.rewards._worker as w; sys.exit(w.main({os.getpid()}))",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
