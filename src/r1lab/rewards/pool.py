@@ -38,6 +38,8 @@ from r1lab.rewards._worker import HEADER, frame
 from r1lab.rewards.composite import CompositeReward, RewardError, RewardResult
 
 DEFAULT_TIMEOUT = 10.0
+# Items in flight per worker: the running one and one queued behind it.
+PIPELINE = 2
 # Consecutive worker start failures before the pool gives up (a broken install, not bad luck).
 MAX_START_FAILURES = 3
 
@@ -121,9 +123,15 @@ class _Worker:
     proc: subprocess.Popen
     buf: bytearray = field(default_factory=bytearray)
     ready: bool = False
-    task: _Task | None = None
+    tasks: collections.deque[_Task] = field(default_factory=collections.deque)
+    """Items sent to this worker, oldest (the one running) first."""
     part_start: float = 0.0
     deadline: float = float("inf")
+
+    @property
+    def task(self) -> _Task | None:
+        """The item running now."""
+        return self.tasks[0] if self.tasks else None
 
     @property
     def fd(self) -> int:
@@ -273,9 +281,13 @@ class RewardPool:
         try:
             while batch.left > 0:
                 for w in self._pool:
-                    if w.ready and w.task is None and batch.queue and batch.error is None:
+                    # One item queued behind the running one: the worker starts it without
+                    # waiting for a round trip through this process (matters for ~1 ms items).
+                    while (
+                        w.ready and len(w.tasks) < PIPELINE and batch.queue and batch.error is None
+                    ):
                         self._dispatch(w, batch)
-                if batch.error is not None and all(w.task is None for w in self._pool):
+                if batch.error is not None and all(not w.tasks for w in self._pool):
                     return  # drained after an error: the caller raises it
                 for key in list(sel.get_map().values()):
                     sel.unregister(key.fileobj)
@@ -290,16 +302,16 @@ class RewardPool:
                 now = time.monotonic()
                 for w in list(self._pool):
                     if w.task is not None and now >= w.deadline:
-                        batch.kill_part(w.task, "timed_out", now - w.part_start)
-                        self._fail(w)
+                        self._fail(w, batch, "timed_out", now - w.part_start)
         finally:
             sel.close()
 
     def _dispatch(self, w: _Worker, batch: _Batch) -> None:
         task = batch.queue.popleft()
-        w.task = task
-        w.part_start = time.monotonic()
-        w.deadline = w.part_start + self.timeout
+        if not w.tasks:  # it starts now; a queued item's clock starts when the one before ends
+            w.part_start = time.monotonic()
+            w.deadline = w.part_start + self.timeout
+        w.tasks.append(task)
         request = (
             "item",
             task.index,
@@ -318,9 +330,7 @@ class RewardPool:
         chunk = os.read(w.fd, 1 << 20)
         if not chunk:
             self._on_eof(w)
-            if w.task is not None:
-                batch.kill_part(w.task, "crashed", time.monotonic() - w.part_start)
-            self._fail(w)
+            self._fail(w, batch, "crashed", time.monotonic() - w.part_start)
             return
         w.buf += chunk
         for msg in _messages(w.buf):
@@ -336,12 +346,23 @@ class RewardPool:
                 w.part_start = time.monotonic()
                 w.deadline = w.part_start + self.timeout
                 if w.task.done:
-                    w.task, w.deadline = None, float("inf")
+                    w.tasks.popleft()
+                if not w.tasks:
+                    w.deadline = float("inf")
             # "done" needs nothing: the last part already freed the worker.
 
-    def _fail(self, w: _Worker) -> None:
-        """Replace a worker that overran or died; its item's remaining parts are requeued."""
-        w.task = None
+    def _fail(self, w: _Worker, batch: _Batch, why: str, seconds: float) -> None:
+        """Replace a worker that overran or died (`why`: timed_out or crashed).
+
+        The running part scores 0; the rest of its item and the items queued behind it go
+        back to the front of the line for other workers.
+        """
+        running = w.task
+        for task in reversed(list(w.tasks)[1:]):
+            batch.queue.appendleft(task)
+        if running is not None:
+            batch.kill_part(running, why, seconds)
+        w.tasks.clear()
         self.restarts += 1
         self._replace(w)
 
