@@ -191,7 +191,7 @@ def test_seconds_of_a_killed_part_is_about_the_limit():
     with RewardPool(workers=1, timeout=0.5) as pool:
         pool.score(CompositeReward({"format": 1.0}), ["x"], [{}])
         result = pool.score(CompositeReward({"_test_spin": 1.0}), ["x"], [{}])[0]
-    assert 0.5 <= result.info["seconds"]["_test_spin"] < 0.5 + 0.3
+    assert 0.5 <= result.info["seconds"]["_test_spin"] < 0.5 + 0.5
 
 
 def test_workers_die_with_their_parent(tmp_path):
