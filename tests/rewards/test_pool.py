@@ -228,3 +228,15 @@ def test_workers_die_with_their_parent(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its parent")
+
+
+def test_a_large_item_queued_behind_a_hang_does_not_block_the_pool():
+    # 100 kB is more than a pipe holds: writing it to a busy worker would block this process
+    # until the hang ended, and the time limit could never fire.
+    big = "<answer>" + "x" * 100_000 + "</answer>"
+    with RewardPool(workers=1, timeout=0.5) as pool:
+        pool.score(CompositeReward({"format": 1.0}), ["x"], [{}])
+        start = time.monotonic()
+        results = pool.score(CompositeReward({"_test_spin": 1.0}), ["x", big], [{}, {}])
+        assert time.monotonic() - start < 0.5 * 2 + 2.0
+    assert [r.info["timed_out"] for r in results] == [["_test_spin"], ["_test_spin"]]

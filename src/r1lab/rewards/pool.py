@@ -38,8 +38,10 @@ from r1lab.rewards._worker import HEADER, frame
 from r1lab.rewards.composite import CompositeReward, RewardError, RewardResult
 
 DEFAULT_TIMEOUT = 10.0
-# Items in flight per worker: the running one and one queued behind it.
+# Items in flight per worker: the running one and one queued behind it, if its request fits
+# in a pipe's buffer (64 KiB on Linux) with room to spare.
 PIPELINE = 2
+QUEUED_MAX_BYTES = 32 << 10
 # Consecutive worker start failures before the pool gives up (a broken install, not bad luck).
 MAX_START_FAILURES = 3
 
@@ -286,7 +288,8 @@ class RewardPool:
                     while (
                         w.ready and len(w.tasks) < PIPELINE and batch.queue and batch.error is None
                     ):
-                        self._dispatch(w, batch)
+                        if not self._dispatch(w, batch):
+                            break
                 if batch.error is not None and all(not w.tasks for w in self._pool):
                     return  # drained after an error: the caller raises it
                 for key in list(sel.get_map().values()):
@@ -306,25 +309,34 @@ class RewardPool:
         finally:
             sel.close()
 
-    def _dispatch(self, w: _Worker, batch: _Batch) -> None:
-        task = batch.queue.popleft()
+    def _dispatch(self, w: _Worker, batch: _Batch) -> bool:
+        """Send the next queued item to `w`; False if it must wait until `w` is idle."""
+        task = batch.queue[0]
+        request = frame(
+            (
+                "item",
+                task.index,
+                batch.composites[task.index],
+                task.names[task.position :],
+                batch.completions[task.index],
+                batch.examples[task.index],
+            )
+        )
+        if w.tasks and len(request) > QUEUED_MAX_BYTES:
+            # A busy worker does not read: a frame larger than the pipe's buffer would block
+            # this process, and with it every time limit, until the running item ends.
+            return False
+        batch.queue.popleft()
         if not w.tasks:  # it starts now; a queued item's clock starts when the one before ends
             w.part_start = time.monotonic()
             w.deadline = w.part_start + self.timeout
         w.tasks.append(task)
-        request = (
-            "item",
-            task.index,
-            batch.composites[task.index],
-            task.names[task.position :],
-            batch.completions[task.index],
-            batch.examples[task.index],
-        )
         try:
-            w.proc.stdin.write(frame(request))  # type: ignore[union-attr]
+            w.proc.stdin.write(request)  # type: ignore[union-attr]
             w.proc.stdin.flush()  # type: ignore[union-attr]
         except OSError:
             pass  # a dead worker: its EOF shows up in _receive and is handled as a crash
+        return True
 
     def _receive(self, w: _Worker, batch: _Batch) -> None:
         chunk = os.read(w.fd, 1 << 20)
