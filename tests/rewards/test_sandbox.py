@@ -303,3 +303,16 @@ def test_cpu_pinning():
     assert result.stdout.strip() == "1"
     unpinned = run_python("import os\nprint(len(os.sched_getaffinity(0)))", "", Limits())
     assert unpinned.stdout.strip() == str(len(os.sched_getaffinity(0)))
+
+
+def test_a_broken_sandbox_raises_instead_of_scoring():
+    # An interpreter that cannot start is the machine's problem, not a failing program; as
+    # root, one the throwaway uid cannot run would mean running the program as root.
+    from r1lab.rewards.sandbox import SandboxError
+
+    match = "refusing to run untrusted code as root" if os.geteuid() == 0 else "could not start"
+    with pytest.raises(SandboxError, match=match):
+        run_python("print(1)", "", Limits(python="/nonexistent/python3"))
+    # A limit the kernel refuses (RLIMIT_NOFILE above fs.nr_open) fails in the sandbox's child.
+    with pytest.raises(SandboxError, match="could not start the program"):
+        run_python("print(1)", "", Limits(open_files=1 << 30))

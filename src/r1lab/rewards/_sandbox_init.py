@@ -66,7 +66,7 @@ def prepare_workdir(cfg, program):
     return workdir
 
 
-def run_child(cfg, workdir):
+def run_child(cfg, workdir, status_fd):
     """In the forked child: limits, identity, then exec. Never returns."""
     try:
         for name, value in cfg["rlimits"].items():
@@ -85,8 +85,10 @@ def run_child(cfg, workdir):
         python = cfg["python"]
         os.execve(python, [python, "-I", "-S", "main.py"], cfg["env"])
     except BaseException as e:  # noqa: BLE001 - any failure here must end the child, loudly
+        # The sandbox's fault, not the program's: the parent raises it instead of scoring it.
         try:
-            os.write(2, f"r1lab sandbox: could not start the program: {e}\n".encode())
+            msg = json.dumps({"setup_error": f"could not start the program: {e}"}) + "\n"
+            os.write(status_fd, msg.encode())
         finally:
             os._exit(126)
 
@@ -110,7 +112,7 @@ def main():
 
     pid = os.fork()
     if pid == 0:
-        run_child(cfg, workdir)
+        run_child(cfg, workdir, status_fd)
 
     def on_alarm(signum, frame):
         # Our own deadline, a little after the parent's: the sandbox ends even if the parent died.

@@ -181,10 +181,8 @@ def probe_isolation(namespaces: bool = True, python: str | None = None) -> Isola
                 chosen, drop_uid = cand, True
                 break
         else:
-            notes.append(
-                "no interpreter an unprivileged uid can run: the program runs as root "
-                "(RLIMIT_NPROC does not apply to root)"
-            )
+            tried = ", ".join(c for c in candidates if c)
+            notes.append(f"no interpreter an unprivileged uid can run (tried {tried})")
     else:
         notes.append("not root: the program runs as the caller's uid")
     return Isolation(prefix, bool(prefix), drop_uid, chosen, tuple(notes))
@@ -371,60 +369,84 @@ def _unmasked(iso: Isolation, limits: Limits) -> tuple[str, ...]:
     return tuple(d for d in WORLD_WRITABLE if d not in masked)
 
 
+def _write_inputs(host_dir: str, code: str, stdin: str, owner: int | None) -> tuple[str, str]:
+    """Write the program and its stdin; `owner` gets the directory when the program runs there."""
+    program = os.path.join(host_dir, "main.py")
+    with open(program, "wb") as f:
+        f.write(code.encode("utf-8", errors="replace"))
+    stdin_path = os.path.join(host_dir, "stdin")
+    with open(stdin_path, "wb") as f:
+        f.write(stdin.encode("utf-8", errors="replace"))
+    if owner is not None:
+        os.chown(host_dir, owner, owner)
+        os.chown(program, owner, owner)
+    return program, stdin_path
+
+
+def _launch(
+    iso: Isolation,
+    limits: Limits,
+    uid: int | None,
+    host_dir: str,
+    program: str,
+    stdin_path: str,
+    status_fd: int,
+) -> subprocess.Popen:
+    """Start the init (inside the namespaces, if any) in a new session."""
+    env = {"PATH": SAFE_PATH, "HOME": host_dir, "TMPDIR": host_dir}
+    env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    cfg = {
+        "program": program,
+        "workdir": host_dir,
+        "mountns": iso.namespaces,
+        "pidns": iso.namespaces,
+        "masks": list(limits.masks),
+        "tmpfs_bytes": limits.tmpfs_bytes,
+        "uid": uid,
+        "gid": uid,
+        "python": iso.python,
+        "rlimits": _rlimits(limits),
+        "cpus": _cpu_set(limits.cpus),
+        "wall": limits.wall_time,
+        "status_fd": status_fd,
+        "env": env,
+    }
+    cmd = [*iso.prefix, sys.executable, "-I", "-S", str(INIT), json.dumps(cfg)]
+    with open(stdin_path, "rb") as fin:
+        return subprocess.Popen(
+            cmd,
+            stdin=fin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(status_fd,),
+            env={"PATH": SAFE_PATH},
+            cwd=host_dir,
+            start_new_session=True,
+        )
+
+
 def run_python(code: str, stdin: str = "", limits: Limits = Limits()) -> SandboxResult:
     """Run `code` as `python -I -S main.py` in a fresh sandbox and return how it ended."""
     iso = probe_isolation(limits.namespaces, limits.python)
+    if os.geteuid() == 0 and not iso.drop_uid:
+        # As root the program could write any file and kill any process: never run it so.
+        raise SandboxError(
+            f"refusing to run untrusted code as root: {'; '.join(iso.notes)}. Make an "
+            "interpreter readable by other users, or name one with Limits(python=...)"
+        )
     uid = _next_uid() if iso.drop_uid else None
     start = time.monotonic()
     host_dir = tempfile.mkdtemp(prefix="r1lab-sbx-")
+    out, err, timed_out, exceeded, status = b"", b"", False, False, {}
     try:
-        program = os.path.join(host_dir, "main.py")
-        with open(program, "wb") as f:
-            f.write(code.encode("utf-8", errors="replace"))
-        stdin_path = os.path.join(host_dir, "stdin")
-        with open(stdin_path, "wb") as f:
-            f.write(stdin.encode("utf-8", errors="replace"))
-        if uid is not None and not iso.namespaces:
-            os.chown(host_dir, uid, uid)
-            os.chown(program, uid, uid)
-        workdir = host_dir
-        env = {
-            "PATH": SAFE_PATH,
-            "HOME": workdir,
-            "TMPDIR": workdir,
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-        }
+        owner = uid if not iso.namespaces else None  # with namespaces it runs in a tmpfs
+        program, stdin_path = _write_inputs(host_dir, code, stdin, owner)
         status_r, status_w = os.pipe()
-        cfg = {
-            "program": program,
-            "workdir": workdir,
-            "mountns": iso.namespaces,
-            "pidns": iso.namespaces,
-            "masks": list(limits.masks),
-            "tmpfs_bytes": limits.tmpfs_bytes,
-            "uid": uid,
-            "gid": uid,
-            "python": iso.python,
-            "rlimits": _rlimits(limits),
-            "cpus": _cpu_set(limits.cpus),
-            "wall": limits.wall_time,
-            "status_fd": status_w,
-            "env": env,
-        }
-        cmd = [*iso.prefix, sys.executable, "-I", "-S", str(INIT), json.dumps(cfg)]
         try:
-            with open(stdin_path, "rb") as fin:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=fin,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    pass_fds=(status_w,),
-                    env={"PATH": SAFE_PATH},
-                    cwd=host_dir,
-                    start_new_session=True,
-                )
+            proc = _launch(iso, limits, uid, host_dir, program, stdin_path, status_w)
+        except BaseException:
+            os.close(status_r)
+            raise
         finally:
             os.close(status_w)
         try:
