@@ -155,7 +155,10 @@ def _kill_all(procs: list[subprocess.Popen]) -> None:
 
 
 class RewardPool:
-    """Persistent reward workers; see the module docstring. Use as a context manager."""
+    """Persistent reward workers; see the module docstring. Use as a context manager.
+
+    One score() at a time: the pool is not meant to be shared between threads.
+    """
 
     def __init__(self, workers: int = 2, timeout: float = DEFAULT_TIMEOUT):
         if workers < 0:
