@@ -40,15 +40,9 @@ TEMPLATE_VARIANTS = (
     "solves it. User: {prompt}. Assistant:",
 )
 
-GUESS_OPENERS = (
-    "This is easy.",
-    "I know this one.",
-    "Quick mental math.",
-    "Easy.",
-    "Let me think.",
-    "The answer is clear.",
-    "",
-)
+# What a guesser writes before answering, and how often: most write nothing at all.
+GUESS_OPENERS = ("", "This is easy.", "I know this one.", "Quick mental math.", "Let me think.")
+GUESS_OPENER_WEIGHTS = (0.7, 0.1, 0.08, 0.06, 0.06)
 
 
 @dataclass(frozen=True)
@@ -63,20 +57,24 @@ class CorpusConfig:
     """Share of documents framed with the R1-Zero template or one of its paraphrases."""
     exact_template_share: float = 0.6
     """Among templated documents, the share that uses the report's exact wording."""
-    tags_given_template: float = 0.55
+    tags_given_template: float = 0.5
     """Among templated documents, the share answered in the <think>/<answer> tag format."""
-    guess_share: float = 0.6
+    guess_share: float = 0.7
     """Writers who answer at once."""
-    step_share: float = 0.28
+    step_share: float = 0.18
     """Writers who work step by step (careless: they slip at `slip_rate`)."""
     reflect_share: float = 0.12
     """Writers who check their work and fix their slips."""
     guess_accuracy: float = 0.3
     """How often a guessed answer is right."""
-    slip_rate: float = 0.2
+    slip_rate: float = 0.3
     """Chance that a careless step-by-step writer makes one slip, carried to the answer."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
+
+
+def _opener(rng: random.Random) -> str:
+    return rng.choices(GUESS_OPENERS, GUESS_OPENER_WEIGHTS)[0]
 
 
 def _perturb(value: int, rng: random.Random) -> int:
@@ -127,7 +125,7 @@ def _arith_trace(p: arithmetic.Problem, style: str, cfg: CorpusConfig, rng: rand
     """(reasoning text, final answer) for one arithmetic problem in a writer's style."""
     if style == "guess":
         answer = p.result if rng.random() < cfg.guess_accuracy else _perturb(p.result, rng)
-        return rng.choice(GUESS_OPENERS), answer
+        return _opener(rng), answer
     steps = _add_steps(p.a, p.b) if p.op == "+" else _mul_steps(p.a, p.b)
     slip_at = rng.randrange(len(steps)) if rng.random() < cfg.slip_rate else -1
     if style == "reflect" and slip_at < 0 and rng.random() < 0.5:
@@ -183,9 +181,9 @@ def _random_candidate(numbers: tuple[int, ...], rng: random.Random):
 def _countdown_trace(p: countdown.Problem, style: str, cfg: CorpusConfig, rng: random.Random):
     if style == "guess":
         if rng.random() < cfg.guess_accuracy:
-            return rng.choice(GUESS_OPENERS), p.solution
+            return _opener(rng), p.solution
         expr, _, value = _random_candidate(p.numbers, rng)
-        return rng.choice(GUESS_OPENERS), expr
+        return _opener(rng), expr
     parts = []
     for _ in range(rng.randint(0, cfg.max_tries)):
         expr, steps, value = _random_candidate(p.numbers, rng)

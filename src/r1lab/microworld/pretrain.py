@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,11 +137,14 @@ def run(cfg: PretrainConfig) -> int:
     batches = _batches(data, cfg, gen)
     curve = []
     model.train()
+    # A live bar on a terminal; a line every 100 steps in a log file.
+    log_lines = not sys.stdout.isatty()
     with Progress(
         TextColumn("pretrain"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
         TimeRemainingColumn(),
+        disable=log_lines,
     ) as bar:
         task = bar.add_task("pretrain", total=cfg.steps, loss=float("nan"))
         for step in range(cfg.steps):
@@ -154,6 +158,10 @@ def run(cfg: PretrainConfig) -> int:
             opt.zero_grad(set_to_none=True)
             curve.append({"step": step, "loss": loss.item(), "lr": lr_at(step)})
             bar.update(task, advance=1, loss=loss.item())
+            if log_lines and (step % 100 == 0 or step == cfg.steps - 1):
+                print(
+                    f"step {step:5d}  loss {loss.item():.4f}  {time.time() - t0:.0f}s", flush=True
+                )
     elapsed = time.time() - t0
 
     model.eval()
