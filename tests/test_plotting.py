@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from r1lab.config import ConfigError
+from r1lab.plotting import PlotConfig, run, summary_table
+from r1lab.tracking import MetricsLogger, read_metrics
+
+
+def fake_run(path, pass1, length):
+    log = MetricsLogger(path)
+    for step in range(0, 41):
+        row = {"reward/accuracy": step / 40, "reward/format_rate": 1.0, "policy/kl": 0.01}
+        row["response/length_mean"] = 10 + step
+        row["response/reflection_rate"] = 0.0
+        row["reward/total"] = 1 + step / 40
+        if step % 20 == 0:
+            i = step // 20
+            row |= {
+                "eval/pass@1": pass1[i],
+                "eval/format": 0.9,
+                "eval/length_mean": length[i],
+                "eval/reflection_rate": 0.1,
+            }
+        log.log(step, row)
+    log.close()
+    return path
+
+
+def test_plot_one_run_and_compare_runs(tmp_path, capsys):
+    a = fake_run(tmp_path / "grpo", [0.2, 0.55, 0.7], [20, 30, 40])
+    b = fake_run(tmp_path / "dapo", [0.2, 0.4, 0.45], [20, 22, 25])
+    assert run(PlotConfig(run_dir=str(a))) == 0
+    assert (a / "plot.png").stat().st_size > 10_000
+    assert run(PlotConfig(run_dir=f"{a},{b}", out=str(tmp_path / "cmp.png"))) == 0
+    assert (tmp_path / "cmp.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "| grpo | 20.0% | 70.0% | 90.0% | 20.0 | 40.0 | 10.0% | 20 |" in out
+    assert "| dapo | 20.0% | 45.0% | 90.0% | 20.0 | 25.0 | 10.0% | - |" in out
+
+
+def test_summary_table_of_a_run_without_evaluation():
+    assert "| x | - |" in summary_table({"x": [{"step": 0, "reward/total": 1.0}]})
+
+
+def test_missing_or_corrupt_run_directory(tmp_path):
+    with pytest.raises(ConfigError, match="metrics.jsonl"):
+        run(PlotConfig(run_dir=str(tmp_path / "nope")))
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 0}) + "\n{oops\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_metrics(tmp_path)
+    with pytest.raises(ConfigError):
+        run(PlotConfig(run_dir=""))
