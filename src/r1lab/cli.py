@@ -32,9 +32,14 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "demo": Command("r1lab.demo", "DemoConfig", "the main job on the embedded micro-world"),
+    "eval": Command("r1lab.evaluate", "EvalConfig", "pass@k, maj@k, format, length, reflection"),
+    "plot": Command(
+        "r1lab.plotting", "PlotConfig", "redraw a run's curves into one PNG", positional="run_dir"
+    ),
     "pretrain": Command(
         "r1lab.microworld.pretrain", "PretrainConfig", "pretrain the micro-world base model"
     ),
+    "zero": Command("r1lab.rl.trainer", "ZeroConfig", "R1-Zero: GRPO from a base model"),
     "score": Command(
         "r1lab.rewards.score",
         "ScoreConfig",

@@ -86,23 +86,35 @@ def collate(completions: Sequence[Completion], pad_id: int | None = None) -> Bat
     )
 
 
-def completion_logprobs(model, batch: Batch, temperature: float = 1.0) -> Tensor:
-    """Log-probs of the batch's completion tokens from one full forward pass: [N, Lc], 0 on
-    padding. Same convention as the sampler (`token_logprobs`), so for the sampling policy it
-    reproduces `batch.old_logprobs`. Differentiable when called outside `torch.no_grad`.
+def completion_logits(model, batch: Batch, rows: slice = slice(None)) -> Tensor:
+    """The logits that predict each completion token of `rows` of the batch: [b, Lc, V].
 
-    Only the Lc + 1 last positions go through the LM head when the model supports
-    `logits_to_keep`, which matters with a 152k vocabulary and long prompts.
+    One forward pass; columns that are padding in every one of these rows (the left of short
+    prompts) are dropped first, which is safe because position ids are explicit. Only the Lc + 1
+    last positions go through the LM head when the model supports `logits_to_keep`, which
+    matters with a 152k vocabulary and long prompts. Differentiable outside `torch.no_grad`.
     """
     lc = batch.completion_ids.shape[1]
+    attn = batch.attention_mask[rows]  # [b, Lp + Lc]
+    first = min(int((attn.sum(0) > 0).int().argmax().item()), batch.prompt_len)
     out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
+        input_ids=batch.input_ids[rows, first:],
+        attention_mask=attn[:, first:],
+        position_ids=batch.position_ids[rows, first:],
         use_cache=False,
         **logits_to_keep_kwargs(model, lc + 1),
     )
-    logits = out.logits[:, -(lc + 1) : -1]  # [N, Lc, V]: position t predicts token t + 1
-    lp = token_logprobs(logits, batch.completion_ids, temperature)  # [N, Lc]
+    return out.logits[:, -(lc + 1) : -1]  # [b, Lc, V]: position t predicts token t + 1
+
+
+def completion_logprobs(
+    model, batch: Batch, temperature: float = 1.0, rows: slice = slice(None)
+) -> Tensor:
+    """Log-probs of the completion tokens of `rows` from one full forward pass: [b, Lc], 0 on
+    padding. Same convention as the sampler (`token_logprobs`), so for the sampling policy it
+    reproduces `batch.old_logprobs`. Differentiable when called outside `torch.no_grad`.
+    """
+    logits = completion_logits(model, batch, rows)  # [b, Lc, V]
+    lp = token_logprobs(logits, batch.completion_ids[rows], temperature)  # [b, Lc]
     # where, not a product: a NaN from a padded position must not leak into the result
-    return torch.where(batch.completion_mask.bool(), lp, 0.0)
+    return torch.where(batch.completion_mask[rows].bool(), lp, 0.0)

@@ -1,0 +1,526 @@
+"""`r1lab zero`: R1-Zero, GRPO from a base model with rule-based rewards.
+
+    r1lab zero --config configs/zero-arithmetic.yaml
+    r1lab zero --config configs/zero-countdown.yaml algo.beta=0 out=runs/cd
+    r1lab zero --resume runs/zero
+
+`train_step` is one GRPO step, top to bottom: rollout -> reward -> advantage -> loss ->
+optimizer step -> metrics. Everything else here (building the run, evaluation, checkpoints,
+display) is plumbing around it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r1lab import metrics as M
+from r1lab.config import ConfigError, load_config, save_config
+from r1lab.rl.algos import compute_advantages, entropy_from_logits, grpo_loss
+from r1lab.rl.config import ZeroConfig
+from r1lab.rl.state import (
+    PromptStream,
+    checkpoints,
+    load_trainer_state,
+    save_checkpoint,
+    truncate_metrics,
+)
+from r1lab.rollout import Completion, Sampler, SamplingParams, token_logprobs
+from r1lab.rollout.batch import Batch, collate, completion_logits
+from r1lab.tasks import make_task, render_prompt
+
+
+@dataclass
+class Trainer:
+    """Everything a step needs, passed explicitly (STYLE.md 7)."""
+
+    cfg: ZeroConfig
+    policy: Any
+    ref: Any | None
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: Sampler
+    sampling: SamplingParams
+    pool: Any
+    reward: Any  # CompositeReward
+    task: Any
+    stream: PromptStream
+    device: torch.device
+    nan_streak: int = 0
+    last_samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# One GRPO step
+
+
+def train_step(t: Trainer, step: int) -> dict[str, float]:
+    """Sample, score, compute advantages, update the policy; return the step's metrics."""
+    cfg, algo = t.cfg, t.cfg.algo
+    G = cfg.rollout.group_size
+    times = {"rollout": 0.0, "reward": 0.0}
+
+    # 1-2. Rollout and reward. Dynamic sampling (DAPO) keeps only groups whose rewards differ
+    # and samples more prompts until P groups are kept or the extra rounds run out.
+    kept: list[tuple[Mapping[str, Any], list[Completion], list[Any]]] = []
+    zero_var_groups = seen_groups = 0
+    rounds = 1 + (algo.max_resample_rounds if algo.dynamic_sampling else 0)
+    for rnd in range(rounds):
+        examples = t.stream.take(algo.prompts_per_step)
+        prompts = [render_prompt(ex["question"], cfg.template, t.tokenizer) for ex in examples]
+        t0 = time.perf_counter()
+        groups = t.sampler.generate(prompts, t.sampling, seed=_seed(cfg.seed, step, rnd))
+        t1 = time.perf_counter()
+        flat = [c for g in groups for c in g]
+        scored = t.pool.score(
+            t.reward,
+            [c.text for c in flat],
+            [_with_lengths(ex, c, cfg) for ex, g in zip(examples, groups, strict=True) for c in g],
+        )
+        times["rollout"] += t1 - t0
+        times["reward"] += time.perf_counter() - t1
+        for i, (ex, group) in enumerate(zip(examples, groups, strict=True)):
+            results = scored[i * G : (i + 1) * G]
+            totals = [r.total for r in results]
+            seen_groups += 1
+            equal = max(totals) - min(totals) < 1e-9
+            zero_var_groups += equal
+            if not (algo.dynamic_sampling and equal):
+                kept.append((ex, group, results))
+        if not algo.dynamic_sampling or len(kept) >= algo.prompts_per_step:
+            break
+    kept = kept[: algo.prompts_per_step]
+    if not kept:
+        return {"batch/skipped": 1.0, "batch/zero_std_groups": 1.0, **_times(times)}
+
+    # 3. Group-relative advantages: each group is normalised on its own rewards only.
+    rewards = torch.tensor([[r.total for r in res] for _, _, res in kept])  # [P, G]
+    advantages = compute_advantages(algo.advantage, rewards, algo.scale or None)  # [P, G]
+    completions = [c for _, group, _ in kept for c in group]
+    batch = collate(completions, t.tokenizer.pad_token_id).to(t.device)
+    mask = batch.completion_mask.clone()  # [P*G, Lc]
+    truncated = torch.tensor([c.finish_reason == "length" for c in completions])
+    if algo.overlong == "mask":
+        mask[truncated.to(t.device)] = 0.0
+    adv = advantages.reshape(-1).to(t.device)  # [P*G]
+
+    # 4. Update: mu passes of gradient accumulation over micro-batches. With mu = 1 the
+    # sampling policy *is* the current one, so pi_old = logp.detach() (ratio exactly 1, no
+    # second forward pass); with mu > 1 the rollout's log-probs are pi_old.
+    t2 = time.perf_counter()
+    n_seq = batch.input_ids.shape[0]
+    sizes = {
+        "num_seqs": n_seq,
+        "num_tokens": int(mask.sum().item()),
+        "max_len": cfg.rollout.max_new_tokens,
+    }
+    slices = [slice(i, i + algo.micro_batch) for i in range(0, n_seq, algo.micro_batch)]
+    ref_logp = None
+    if t.ref is not None and algo.beta > 0:
+        with torch.no_grad():
+            ref_logp = torch.cat([_logprobs(t.ref, batch, s, cfg)[0] for s in slices])
+    stats: dict[str, float] = {}
+    grad_norm = torch.tensor(0.0)
+    lr = t.optimizer.param_groups[0]["lr"]
+    t.policy.train()
+    for _ in range(algo.mu):
+        entropy_sum = 0.0
+        pass_stats: dict[str, float] = {}
+        for s in slices:
+            logp, ent = _logprobs(t.policy, batch, s, cfg, entropy=True)
+            loss, mb_stats = grpo_loss(
+                logp,
+                batch.old_logprobs[s] if algo.mu > 1 else None,
+                ref_logp[s] if ref_logp is not None else None,
+                adv[s],
+                mask[s],
+                eps_low=algo.eps_low,
+                eps_high=algo.eps_high,
+                beta=algo.beta,
+                agg=algo.loss_agg,
+                **sizes,
+            )
+            loss.backward()
+            entropy_sum += (ent * mask[s]).sum().item()
+            for k, v in mb_stats.items():  # every stat is this micro-batch's share
+                pass_stats[k] = pass_stats.get(k, 0.0) + v
+        grad_norm = torch.nn.utils.clip_grad_norm_(t.policy.parameters(), algo.max_grad_norm)
+        if not math.isfinite(pass_stats["loss/total"]) or not torch.isfinite(grad_norm):
+            t.optimizer.zero_grad(set_to_none=True)
+            t.nan_streak += 1
+            stats = {**pass_stats, "train/nan_skipped": 1.0}
+            break
+        t.optimizer.step()
+        t.optimizer.zero_grad(set_to_none=True)
+        t.scheduler.step()
+        t.nan_streak = 0
+        stats = {**pass_stats, "policy/entropy": entropy_sum / max(sizes["num_tokens"], 1)}
+    times["update"] = time.perf_counter() - t2
+
+    # 5. Metrics: what was sampled, how it scored, how the update went.
+    spec = t.task.rewards
+    results = [r for _, _, res in kept for r in res]
+    texts = [c.text for c in completions]
+    lengths = [len(c.token_ids) for c in completions]
+    out: dict[str, float] = {"reward/total": _mean([r.total for r in results])}
+    for name in results[0].parts:
+        out[f"reward/{name}"] = _mean([r.parts[name] for r in results])
+    out["reward/accuracy"] = _mean([r.parts[spec.accuracy] >= 1 - 1e-9 for r in results])
+    out["reward/format_rate"] = _mean([r.parts[spec.format] >= 1 - 1e-9 for r in results])
+    out.update({f"response/length_{k}": float(v) for k, v in M.length_stats(lengths).items()})
+    out["response/clipped_ratio"] = truncated.float().mean().item()
+    out["response/reflection_rate"] = M.reflection_rate(texts)
+    out.update(stats)
+    out["policy/grad_norm"] = float(grad_norm)
+    out["policy/lr"] = lr
+    out["policy/advantage_abs_mean"] = advantages.abs().mean().item()
+    out["batch/zero_std_groups"] = zero_var_groups / seen_groups
+    out["batch/groups"] = float(len(kept))
+    out["batch/sampling_rounds"] = float(rnd + 1)
+    out.update(_times(times))
+    out["perf/tokens_per_s"] = sum(lengths) / max(times["rollout"] + times["update"], 1e-9)
+    t.last_samples = [
+        {
+            "question": ex["question"],
+            "reference": ex.get("answer"),
+            "completion": c.text,
+            "reward": r.total,
+            "parts": r.parts,
+            "advantage": float(a),
+        }
+        for (ex, group, res), adv_row in zip(kept, advantages, strict=True)
+        for c, r, a in zip(group, res, adv_row, strict=True)
+    ]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of the step
+
+
+def _logprobs(
+    model: Any, batch: Batch, rows: slice, cfg: ZeroConfig, entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Completion log-probs [b, Lc] (and per-token entropy [b, Lc]) of rows of the batch, in
+    the sampler's convention (`token_logprobs` at the rollout temperature)."""
+    temperature = cfg.rollout.temperature
+    logits = completion_logits(model, batch, rows)  # [b, Lc, V]
+    logp = token_logprobs(logits, batch.completion_ids[rows], temperature)  # [b, Lc]
+    logp = torch.where(batch.completion_mask[rows].bool(), logp, 0.0)  # no NaN from padding
+    ent = None
+    if entropy:
+        with torch.no_grad():
+            ent = entropy_from_logits(logits.detach() / temperature)  # [b, Lc]
+    return logp, ent
+
+
+def _seed(seed: int, step: int, rnd: int) -> int:
+    # Sampling randomness is a function of (seed, step, round) only, so a resumed run samples
+    # exactly what an uninterrupted one would.
+    return (seed * 1_000_003 + step * 1_009 + rnd) % (2**31)
+
+
+def _with_lengths(ex: Mapping[str, Any], c: Completion, cfg: ZeroConfig) -> dict[str, Any]:
+    # The reserved keys length-shaping rewards read (see r1lab.rewards).
+    return {**ex, "num_tokens": len(c.token_ids), "max_tokens": cfg.rollout.max_new_tokens}
+
+
+def _times(times: Mapping[str, float]) -> dict[str, float]:
+    out = {f"time/{k}": v for k, v in times.items()}
+    out["time/step"] = sum(times.values())
+    return out
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(sum(xs)) / len(xs) if xs else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a run
+
+
+def build_reward(cfg: ZeroConfig, task: Any) -> Any:
+    """The composite reward: the task's (or the config's) weights, accuracy and format always
+    reported (weight 0 if not trained on), plus DAPO's soft overlong penalty if asked."""
+    from r1lab.rewards import CompositeReward, get_reward
+
+    spec = task.rewards
+    weights = dict(cfg.rewards or spec.weights)
+    params = {k: dict(v) for k, v in spec.params.items()}
+    for k, v in cfg.reward_params.items():
+        params.setdefault(k, {}).update(v)
+    weights.setdefault(spec.accuracy, 0.0)
+    weights.setdefault(spec.format, 0.0)
+    if cfg.algo.overlong == "penalty":
+        weights.setdefault("overlong_penalty", 1.0)
+        params.setdefault("overlong_penalty", {}).update(
+            {"max_length": cfg.rollout.max_new_tokens, "cache_length": cfg.algo.overlong_cache}
+        )
+    for name in weights:
+        try:
+            get_reward(name)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"rewards: {e}") from None
+    return CompositeReward(weights, params)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroConfig, tok, model):
+    """A prompt longer than the context fails here, naming the example, not mid-run."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is None:
+        return
+    budget = limit - cfg.rollout.max_new_tokens
+    for ex in examples:
+        n = len(tok(render_prompt(ex["question"], cfg.template, tok))["input_ids"])
+        if n > budget:
+            raise ConfigError(
+                f"task {task.name}: example {ex.get('id')!r} has a {n}-token prompt, but the "
+                f"model's context ({limit}) minus rollout.max_new_tokens "
+                f"({cfg.rollout.max_new_tokens}) leaves {budget}; shorten it or lower "
+                "rollout.max_new_tokens"
+            )
+
+
+def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer:
+    from r1lab.evaluate import load_model
+
+    device = resolve_device(cfg.device)
+    task = make_task(cfg.task)
+    policy, tokenizer = load_model(str(checkpoint or cfg.model), str(device), cfg.dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    ref = None
+    if cfg.algo.beta > 0:
+        # The reference is the starting model, also when resuming from a later checkpoint.
+        ref = load_model(cfg.model, str(device), cfg.dtype)[0] if checkpoint else None
+        ref = ref if ref is not None else copy.deepcopy(policy)
+        ref.requires_grad_(False)
+        ref.eval()
+    n_train = cfg.train_pool if task.name in ("arithmetic", "countdown") else None
+    train = task.examples("train", n_train)
+    if not train:
+        raise ConfigError(f"task {task.name} has no training examples")
+    _check_prompts(task, train[:256], cfg, tokenizer, policy)
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=cfg.algo.lr, weight_decay=cfg.algo.weight_decay
+    )
+    warm = max(cfg.algo.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    r = cfg.rollout
+    sampling = SamplingParams(
+        temperature=r.temperature,
+        top_p=r.top_p,
+        top_k=r.top_k,
+        max_new_tokens=r.max_new_tokens,
+        stop=tuple(r.stop),
+        n=r.group_size,
+    )
+    rank, world = _dist_rank()
+    return Trainer(
+        cfg=cfg,
+        policy=policy,
+        ref=ref,
+        tokenizer=tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=Sampler(policy, tokenizer),
+        sampling=sampling,
+        pool=pool,
+        reward=build_reward(cfg, task),
+        task=task,
+        stream=PromptStream(train, cfg.seed, rank, world),
+        device=device,
+    )
+
+
+def _dist_rank() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def run_eval(t: Trainer, pool: Any) -> dict[str, float]:
+    """Held-out evaluation with the `r1lab eval` library function."""
+    from r1lab.evaluate import evaluate
+
+    cfg = t.cfg
+    examples = t.task.examples("test", cfg.eval_questions)
+    result = evaluate(
+        t.policy,
+        t.tokenizer,
+        t.task,
+        examples,
+        n=cfg.eval_n,
+        ks=sorted({1, cfg.eval_n}),
+        temperature=cfg.eval_temperature,
+        top_p=0.95,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        stop=cfg.rollout.stop,
+        greedy=False,
+        template=cfg.template,
+        pool=pool,
+        seed=cfg.seed,
+        progress=False,
+    )
+    return result.metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def run(cfg: ZeroConfig) -> int:
+    from r1lab.rewards import RewardPool
+    from r1lab.tracking import MetricsLogger
+
+    checkpoint = None
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise ConfigError(f"resume: {saved} does not exist; is {run_dir} a run directory?")
+        cfg = load_config(ZeroConfig, saved)
+        found = checkpoints(run_dir)
+        checkpoint = found[-1] if found else None
+        if checkpoint is None:
+            print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
+    run_dir = Path(cfg.out if not checkpoint else checkpoint.parent.parent)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+    with RewardPool(workers=cfg.workers) as pool:
+        t = build(cfg, pool, checkpoint)
+        start = 0
+        if checkpoint is not None:
+            state = load_trainer_state(checkpoint)
+            t.optimizer.load_state_dict(state["optimizer"])
+            t.scheduler.load_state_dict(state["scheduler"])
+            t.stream.load_state_dict(state["stream"])
+            start = state["step"]
+            print(f"resumed from {checkpoint} (step {start})")
+        truncate_metrics(run_dir / "metrics.jsonl", start)
+        logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
+        display = _Display(cfg.steps, start, cfg.progress)
+        try:
+            for step in range(start, cfg.steps + 1):
+                row: dict[str, float] = {}
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    row.update(run_eval(t, pool))
+                if step == cfg.steps:
+                    logger.log(step, row)
+                    break
+                row.update(train_step(t, step))
+                if t.nan_streak >= cfg.algo.max_nan_steps:
+                    raise RuntimeError(
+                        f"{t.nan_streak} steps in a row had a non-finite loss; stopping. The last "
+                        f"good checkpoint in {run_dir / 'checkpoints'} is intact."
+                    )
+                logger.log(step, row)
+                if cfg.sample_every and step % cfg.sample_every == 0:
+                    _write_samples(run_dir, step, t.last_samples)
+                display.update(step, row)
+                done = step + 1
+                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                    _checkpoint(t, run_dir, done)
+        finally:
+            display.close()
+            logger.close()
+    _finish(run_dir)
+    return 0
+
+
+def _checkpoint(t: Trainer, run_dir: Path, step: int) -> None:
+    state = {
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict(),
+        "stream": t.stream.state_dict(),
+    }
+    save_checkpoint(run_dir, step, t.policy, t.tokenizer, state, t.cfg.keep_checkpoints)
+
+
+def _write_samples(run_dir: Path, step: int, samples: list[dict[str, Any]]) -> None:
+    path = run_dir / "samples" / f"step-{step:06d}.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(json.dumps(s) + "\n" for s in samples[:16]))
+
+
+def _finish(run_dir: Path) -> None:
+    from r1lab.plotting import plot_run
+    from r1lab.tracking import read_metrics
+
+    plot_run(run_dir)
+    rows = [r for r in read_metrics(run_dir) if "eval/pass@1" in r]
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        print(f"\nheld-out, step {first['step']} -> step {last['step']}:")
+        for key in ("eval/pass@1", "eval/format", "eval/length_mean", "eval/reflection_rate"):
+            if key in first:
+                print(f"  {key:<22} {first[key]:8.3f} -> {last[key]:8.3f}")
+    print(f"run directory: {run_dir} (plot: {run_dir / 'plot.png'})")
+
+
+class _Display:
+    """A rich progress bar with the key numbers, or one line per step when not a terminal."""
+
+    KEYS = (
+        ("acc", "reward/accuracy"),
+        ("fmt", "reward/format_rate"),
+        ("len", "response/length_mean"),
+        ("refl", "response/reflection_rate"),
+        ("kl", "policy/kl"),
+        ("s", "time/step"),
+    )
+
+    def __init__(self, total: int, start: int, enabled: bool) -> None:
+        import sys
+
+        self.enabled = enabled
+        self.tty = sys.stdout.isatty()
+        self.bar = None
+        if enabled and self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("zero"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[s]}"),
+            )
+            self.task = self.bar.add_task("zero", total=total, completed=start, s="")
+            self.bar.start()
+
+    def _line(self, row: Mapping[str, float]) -> str:
+        parts = [f"{name} {row[key]:.3g}" for name, key in self.KEYS if key in row]
+        if "eval/pass@1" in row:
+            parts.append(f"eval@1 {row['eval/pass@1']:.3f}")
+        return "  ".join(parts)
+
+    def update(self, step: int, row: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step + 1, s=self._line(row))
+        else:
+            print(f"step {step:4d}  {self._line(row)}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

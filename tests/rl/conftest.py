@@ -1,0 +1,53 @@
+"""A tiny micro-world model, pretrained for a few steps by `r1lab pretrain` itself.
+
+It has the shipped model's tokenizer recipe and architecture at a fraction of the size, so the
+trainer's tests run the real pipeline (tokenizer, prompts, rewards, checkpoints) in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1lab.microworld.pretrain import ModelShape, PretrainConfig
+from r1lab.microworld.pretrain import run as pretrain
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "base"
+    before = torch.get_num_threads()
+    pretrain(
+        PretrainConfig(
+            out=str(out),
+            num_docs=400,
+            vocab_size=300,
+            model=ModelShape(
+                hidden_size=32,
+                num_layers=1,
+                num_heads=2,
+                num_kv_heads=1,
+                intermediate_size=64,
+                max_positions=256,
+            ),
+            block_size=64,
+            batch_size=8,
+            steps=30,
+            warmup=5,
+            threads=1,
+        )
+    )
+    torch.set_num_threads(before)
+    return out
+
+
+@pytest.fixture(scope="session")
+def base_model() -> Path:
+    """The shipped base model: it follows the format and is right sometimes, so rewards vary
+    within groups and every step really moves the policy (a tiny model's rewards are all 0)."""
+    from r1lab.microworld import DEFAULT_BASE
+
+    return Path(os.environ.get("R1LAB_TEST_BASE", DEFAULT_BASE))

@@ -1,0 +1,45 @@
+from r1lab.rl.state import PromptStream, truncate_metrics
+
+EXAMPLES = [{"id": i} for i in range(10)]
+
+
+def ids(xs):
+    return [x["id"] for x in xs]
+
+
+def test_stream_is_seeded_and_every_epoch_is_a_permutation():
+    a, b = PromptStream(EXAMPLES, seed=1), PromptStream(EXAMPLES, seed=1)
+    first = ids(a.take(10))
+    assert first == ids(b.take(10)) and sorted(first) == list(range(10))
+    second = ids(a.take(10))
+    assert sorted(second) == list(range(10)) and second != first
+    assert ids(PromptStream(EXAMPLES, seed=2).take(10)) != first
+
+
+def test_ranks_own_disjoint_prompts_that_together_are_the_single_process_stream():
+    single = ids(PromptStream(EXAMPLES, seed=0).take(8))
+    r0 = ids(PromptStream(EXAMPLES, seed=0, rank=0, world_size=2).take(4))
+    r1 = ids(PromptStream(EXAMPLES, seed=0, rank=1, world_size=2).take(4))
+    assert not set(r0) & set(r1)
+    assert sorted(r0 + r1) == sorted(single)
+
+
+def test_state_round_trip_continues_the_stream_across_an_epoch_boundary():
+    a = PromptStream(EXAMPLES, seed=3)
+    a.take(7)
+    saved = a.state_dict()
+    expected = ids(a.take(9))
+    b = PromptStream(EXAMPLES, seed=3)
+    b.load_state_dict(saved)
+    assert ids(b.take(9)) == expected
+
+
+def test_truncate_metrics_keeps_only_earlier_steps(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(f'{{"step": {s}, "x": 1}}\n' for s in range(5)))
+    truncate_metrics(path, 3)
+    assert [line.split(",")[0] for line in path.read_text().splitlines()] == [
+        '{"step": 0',
+        '{"step": 1',
+        '{"step": 2',
+    ]

@@ -1,0 +1,278 @@
+"""`r1lab zero` end to end on a tiny model: the run directory, resume, crashes and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from r1lab.config import ConfigError
+from r1lab.rl import trainer
+from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
+from r1lab.rl.state import checkpoints
+from r1lab.tasks import TaskConfig
+from r1lab.tracking import read_metrics
+
+# Metrics that measure the machine, not the run: they differ between identical runs.
+NONDETERMINISTIC = ("time/", "perf/")
+
+
+def tiny_config(model: Path, out: Path, **kw) -> ZeroConfig:
+    defaults = dict(
+        model=str(model),
+        task=TaskConfig(name="arithmetic"),
+        rollout=RolloutConfig(group_size=4, max_new_tokens=24),
+        algo=AlgoConfig(prompts_per_step=2, micro_batch=4, lr=1e-3, warmup_steps=1),
+        steps=4,
+        train_pool=64,
+        eval_every=2,
+        eval_questions=4,
+        eval_n=2,
+        sample_every=1,
+        checkpoint_every=2,
+        keep_checkpoints=3,
+        workers=0,
+        threads=1,
+        progress=False,
+        out=str(out),
+    )
+    defaults.update(kw)
+    return ZeroConfig(**defaults)
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith(NONDETERMINISTIC)} for r in rows]
+
+
+def test_run_directory_holds_config_metrics_samples_checkpoints_plot(base_model, tmp_path):
+    cfg = tiny_config(base_model, tmp_path / "run")
+    assert trainer.run(cfg) == 0
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "plot.png").stat().st_size > 0
+    rows = read_metrics(run)
+    train = [r for r in rows if "reward/total" in r]
+    assert [r["step"] for r in train] == [0, 1, 2, 3]
+    for key in (
+        "reward/math_accuracy",
+        "reward/format",
+        "reward/accuracy",
+        "response/length_mean",
+        "response/clipped_ratio",
+        "response/reflection_rate",
+        "policy/kl",
+        "policy/entropy",
+        "policy/clip_frac_low",
+        "policy/clip_frac_high",
+        "policy/grad_norm",
+        "policy/lr",
+        "batch/zero_std_groups",
+        "time/rollout",
+        "time/reward",
+        "time/update",
+        "perf/tokens_per_s",
+    ):
+        assert all(math.isfinite(r[key]) for r in train), key
+    evals = [r["step"] for r in rows if "eval/pass@1" in r]
+    assert evals == [0, 2, 4]
+    # With mu = 1 the ratio is exactly one: the rollout's policy is the one being updated.
+    assert all(r["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-6) for r in train)
+    sample = json.loads((run / "samples" / "step-000000.jsonl").read_text().splitlines()[0])
+    assert {"question", "completion", "reward", "parts", "advantage"} <= set(sample)
+    found = checkpoints(run)
+    assert [p.name for p in found] == ["step-000002", "step-000004"]
+    model = AutoModelForCausalLM.from_pretrained(found[-1])
+    assert model.num_parameters() > 0
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
+    base_model, tmp_path, monkeypatch
+):
+    full = tmp_path / "full"
+    trainer.run(tiny_config(base_model, full))
+
+    crashed = tmp_path / "crashed"
+    real_step = trainer.train_step
+
+    def crash_at_3(t, step):
+        if step == 3:
+            raise RuntimeError("simulated crash")
+        return real_step(t, step)
+
+    monkeypatch.setattr(trainer, "train_step", crash_at_3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        trainer.run(tiny_config(base_model, crashed))
+    monkeypatch.setattr(trainer, "train_step", real_step)
+    assert [p.name for p in checkpoints(crashed)] == ["step-000002"]
+
+    trainer.run(ZeroConfig(resume=str(crashed)))
+    a, b = comparable(read_metrics(full)), comparable(read_metrics(crashed))
+    # The comparison means something only if the policy moved and the data differed by step.
+    assert sum(r["batch/zero_std_groups"] < 1 for r in a if "batch/zero_std_groups" in r) >= 2
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), (ra["step"], k)
+    wa = AutoModelForCausalLM.from_pretrained(checkpoints(full)[-1]).state_dict()
+    wb = AutoModelForCausalLM.from_pretrained(checkpoints(crashed)[-1]).state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-6)
+    base = AutoModelForCausalLM.from_pretrained(base_model).state_dict()
+    assert any(not torch.equal(wa[k], base[k]) for k in wa)
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from r1lab.checkpoint import save_hf
+
+    src, dst, flag = sys.argv[1:]
+    model = AutoModelForCausalLM.from_pretrained(src)
+    tok = AutoTokenizer.from_pretrained(src)
+
+    def stall(path):
+        Path(flag).write_text("writing")
+        time.sleep(60)
+
+    save_hf(dst, model, tok, extra_files={"trainer_state.pt": stall})
+    """
+)
+
+
+def test_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    trainer.run(tiny_config(tiny_model, run, steps=2))
+    before = checkpoints(run)
+    assert [p.name for p in before] == ["step-000002"]
+    flag = tmp_path / "flag"
+    # The next checkpoint is killed half-written, and so is a rewrite of the existing one.
+    for target in ("step-000004", "step-000002"):
+        flag.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                KILLED_WRITER,
+                str(tiny_model),
+                str(run / "checkpoints" / target),
+                str(flag),
+            ]
+        )
+        deadline = time.monotonic() + 60
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), "the writer never reached the middle of its checkpoint"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert checkpoints(run) == before
+        AutoModelForCausalLM.from_pretrained(before[-1])
+    # And the run resumes from it.
+    trainer.run(ZeroConfig(resume=str(run)))
+
+
+def test_non_finite_loss_steps_are_skipped_then_the_run_stops(base_model, tmp_path, monkeypatch):
+    real_loss = trainer.grpo_loss
+
+    def nan_loss(*args, **kw):
+        loss, stats = real_loss(*args, **kw)
+        return loss * float("nan"), {**stats, "loss/total": float("nan")}
+
+    monkeypatch.setattr(trainer, "grpo_loss", nan_loss)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="3 steps in a row had a non-finite loss"):
+        trainer.run(tiny_config(base_model, run, steps=8, eval_every=0))
+    rows = [r for r in read_metrics(run) if "reward/total" in r]
+    assert [r.get("train/nan_skipped") for r in rows] == [1.0, 1.0]  # the third raised
+    # The skipped steps applied nothing: the checkpoint written after step 1 is the base model.
+    base = AutoModelForCausalLM.from_pretrained(base_model).state_dict()
+    saved = AutoModelForCausalLM.from_pretrained(checkpoints(run)[-1]).state_dict()
+    for k in base:
+        torch.testing.assert_close(saved[k], base[k], rtol=0, atol=0)
+
+
+def test_all_equal_rewards_give_zero_advantage_and_dynamic_sampling_skips(base_model, tmp_path):
+    cfg = tiny_config(base_model, tmp_path / "flat", steps=2, eval_every=0, rewards={"format": 0.0})
+    trainer.run(cfg)
+    rows = [r for r in read_metrics(tmp_path / "flat") if "reward/total" in r]
+    assert all(r["batch/zero_std_groups"] == 1.0 for r in rows)
+    assert all(r["policy/advantage_abs_mean"] == 0.0 for r in rows)
+    assert all(abs(r["loss/policy"]) < 1e-12 for r in rows)
+
+    algo = AlgoConfig(
+        prompts_per_step=2, micro_batch=4, dynamic_sampling=True, max_resample_rounds=2
+    )
+    cfg = tiny_config(
+        base_model, tmp_path / "dyn", steps=1, eval_every=0, rewards={"format": 0.0}, algo=algo
+    )
+    trainer.run(cfg)
+    row = [r for r in read_metrics(tmp_path / "dyn") if "batch/skipped" in r][0]
+    assert row["batch/skipped"] == 1.0
+
+
+def test_prompt_longer_than_the_context_is_refused_before_training(tiny_model, tmp_path):
+    cfg = tiny_config(
+        tiny_model, tmp_path / "run", rollout=RolloutConfig(group_size=2, max_new_tokens=250)
+    )
+    with pytest.raises(ConfigError, match="rollout.max_new_tokens"):
+        trainer.run(cfg)
+
+
+def test_empty_dataset_names_the_file(tiny_model, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cfg = tiny_config(tiny_model, tmp_path / "run", task=TaskConfig(name="file", path=str(empty)))
+    with pytest.raises((ConfigError, ValueError), match="empty.jsonl"):
+        trainer.run(cfg)
+
+
+def test_tiny_dataset_cycles(base_model, tmp_path):
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"question": "Compute 2 + 3", "answer": "5"}) + "\n")
+    cfg = tiny_config(
+        base_model,
+        tmp_path / "run",
+        task=TaskConfig(name="file", path=str(data), test_path=str(data)),
+        steps=2,
+        eval_questions=1,
+    )
+    assert trainer.run(cfg) == 0
+
+
+def test_resume_of_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(ConfigError, match="config.yaml"):
+        trainer.run(ZeroConfig(resume=str(tmp_path)))
+
+
+def test_cli_runs_a_step_and_resumes_by_flag(tiny_model, tmp_path, capsys):
+    from r1lab.cli import main
+
+    out = tmp_path / "run"
+    args = [
+        "zero",
+        f"model={tiny_model}",
+        f"out={out}",
+        "steps=1",
+        "eval_every=0",
+        "algo.prompts_per_step=2",
+        "rollout.group_size=2",
+        "rollout.max_new_tokens=8",
+        "workers=0",
+        "progress=false",
+    ]
+    assert main(args) == 0
+    assert "run directory" in capsys.readouterr().out
+    assert main(["zero", "--resume", str(out)]) == 0  # already finished: nothing to do
+    assert main(["zero", f"model={tmp_path / 'nope'}", f"out={out}2"]) == 2
+    assert "does not exist" in capsys.readouterr().err
