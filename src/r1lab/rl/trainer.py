@@ -213,7 +213,9 @@ def _logprobs(
     """Completion log-probs [b, Lc] (and per-token entropy [b, Lc]) of rows of the batch, in
     the sampler's convention (`token_logprobs` at the rollout temperature)."""
     temperature = cfg.rollout.temperature
-    logits = completion_logits(model, batch, rows)  # [b, Lc, V]
+    # Rows come in whole groups of G when micro_batch is a multiple of G: each prompt then goes
+    # through the model once per micro-batch instead of G times (same logits and gradients).
+    logits = completion_logits(model, batch, rows, cfg.rollout.group_size)  # [b, Lc, V]
     logp = token_logprobs(logits, batch.completion_ids[rows], temperature)  # [b, Lc]
     logp = torch.where(batch.completion_mask[rows].bool(), logp, 0.0)  # no NaN from padding
     ent = None

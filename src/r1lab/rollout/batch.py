@@ -86,17 +86,27 @@ def collate(completions: Sequence[Completion], pad_id: int | None = None) -> Bat
     )
 
 
-def completion_logits(model, batch: Batch, rows: slice = slice(None)) -> Tensor:
+def completion_logits(
+    model, batch: Batch, rows: slice = slice(None), group_size: int = 1
+) -> Tensor:
     """The logits that predict each completion token of `rows` of the batch: [b, Lc, V].
 
-    One forward pass; columns that are padding in every one of these rows (the left of short
-    prompts) are dropped first, which is safe because position ids are explicit. Only the Lc + 1
-    last positions go through the LM head when the model supports `logits_to_keep`, which
-    matters with a 152k vocabulary and long prompts. Differentiable outside `torch.no_grad`.
+    Columns that are padding in every one of these rows (the left of short prompts) are dropped
+    first, which is safe because position ids are explicit. Only the Lc + 1 last positions go
+    through the LM head when the model supports `logits_to_keep`. Differentiable outside
+    `torch.no_grad`.
+
+    With `group_size` G > 1 and rows that come in whole groups of G completions of one prompt
+    (the GRPO layout), each prompt goes through the model once and its KV cache is shared by its
+    G completions, as in the sampler: the prompt's share of the work drops G-fold, and gradients
+    reach the prompt positions through the shared cache, so the result and its gradient equal
+    the plain forward pass's. Other rows fall back to the plain pass.
     """
     lc = batch.completion_ids.shape[1]
     attn = batch.attention_mask[rows]  # [b, Lp + Lc]
     first = min(int((attn.sum(0) > 0).int().argmax().item()), batch.prompt_len)
+    if group_size > 1 and _whole_groups(batch.prompt_index[rows], group_size):
+        return _shared_prefix_logits(model, batch, rows, first, group_size)
     out = model(
         input_ids=batch.input_ids[rows, first:],
         attention_mask=attn[:, first:],
@@ -107,14 +117,50 @@ def completion_logits(model, batch: Batch, rows: slice = slice(None)) -> Tensor:
     return out.logits[:, -(lc + 1) : -1]  # [b, Lc, V]: position t predicts token t + 1
 
 
+def _whole_groups(prompt_index: Tensor, g: int) -> bool:
+    if prompt_index.numel() % g:
+        return False
+    groups = prompt_index.view(-1, g)  # [b / G, G]
+    return bool((groups == groups[:, :1]).all())
+
+
+def _shared_prefix_logits(model, batch: Batch, rows: slice, first: int, g: int) -> Tensor:
+    from transformers import DynamicCache
+
+    lp = batch.prompt_len
+    ids = batch.input_ids[rows]  # [b, Lp + Lc]
+    attn = batch.attention_mask[rows]
+    pos = batch.position_ids[rows]
+    heads = slice(None, None, g)  # one row per group: its prompt is every member's prompt
+    cache = DynamicCache()
+    prefix = model(
+        input_ids=ids[heads, first:lp],
+        attention_mask=attn[heads, first:lp],
+        position_ids=pos[heads, first:lp],
+        past_key_values=cache,
+        use_cache=True,
+        **logits_to_keep_kwargs(model, 1),
+    )
+    cache.batch_repeat_interleave(g)  # [b / G, ...] -> [b, ...]; differentiable
+    rest = model(
+        input_ids=ids[:, lp:],
+        attention_mask=attn[:, first:],
+        position_ids=pos[:, lp:],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    head = prefix.logits[:, -1:].repeat_interleave(g, dim=0)  # [b, 1, V]: predicts token 0
+    return torch.cat([head, rest.logits[:, :-1]], dim=1)  # [b, Lc, V]
+
+
 def completion_logprobs(
-    model, batch: Batch, temperature: float = 1.0, rows: slice = slice(None)
+    model, batch: Batch, temperature: float = 1.0, rows: slice = slice(None), group_size: int = 1
 ) -> Tensor:
     """Log-probs of the completion tokens of `rows` from one full forward pass: [b, Lc], 0 on
     padding. Same convention as the sampler (`token_logprobs`), so for the sampling policy it
     reproduces `batch.old_logprobs`. Differentiable when called outside `torch.no_grad`.
     """
-    logits = completion_logits(model, batch, rows)  # [b, Lc, V]
+    logits = completion_logits(model, batch, rows, group_size)  # [b, Lc, V]
     lp = token_logprobs(logits, batch.completion_ids[rows], temperature)  # [b, Lc]
     # where, not a product: a NaN from a padded position must not leak into the result
     return torch.where(batch.completion_mask[rows].bool(), lp, 0.0)
