@@ -12,6 +12,8 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   themselves ("Wait, ..." / "Let me check: ..."). Countdown writers search: try, fail, try again.
 - **Noise.** Guessed answers are often wrong; careless step-by-step writers make slips that carry
   through to a wrong final answer.
+- **Drill pages.** Times tables and column sums (`8*9+6=78`), the facts column arithmetic is
+  made of, with no question attached.
 
 The mix is in `CorpusConfig`; every document is drawn from a seeded RNG, so the corpus is a pure
 function of its config.
@@ -67,10 +69,12 @@ class CorpusConfig:
     """Writers who check their work and fix their slips."""
     guess_accuracy: float = 0.3
     """How often a guessed answer is right."""
-    slip_rate: float = 0.3
+    slip_rate: float = 0.2
     """Chance that a careless step-by-step writer makes one slip, carried to the answer."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
+    fact_share: float = 0.15
+    """Share of drill pages (times tables, column sums): facts without any question."""
 
 
 def _opener(rng: random.Random) -> str:
@@ -239,12 +243,31 @@ def _style(cfg: CorpusConfig, rng: random.Random) -> str:
     )[0]
 
 
+def _fact_sheet(rng: random.Random, n: int = 16) -> str:
+    """A drill page: the one-digit facts that column arithmetic is made of, no questions."""
+    facts = []
+    for _ in range(n):
+        x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
+        kind = rng.random()
+        if kind < 0.4:
+            facts.append(f"{x}*{y}+{c}={x * y + c}" if c else f"{x}*{y}={x * y}")
+        elif kind < 0.6:
+            facts.append(f"{x}*{y}={x * y}")
+        else:
+            c = rng.randint(0, 1)
+            facts.append(f"{x}+{y}+{c}={x + y + c}" if c else f"{x}+{y}={x + y}")
+    return rng.choice(("Practice: ", "Drill. ", "")) + ", ".join(facts) + "."
+
+
 def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
     """`n` corpus documents. Test-split questions of both tasks never appear."""
     rng = random.Random(f"corpus/{cfg.seed}")
     arith = arithmetic.ArithmeticTask()
     count = countdown.CountdownTask()
     for _ in range(n):
+        if rng.random() < cfg.fact_share:
+            yield _fact_sheet(rng)
+            continue
         style = _style(cfg, rng)
         if rng.random() < cfg.countdown_share:
             p = count.sample(rng, "train")
