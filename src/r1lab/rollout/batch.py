@@ -101,20 +101,30 @@ def completion_logits(
     G completions, as in the sampler: the prompt's share of the work drops G-fold, and gradients
     reach the prompt positions through the shared cache, so the result and its gradient equal
     the plain forward pass's. Other rows fall back to the plain pass.
+
+    Columns right of the longest completion among these rows are padding in all of them and are
+    not computed either (their logits are returned as zeros): the batch is padded to the longest
+    completion of the whole step, and with early-stopping completions most micro-batches end
+    well before it.
     """
     lc = batch.completion_ids.shape[1]
     attn = batch.attention_mask[rows]  # [b, Lp + Lc]
     first = min(int((attn.sum(0) > 0).int().argmax().item()), batch.prompt_len)
+    live = (batch.completion_mask[rows].sum(0) > 0).nonzero()  # columns with a real token
+    k = int(live.max().item()) + 1 if live.numel() else 1  # completion columns to compute
+    end = batch.prompt_len + k
     if group_size > 1 and _whole_groups(batch.prompt_index[rows], group_size):
-        return _shared_prefix_logits(model, batch, rows, first, group_size)
-    out = model(
-        input_ids=batch.input_ids[rows, first:],
-        attention_mask=attn[:, first:],
-        position_ids=batch.position_ids[rows, first:],
-        use_cache=False,
-        **logits_to_keep_kwargs(model, lc + 1),
-    )
-    return out.logits[:, -(lc + 1) : -1]  # [b, Lc, V]: position t predicts token t + 1
+        logits = _shared_prefix_logits(model, batch, rows, first, end, group_size)
+    else:
+        out = model(
+            input_ids=batch.input_ids[rows, first:end],
+            attention_mask=attn[:, first:end],
+            position_ids=batch.position_ids[rows, first:end],
+            use_cache=False,
+            **logits_to_keep_kwargs(model, k + 1),
+        )
+        logits = out.logits[:, -(k + 1) : -1]  # [b, k, V]: position t predicts token t + 1
+    return torch.nn.functional.pad(logits, (0, 0, 0, lc - k))  # [b, Lc, V]
 
 
 def _whole_groups(prompt_index: Tensor, g: int) -> bool:
@@ -124,7 +134,7 @@ def _whole_groups(prompt_index: Tensor, g: int) -> bool:
     return bool((groups == groups[:, :1]).all())
 
 
-def _shared_prefix_logits(model, batch: Batch, rows: slice, first: int, g: int) -> Tensor:
+def _shared_prefix_logits(model, batch: Batch, rows: slice, first: int, end: int, g: int) -> Tensor:
     from transformers import DynamicCache
 
     lp = batch.prompt_len
@@ -143,14 +153,14 @@ def _shared_prefix_logits(model, batch: Batch, rows: slice, first: int, g: int) 
     )
     cache.batch_repeat_interleave(g)  # [b / G, ...] -> [b, ...]; differentiable
     rest = model(
-        input_ids=ids[:, lp:],
-        attention_mask=attn[:, first:],
-        position_ids=pos[:, lp:],
+        input_ids=ids[:, lp:end],
+        attention_mask=attn[:, first:end],
+        position_ids=pos[:, lp:end],
         past_key_values=cache,
         use_cache=True,
     )
     head = prefix.logits[:, -1:].repeat_interleave(g, dim=0)  # [b, 1, V]: predicts token 0
-    return torch.cat([head, rest.logits[:, :-1]], dim=1)  # [b, Lc, V]
+    return torch.cat([head, rest.logits[:, :-1]], dim=1)  # [b, end - Lp, V]
 
 
 def completion_logprobs(
