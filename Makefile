@@ -29,9 +29,12 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
+# Every benchmark of docs/benchmarks.md, one after the other (each also runs on its own).
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/rewards.py
+	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/grpo_step.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -96,6 +96,16 @@ def _usage() -> str:
     )
 
 
+def _quiet_transformers() -> None:
+    # r1lab shows its own progress; transformers' per-load and per-save bars only add noise.
+    try:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -138,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             overrides.append(arg)
         i += 1
+    _quiet_transformers()
     try:
         cfg = load_config(cls, config_path, overrides)
         result = getattr(module, cmd.run)(cfg)
