@@ -97,8 +97,14 @@ def test_run_directory_holds_config_metrics_samples_checkpoints_plot(base_model,
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     base_model, tmp_path, monkeypatch
 ):
+    # Room for worked answers and 4 x 4 samples a step: rewards vary within groups, so every
+    # step really moves the policy (checked below) and a wrong restore shows in the metrics.
+    kw = dict(
+        rollout=RolloutConfig(group_size=4, max_new_tokens=80),
+        algo=AlgoConfig(prompts_per_step=4, micro_batch=8, lr=1e-3, warmup_steps=1),
+    )
     full = tmp_path / "full"
-    trainer.run(tiny_config(base_model, full))
+    trainer.run(tiny_config(base_model, full, **kw))
 
     crashed = tmp_path / "crashed"
     real_step = trainer.train_step
@@ -110,7 +116,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
 
     monkeypatch.setattr(trainer, "train_step", crash_at_3)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        trainer.run(tiny_config(base_model, crashed))
+        trainer.run(tiny_config(base_model, crashed, **kw))
     monkeypatch.setattr(trainer, "train_step", real_step)
     assert [p.name for p in checkpoints(crashed)] == ["step-000002"]
 
