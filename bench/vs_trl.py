@@ -209,7 +209,13 @@ def one_token_forward_s(model, reps: int = 50) -> float:
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child
+    # started by this (large) process would report at least the parent's peak.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_child(side: str, args: argparse.Namespace) -> None:
