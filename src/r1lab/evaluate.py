@@ -242,6 +242,15 @@ def markdown_table(metrics: Mapping[str, float], title: str = "") -> str:
     return "\n".join(rows)
 
 
+def resolve_device(device: str) -> Any:
+    """`auto` is CUDA when available, else the CPU; anything else is taken as torch names it."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def load_model(path: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
     """Load an HF causal LM and tokenizer from a local directory, failing early if absent."""
     import torch
@@ -250,9 +259,10 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto") -> tuple[An
     from r1lab.checkpoint import check_model_dir
 
     check_model_dir(path)
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device)
     if dtype == "auto":
-        dt = torch.bfloat16 if dev == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        cuda = dev.type == "cuda"
+        dt = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     else:
         dt = getattr(torch, dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -275,12 +275,6 @@ def build_reward(cfg: ZeroConfig, task: Any) -> Any:
     return CompositeReward(weights, params)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroConfig, tok, model):
     """A prompt longer than the context fails here, naming the example, not mid-run."""
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -299,7 +293,7 @@ def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroCo
 
 
 def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer:
-    from r1lab.evaluate import load_model
+    from r1lab.evaluate import load_model, resolve_device
 
     device = resolve_device(cfg.device)
     task = make_task(cfg.task)
