@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/rewards.py
 	$(BIN)/python bench/rollout.py
 	$(BIN)/python bench/grpo_step.py
+	$(BIN)/python bench/prefix_update.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
