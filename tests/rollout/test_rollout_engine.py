@@ -206,12 +206,23 @@ def test_compaction_drops_finished_rows_without_changing_results(model, tokenize
     assert len(lengths) > 1  # the test needs rows that finish at different steps
 
 
-def test_stock_dynamic_cache_gives_same_tokens(model, tokenizer, monkeypatch):
-    params = SamplingParams(n=2, max_new_tokens=16, top_p=0.9)
-    fast = Sampler(model, tokenizer).generate(PROMPTS, params, seed=4)
-    monkeypatch.setattr(engine_module, "make_cache", lambda _model, _cap: DynamicCache())
-    stock = Sampler(model, tokenizer).generate(PROMPTS, params, seed=4)
-    assert [c.token_ids for c in _flat(fast)] == [c.token_ids for c in _flat(stock)]
+def test_shared_prefix_and_stock_dynamic_cache_give_same_tokens(model, tokenizer, monkeypatch):
+    # The shared-prefix cache and attention (the CPU default), the preallocated cache with the
+    # prompt repeated per sample, and transformers' own DynamicCache: same samples, same
+    # log-probs. Rows finish at different steps, so batch compaction is exercised too.
+    params = SamplingParams(n=3, max_new_tokens=16, top_p=0.9)
+    shared_sampler = Sampler(model, tokenizer)
+    assert shared_sampler._shares_prefix(params.n)
+    shared = _flat(shared_sampler.generate(PROMPTS, params, seed=4))
+    assert model.config._attn_implementation == "sdpa"  # restored after decoding
+    plain = _flat(Sampler(model, tokenizer, shared_prefix=False).generate(PROMPTS, params, seed=4))
+    monkeypatch.setattr(engine_module, "make_cache", lambda *_a, **_k: DynamicCache())
+    stock = _flat(Sampler(model, tokenizer, shared_prefix=False).generate(PROMPTS, params, seed=4))
+    assert len({len(c.token_ids) for c in shared}) > 1
+    for other in (plain, stock):
+        assert [c.token_ids for c in shared] == [c.token_ids for c in other]
+        for a, b in zip(shared, other, strict=True):
+            assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-5
 
 
 def test_tokenizer_without_pad_token_uses_eos(make_tokenizer, make_model):

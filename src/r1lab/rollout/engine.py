@@ -1,9 +1,10 @@
 """The rollout engine: batched sampling from any Hugging Face causal LM with a KV cache.
 
-GRPO samples G completions of each prompt, so the sampler prefills every prompt once and
-repeat-interleaves its KV cache to G rows (prefix sharing), decodes with a hand-written loop
-(no logits processors or stopping-criteria objects), and drops finished rows from the batch
-so they stop costing compute. A vLLM backend can stand behind the same `RolloutBackend`
+GRPO samples G completions of each prompt, so the sampler prefills every prompt once and shares
+its KV cache among the G rows (prefix sharing: on a CPU the prompt is kept and attended to once
+per group, see `kv_cache.shared_prefix_attention`; elsewhere it is repeat-interleaved to G
+rows), decodes with a hand-written loop (no logits processors or stopping-criteria objects),
+and drops finished rows from the batch so they stop costing compute. A vLLM backend can stand behind the same `RolloutBackend`
 protocol later: it takes prompts and `SamplingParams` and returns `Completion`s.
 """
 
@@ -18,7 +19,12 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
-from r1lab.rollout.kv_cache import make_cache
+from r1lab.rollout.kv_cache import (
+    SHARED_PREFIX_ATTENTION,
+    full_attention_only,
+    make_cache,
+    share_prefix,
+)
 from r1lab.rollout.sampling import SamplingParams, sample_next
 
 FinishReason = Literal["eos", "stop", "length"]
@@ -126,6 +132,21 @@ class _Detokenizer:
 
 
 @contextlib.contextmanager
+def _attention(model: torch.nn.Module, implementation: str | None) -> Iterator[None]:
+    # Decoding with the shared-prefix cache needs its attention function; the model's own
+    # implementation is restored afterwards (the trainer's forward passes use it).
+    if implementation is None:
+        yield
+        return
+    before = model.config._attn_implementation
+    model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
+
+
+@contextlib.contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     # Sampling with dropout on would sample from a different policy than the one being scored;
     # the caller's train/eval mode is restored afterwards.
@@ -147,11 +168,22 @@ class Sampler:
     The device and dtype are the model's. The random stream comes from a `torch.Generator` on
     that device seeded with `seed`, never from torch's global RNG (unless seed is None), so the
     same seed gives the same completions for the same inputs on the same device.
+
+    shared_prefix: keep each prompt's KV once for its n samples and attend to it once per group
+    while decoding (`kv_cache.shared_prefix_attention`). None (default) turns it on where it was
+    measured to pay: on the CPU, for models with SDPA or eager attention in every layer.
     """
 
-    def __init__(self, model, tokenizer, eos_token_ids: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        eos_token_ids: Sequence[int] | None = None,
+        shared_prefix: bool | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.shared_prefix = shared_prefix
         self.eos_token_ids = (
             list(eos_token_ids) if eos_token_ids is not None else resolve_eos_ids(model, tokenizer)
         )
@@ -230,7 +262,21 @@ class Sampler:
             out.append(group)
         return out
 
-    def _forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, cache):
+    def _shares_prefix(self, n: int) -> bool:
+        model = self.model
+        implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+        auto = self.device.type == "cpu" and implementation in ("sdpa", "eager")
+        wanted = auto if self.shared_prefix is None else self.shared_prefix
+        return (
+            wanted
+            and n > 1
+            and full_attention_only(model)
+            and hasattr(model, "set_attn_implementation")
+        )
+
+    def _forward(
+        self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, cache, **kw
+    ):
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -238,6 +284,7 @@ class Sampler:
             past_key_values=cache,
             use_cache=True,
             **self._last_logits_only,
+            **kw,
         )
         return out.logits[:, -1]  # [B, V]
 
@@ -261,12 +308,16 @@ class Sampler:
             mask[i, lp - len(p) :] = 1  # completion columns are real tokens for live rows
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask[:, :lp].cumsum(-1) - 1).clamp(min=0)  # [P, Lp] left padding -> 0
-        cache = make_cache(self.model, lp + max_new)
+        shared = self._shares_prefix(n)
+        cache = make_cache(self.model, lp + max_new, shared_prefix=shared)
         logits = self._forward(input_ids, mask[:, :lp], positions, cache)  # [P, V]
 
         # Prefix sharing: the G samples of a prompt start from one copy of its prefill.
         if n > 1:
-            cache.batch_repeat_interleave(n)
+            if shared:
+                share_prefix(cache, n, mask[:, :lp])
+            else:
+                cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)  # [P x G, V]
             mask = mask.repeat_interleave(n, dim=0)  # [P x G, Lp + max_new]
         next_pos = torch.tensor([len(p) for p in prompt_ids], device=device)  # [P]
@@ -280,34 +331,36 @@ class Sampler:
         done = _FinishTracker(num_rows, eos, params.stop, self._detok)
 
         bar = _Bar(max_new) if progress else None
-        for step in range(max_new):
-            next_tok, next_lp = sample_next(logits, params, generator)  # [B], [B]
-            logprob_buf[row_index, step] = next_lp
-            new = next_tok.tolist()  # the one host sync per step: finish checks need the ids
-            live_rows = [b for b in range(len(rows)) if live[b]]
-            finished = done.add([rows[b] for b in live_rows], [new[b] for b in live_rows])
-            for b, f in zip(live_rows, finished, strict=True):
-                live[b] = not f
-            n_live = len(live_rows) - sum(finished)
-            if bar is not None:
-                bar.update(n_live)
-            if n_live == 0 or step == max_new - 1:
-                break
+        extra = {"shared_prefix": cache} if shared else {}
+        with _attention(self.model, SHARED_PREFIX_ATTENTION if shared else None):
+            for step in range(max_new):
+                next_tok, next_lp = sample_next(logits, params, generator)  # [B], [B]
+                logprob_buf[row_index, step] = next_lp
+                new = next_tok.tolist()  # the one host sync per step: finish checks need the ids
+                live_rows = [b for b in range(len(rows)) if live[b]]
+                finished = done.add([rows[b] for b in live_rows], [new[b] for b in live_rows])
+                for b, f in zip(live_rows, finished, strict=True):
+                    live[b] = not f
+                n_live = len(live_rows) - sum(finished)
+                if bar is not None:
+                    bar.update(n_live)
+                if n_live == 0 or step == max_new - 1:
+                    break
 
-            if len(rows) - n_live >= max(1, _COMPACT_FRACTION * len(rows)):
-                keep = [b for b in range(len(rows)) if live[b]]
-                keep_t = torch.tensor(keep, device=device)
-                cache.batch_select_indices(keep_t)
-                mask, next_pos, row_index = mask[keep_t], next_pos[keep_t], row_index[keep_t]
-                next_tok = next_tok[keep_t]
-                rows = [rows[b] for b in keep]
-                live = [True] * len(rows)
+                if len(rows) - n_live >= max(1, _COMPACT_FRACTION * len(rows)):
+                    keep = [b for b in range(len(rows)) if live[b]]
+                    keep_t = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(keep_t)
+                    mask, next_pos, row_index = mask[keep_t], next_pos[keep_t], row_index[keep_t]
+                    next_tok = next_tok[keep_t]
+                    rows = [rows[b] for b in keep]
+                    live = [True] * len(rows)
 
-            kv_len = lp + step + 1
-            logits = self._forward(
-                next_tok[:, None], mask[:, :kv_len], next_pos[:, None], cache
-            )  # [B, V]
-            next_pos = next_pos + 1
+                kv_len = lp + step + 1
+                logits = self._forward(
+                    next_tok[:, None], mask[:, :kv_len], next_pos[:, None], cache, **extra
+                )  # [B, V]
+                next_pos = next_pos + 1
         if bar is not None:
             bar.close()
 
