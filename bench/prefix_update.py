@@ -1,13 +1,19 @@
-"""Prefix sharing in the trainer's forward+backward: one pass per prompt vs one per completion.
+"""The update's forward+backward: prompts once per pass, micro-batches cut from length-sorted rows.
 
     .venv/bin/python bench/prefix_update.py                 # shipped base model
     .venv/bin/python bench/prefix_update.py --model runs/demo/checkpoints/step-000040
 
 Samples one default GRPO batch (16 arithmetic prompts x G = 8, temperature 1, up to 160 tokens),
-then times forward + backward over it in micro-batches of 32 with `completion_logits` given
-group_size 1 (every row recomputes its prompt) and G (each prompt once, its KV cache shared by
-its G completions), alternating, median of the repeats. Also reports the largest logit
-difference between the two, which should be float noise.
+then times forward + backward over it in micro-batches of 32 rows three ways, alternating,
+median of the repeats:
+
+- plain: every row recomputes its prompt, micro-batches in sampled order;
+- prompt cache: each distinct prompt once per pass (`PromptCache`), same micro-batches;
+- prompt cache + sorted: the same, micro-batches cut from rows sorted by completion length, so
+  each is as wide as its own longest completion (what `r1lab zero` does).
+
+All three give the same gradient (tests/rollout/test_prefix_logits.py); the script also reports
+the largest logit difference, which should be float noise.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 from r1lab.evaluate import load_model
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.rollout import Sampler, SamplingParams, collate
-from r1lab.rollout.batch import completion_logits
+from r1lab.rollout.batch import PromptCache, completion_logits
 from r1lab.tasks import TaskConfig, make_task, render_prompt
 
 
@@ -41,36 +47,52 @@ def main() -> None:
     params = SamplingParams(temperature=1.0, max_new_tokens=160, stop=("</answer>",), n=g)
     groups = Sampler(model, tok).generate(prompts, params, seed=0)
     batch = collate([c for grp in groups for c in grp], tok.pad_token_id)
-    rows = batch.input_ids.shape[0]
+    lengths = batch.completion_mask.sum(1)  # [N]
+    in_order = torch.arange(len(lengths)).split(args.micro_batch)
+    by_length = lengths.sort(descending=True, stable=True).indices.split(args.micro_batch)
+    layouts = {
+        "plain": (False, in_order),
+        "prompt cache": (True, in_order),
+        "prompt cache + sorted": (True, by_length),
+    }
 
-    def forward_backward(group_size: int) -> float:
+    def forward_backward(cached: bool, micro: list[torch.Tensor]) -> float:
         model.zero_grad()
         t0 = time.perf_counter()
-        for i in range(0, rows, args.micro_batch):
-            logits = completion_logits(model, batch, slice(i, i + args.micro_batch), group_size)
+        prompts = PromptCache(model, batch) if cached else None
+        for rows in micro:
+            logits = completion_logits(model, batch, rows, prompts)
             logits.float().logsumexp(-1).sum().backward()
+        if prompts is not None:
+            prompts.backward()
         return time.perf_counter() - t0
 
     with torch.no_grad():
-        mask = batch.completion_mask.bool()
-        plain = completion_logits(model, batch)[mask]
-        shared = completion_logits(model, batch, group_size=g)[mask]
-        diff = (plain - shared).abs().max().item()
-    times: dict[int, list[float]] = {1: [], g: []}
-    forward_backward(g)  # warm-up
+        plain = completion_logits(model, batch)
+        cached = completion_logits(model, batch, slice(None), PromptCache(model, batch))
+        mask = batch.completion_mask[:, : plain.shape[1]].bool()
+        diff = (plain - cached)[mask].abs().max().item()
+    times: dict[str, list[float]] = {name: [] for name in layouts}
+    forward_backward(*layouts["prompt cache + sorted"])  # warm-up
     for _ in range(args.repeats):
-        for group_size in times:
-            times[group_size].append(forward_backward(group_size))
-    plain_s, shared_s = (statistics.median(times[k]) for k in (1, g))
+        for name, layout in layouts.items():
+            times[name].append(forward_backward(*layout))
     print(
-        f"batch: {rows} rows, prompt columns {batch.prompt_len}, "
-        f"mean completion {batch.completion_mask.sum(1).mean():.1f} tokens; "
-        f"{args.threads} threads, torch {torch.__version__}"
+        f"batch: {len(lengths)} rows, prompt columns {batch.prompt_len}, mean completion "
+        f"{lengths.mean():.1f} tokens (longest {int(lengths.max())}); {args.threads} threads, "
+        f"torch {torch.__version__}"
     )
-    print("| forward + backward | seconds (median) |\n|---|---:|")
-    print(f"| every row recomputes its prompt | {plain_s:.2f} |")
-    print(f"| each prompt once, cache shared by its {g} completions | {shared_s:.2f} |")
-    print(f"\nspeed-up {plain_s / shared_s:.2f}x; max |logit difference| {diff:.1e}")
+    widths = {
+        "in order": [int(lengths[m].max()) for m in in_order],
+        "sorted": [int(lengths[m].max()) for m in by_length],
+    }
+    print(f"micro-batch widths (completion columns): {widths}")
+    base = statistics.median(times["plain"])
+    print("| forward + backward | seconds (median) | speed-up |\n|---|---:|---:|")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"| {name} | {med:.2f} | {base / med:.2f}x |")
+    print(f"\nmax |logit difference| plain vs prompt cache: {diff:.1e}")
 
 
 if __name__ == "__main__":

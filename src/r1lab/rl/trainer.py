@@ -25,7 +25,7 @@ import torch
 from r1lab import metrics as M
 from r1lab.config import ConfigError, load_config, save_config
 from r1lab.rl.algos import compute_advantages, entropy_from_logits, grpo_loss
-from r1lab.rl.config import ZeroConfig
+from r1lab.rl.config import AlgoConfig, ZeroConfig
 from r1lab.rl.state import (
     PromptStream,
     checkpoints,
@@ -34,7 +34,7 @@ from r1lab.rl.state import (
     truncate_metrics,
 )
 from r1lab.rollout import Completion, Sampler, SamplingParams, token_logprobs
-from r1lab.rollout.batch import Batch, collate, completion_logits
+from r1lab.rollout.batch import Batch, PromptCache, Rows, collate, completion_logits
 from r1lab.tasks import make_task, render_prompt
 
 
@@ -115,7 +115,10 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
 
     # 4. Update: mu passes of gradient accumulation over micro-batches. With mu = 1 the
     # sampling policy *is* the current one, so pi_old = logp.detach() (ratio exactly 1, no
-    # second forward pass); with mu > 1 the rollout's log-probs are pi_old.
+    # second forward pass); with mu > 1 the rollout's log-probs are pi_old. Micro-batches are
+    # cut from the rows sorted by completion length, so each is only as wide as its own longest
+    # completion, and each distinct prompt goes through the model once per pass (PromptCache).
+    # The loss is normalised over the whole batch, so neither changes the gradient.
     t2 = time.perf_counter()
     n_seq = batch.input_ids.shape[0]
     sizes = {
@@ -123,11 +126,16 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         "num_tokens": int(mask.sum().item()),
         "max_len": cfg.rollout.max_new_tokens,
     }
-    slices = [slice(i, i + algo.micro_batch) for i in range(0, n_seq, algo.micro_batch)]
+    order = batch.completion_mask.sum(1).sort(descending=True, stable=True).indices  # [N]
+    micro = order.split(algo.micro_batch)  # [b] row indices each
     ref_logp = None
     if t.ref is not None and algo.beta > 0:
         with torch.no_grad():
-            ref_logp = torch.cat([_logprobs(t.ref, batch, s, cfg)[0] for s in slices])
+            prompts = _prompt_cache(t.ref, batch)
+            ref_logp = torch.zeros_like(mask)  # [N, Lc]
+            for rows in micro:
+                logp = _logprobs(t.ref, batch, rows, cfg, prompts)[0]  # [b, k]
+                ref_logp[rows, : logp.shape[1]] = logp
     stats: dict[str, float] = {}
     grad_norm = torch.tensor(0.0)
     lr = t.optimizer.param_groups[0]["lr"]
@@ -135,24 +143,28 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     for _ in range(algo.mu):
         entropy_sum = 0.0
         pass_stats: dict[str, float] = {}
-        for s in slices:
-            logp, ent = _logprobs(t.policy, batch, s, cfg, entropy=True)
+        prompts = _prompt_cache(t.policy, batch)  # the weights change between passes
+        for rows in micro:
+            logp, ent = _logprobs(t.policy, batch, rows, cfg, prompts, entropy=True)
+            k = logp.shape[1]  # [b, k]: the micro-batch's longest completion; the rest is padding
             loss, mb_stats = grpo_loss(
                 logp,
-                batch.old_logprobs[s] if algo.mu > 1 else None,
-                ref_logp[s] if ref_logp is not None else None,
-                adv[s],
-                mask[s],
+                batch.old_logprobs[rows, :k] if algo.mu > 1 else None,
+                ref_logp[rows, :k] if ref_logp is not None else None,
+                adv[rows],
+                mask[rows, :k],
                 eps_low=algo.eps_low,
                 eps_high=algo.eps_high,
                 beta=algo.beta,
                 agg=algo.loss_agg,
                 **sizes,
             )
-            loss.backward()
-            entropy_sum += (ent * mask[s]).sum().item()
+            loss.backward()  # reaches the prompts' cached KV, not yet the prompts' pass
+            entropy_sum += (ent * mask[rows, :k]).sum().item()
             for k, v in mb_stats.items():  # every stat is this micro-batch's share
                 pass_stats[k] = pass_stats.get(k, 0.0) + v
+        if prompts is not None:
+            prompts.backward()  # all micro-batches' gradient through the prompts, once
         grad_norm = torch.nn.utils.clip_grad_norm_(t.policy.parameters(), algo.max_grad_norm)
         if not math.isfinite(pass_stats["loss/total"]) or not torch.isfinite(grad_norm):
             t.optimizer.zero_grad(set_to_none=True)
@@ -208,21 +220,31 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
 
 
 def _logprobs(
-    model: Any, batch: Batch, rows: slice, cfg: ZeroConfig, entropy: bool = False
+    model: Any,
+    batch: Batch,
+    rows: Rows,
+    cfg: ZeroConfig,
+    prompts: PromptCache | None,
+    entropy: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Completion log-probs [b, Lc] (and per-token entropy [b, Lc]) of rows of the batch, in
-    the sampler's convention (`token_logprobs` at the rollout temperature)."""
+    """Completion log-probs [b, k] (and per-token entropy [b, k]) of rows of the batch, in the
+    sampler's convention (`token_logprobs` at the rollout temperature); k is the rows' longest
+    completion, so columns k.. of the batch (padding in all these rows) are left out."""
     temperature = cfg.rollout.temperature
-    # Rows come in whole groups of G when micro_batch is a multiple of G: each prompt then goes
-    # through the model once per micro-batch instead of G times (same logits and gradients).
-    logits = completion_logits(model, batch, rows, cfg.rollout.group_size)  # [b, Lc, V]
-    logp = token_logprobs(logits, batch.completion_ids[rows], temperature)  # [b, Lc]
-    logp = torch.where(batch.completion_mask[rows].bool(), logp, 0.0)  # no NaN from padding
+    logits = completion_logits(model, batch, rows, prompts)  # [b, k, V]
+    k = logits.shape[1]
+    logp = token_logprobs(logits, batch.completion_ids[rows, :k], temperature)  # [b, k]
+    logp = torch.where(batch.completion_mask[rows, :k].bool(), logp, 0.0)  # no NaN from padding
     ent = None
     if entropy:
         with torch.no_grad():
-            ent = entropy_from_logits(logits.detach() / temperature)  # [b, Lc]
+            ent = entropy_from_logits(logits.detach() / temperature)  # [b, k]
     return logp, ent
+
+
+def _prompt_cache(model: Any, batch: Batch) -> PromptCache | None:
+    # Models with sliding-window or linear-attention layers take the plain forward instead.
+    return PromptCache(model, batch) if PromptCache.supports(model) else None
 
 
 def _seed(seed: int, step: int, rnd: int) -> int:
@@ -275,6 +297,16 @@ def build_reward(cfg: ZeroConfig, task: Any) -> Any:
     return CompositeReward(weights, params)
 
 
+def make_optimizer(
+    model: torch.nn.Module, algo: AlgoConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with a linear warm-up from lr / warmup_steps to lr, then constant."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=algo.lr, weight_decay=algo.weight_decay)
+    warm = max(algo.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    return optimizer, scheduler
+
+
 def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroConfig, tok, model):
     """A prompt longer than the context fails here, naming the example, not mid-run."""
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -312,11 +344,7 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     if not train:
         raise ConfigError(f"task {task.name} has no training examples")
     _check_prompts(task, train[:256], cfg, tokenizer, policy)
-    optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=cfg.algo.lr, weight_decay=cfg.algo.weight_decay
-    )
-    warm = max(cfg.algo.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    optimizer, scheduler = make_optimizer(policy, cfg.algo)
     r = cfg.rollout
     sampling = SamplingParams(
         temperature=r.temperature,

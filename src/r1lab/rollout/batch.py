@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from r1lab.rollout.engine import Completion, logits_to_keep_kwargs
+from r1lab.rollout.kv_cache import full_attention_only
 from r1lab.rollout.sampling import token_logprobs
 
 
@@ -36,6 +38,10 @@ class Batch:
     """[N, Lc] float: the sampler's log-probs (`token_logprobs` convention), 0 on padding."""
     prompt_index: Tensor
     """[N] long: which prompt each row completes (its GRPO group)."""
+    prefix_index: Tensor
+    """[N] long: the row's prompt among the batch's distinct prompts (`prefix_rows`)."""
+    prefix_rows: Tensor
+    """[U] long: one row per distinct prompt token sequence, in order of first appearance."""
     prompt_len: int
     """Lp: completion token j of a row sits at column Lp + j."""
 
@@ -74,6 +80,13 @@ def collate(completions: Sequence[Completion], pad_id: int | None = None) -> Bat
             old_logprobs[i, :k] = torch.tensor(c.logprobs, dtype=torch.float32)
     # Real tokens count 0, 1, 2, ...; right padding after a completion gets harmless values.
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [N, Lp + Lc]
+    # Distinct prompts by their tokens, not by prompt_index, which restarts in every sampling
+    # call (dynamic sampling collates several); equal tokens give equal KV, so sharing is exact.
+    distinct: dict[tuple[int, ...], int] = {}
+    prefix_index = [distinct.setdefault(tuple(c.prompt_ids), len(distinct)) for c in completions]
+    first_row = {}
+    for row, u in enumerate(prefix_index):
+        first_row.setdefault(u, row)
     return Batch(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -82,95 +95,150 @@ def collate(completions: Sequence[Completion], pad_id: int | None = None) -> Bat
         completion_mask=attention_mask[:, lp:].float(),
         old_logprobs=old_logprobs,
         prompt_index=torch.tensor([c.prompt_index for c in completions], dtype=torch.long),
+        prefix_index=torch.tensor(prefix_index, dtype=torch.long),
+        prefix_rows=torch.tensor([first_row[u] for u in range(len(distinct))], dtype=torch.long),
         prompt_len=lp,
     )
 
 
-def completion_logits(
-    model, batch: Batch, rows: slice = slice(None), group_size: int = 1
-) -> Tensor:
-    """The logits that predict each completion token of `rows` of the batch: [b, Lc, V].
+Rows = slice | Tensor
+"""Rows of a batch: a slice, or a [b] long index tensor (any order, e.g. sorted by length)."""
 
-    Columns that are padding in every one of these rows (the left of short prompts) are dropped
-    first, which is safe because position ids are explicit. Only the Lc + 1 last positions go
-    through the LM head when the model supports `logits_to_keep`. Differentiable outside
-    `torch.no_grad`.
 
-    With `group_size` G > 1 and rows that come in whole groups of G completions of one prompt
-    (the GRPO layout), each prompt goes through the model once and its KV cache is shared by its
-    G completions, as in the sampler: the prompt's share of the work drops G-fold, and gradients
-    reach the prompt positions through the shared cache, so the result and its gradient equal
-    the plain forward pass's. Other rows fall back to the plain pass.
+class PromptCache:
+    """Every distinct prompt of a batch through the model once; rows borrow its KV cache.
 
-    Columns right of the longest completion among these rows are padding in all of them and are
-    not computed either (their logits are returned as zeros): the batch is padded to the longest
-    completion of the whole step, and with early-stopping completions most micro-batches end
-    well before it.
+        prompts = PromptCache(model, batch)     # one forward over the U distinct prompts
+        for rows in micro_batches:              # any rows, in any grouping
+            logits = completion_logits(model, batch, rows, prompts)
+            loss(logits).backward()             # gradients stop at the borrowed cache ...
+        prompts.backward()                      # ... and go through the prompts' pass once
+
+    GRPO's G completions of a prompt share it, and micro-batches can then be cut from rows in
+    any order (sorted by length, so each is as narrow as its own longest completion) while each
+    prompt is still computed once per pass, not once per micro-batch or per row. The rows read
+    the cache through leaf tensors that collect their gradients; `backward()` sends the sum
+    through the prompts' graph in one call, which equals backpropagating each micro-batch
+    through it (the chain rule is linear in the upstream gradient). Under `torch.no_grad`
+    (the reference model) there is no graph and `backward()` is a no-op.
+
+    Only for models whose layers are all plain full attention: `PromptCache.supports(model)`.
     """
-    lc = batch.completion_ids.shape[1]
+
+    def __init__(self, model, batch: Batch) -> None:
+        from transformers import DynamicCache
+
+        lp, heads = batch.prompt_len, batch.prefix_rows
+        attn = batch.attention_mask[heads, :lp]  # [U, Lp]
+        self.first = int((attn.sum(0) > 0).int().argmax().item())  # leftmost real column
+        cache = DynamicCache()
+        out = model(
+            input_ids=batch.input_ids[heads, self.first : lp],
+            attention_mask=attn[:, self.first :],
+            position_ids=batch.position_ids[heads, self.first : lp],
+            past_key_values=cache,
+            use_cache=True,
+            **logits_to_keep_kwargs(model, 1),
+        )
+        # [U, V] logits of the last prompt position (they predict completion token 0), then
+        # [U, H_kv, Lp - first, D] keys and values of every layer.
+        outputs = [out.logits[:, -1]]
+        for layer in cache.layers:
+            outputs += [layer.keys, layer.values]
+        self._outputs = outputs
+        self._leaves = [o.detach().requires_grad_(o.requires_grad) for o in outputs]
+        self._index = batch.prefix_index
+
+    @staticmethod
+    def supports(model) -> bool:
+        """True when every layer is full attention (a plain DynamicCache holds its KV)."""
+        return full_attention_only(model)
+
+    def rows(self, rows: Rows) -> tuple[Tensor, Any]:
+        """(next-token logits [b, V], a DynamicCache of [b, H_kv, Lp - first, D] per layer)."""
+        from transformers import DynamicCache
+
+        take = self._index[rows]  # [b] distinct-prompt index of each row
+        picked = [leaf.index_select(0, take) for leaf in self._leaves]
+        kv = list(zip(picked[1::2], picked[2::2], strict=True))
+        return picked[0], DynamicCache(kv)
+
+    def backward(self) -> None:
+        """Backpropagate the gradient the rows left on the cache through the prompts' pass."""
+        pairs = [
+            (out, leaf.grad)
+            for out, leaf in zip(self._outputs, self._leaves, strict=True)
+            if out.requires_grad and leaf.grad is not None
+        ]
+        if pairs:
+            torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+        self._outputs = []  # the graph is spent; free it
+
+
+def completion_logits(
+    model, batch: Batch, rows: Rows = slice(None), prompts: PromptCache | None = None
+) -> Tensor:
+    """The logits that predict the completion tokens of `rows` of the batch: [b, k, V], where
+    k <= Lc is the longest completion among these rows (column j predicts completion token j).
+
+    With `prompts` (a `PromptCache` of this batch and model) the rows continue from their
+    prompts' cached KV and only their completion columns go through the model; without it, one
+    plain forward pass over prompt and completion. Both give the same logits and gradients.
+    Differentiable outside `torch.no_grad`.
+
+    Columns that are padding in every one of these rows (the left of short prompts) are dropped,
+    which is safe because position ids are explicit, and so are the columns right of the rows'
+    longest completion: the batch is padded to the longest completion of the whole step, and a
+    micro-batch of short completions needs only its own width, in the model and in everything
+    computed from the logits (log-softmax, entropy) afterwards. Only the needed positions go
+    through the LM head when the model supports `logits_to_keep`.
+    """
+    lp = batch.prompt_len
     attn = batch.attention_mask[rows]  # [b, Lp + Lc]
-    first = min(int((attn.sum(0) > 0).int().argmax().item()), batch.prompt_len)
     live = (batch.completion_mask[rows].sum(0) > 0).nonzero()  # columns with a real token
-    k = int(live.max().item()) + 1 if live.numel() else 1  # completion columns to compute
-    end = batch.prompt_len + k
-    if group_size > 1 and _whole_groups(batch.prompt_index[rows], group_size):
-        logits = _shared_prefix_logits(model, batch, rows, first, end, group_size)
+    k = int(live.max().item()) + 1 if live.numel() else 1  # completion columns to predict
+    # Column t's output predicts token t + 1, so the inputs end one column before `lp + k`:
+    # the last completion token's own output would predict past the completion.
+    end = lp + k - 1
+    if prompts is not None:
+        head, cache = prompts.rows(rows)  # [b, V] predicts token 0; KV of columns first..Lp
+        logits = head[:, None]  # [b, 1, V]
+        if k > 1:
+            rest = model(
+                input_ids=batch.input_ids[rows, lp:end],
+                attention_mask=attn[:, prompts.first : end],
+                position_ids=batch.position_ids[rows, lp:end],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = torch.cat([logits, rest.logits], dim=1)  # [b, k, V]
     else:
+        first = min(int((attn.sum(0) > 0).int().argmax().item()), lp - 1)
         out = model(
             input_ids=batch.input_ids[rows, first:end],
             attention_mask=attn[:, first:end],
             position_ids=batch.position_ids[rows, first:end],
             use_cache=False,
-            **logits_to_keep_kwargs(model, k + 1),
+            **logits_to_keep_kwargs(model, k),
         )
-        logits = out.logits[:, -(k + 1) : -1]  # [b, k, V]: position t predicts token t + 1
-    return torch.nn.functional.pad(logits, (0, 0, 0, lc - k))  # [b, Lc, V]
-
-
-def _whole_groups(prompt_index: Tensor, g: int) -> bool:
-    if prompt_index.numel() % g:
-        return False
-    groups = prompt_index.view(-1, g)  # [b / G, G]
-    return bool((groups == groups[:, :1]).all())
-
-
-def _shared_prefix_logits(model, batch: Batch, rows: slice, first: int, end: int, g: int) -> Tensor:
-    from transformers import DynamicCache
-
-    lp = batch.prompt_len
-    ids = batch.input_ids[rows]  # [b, Lp + Lc]
-    attn = batch.attention_mask[rows]
-    pos = batch.position_ids[rows]
-    heads = slice(None, None, g)  # one row per group: its prompt is every member's prompt
-    cache = DynamicCache()
-    prefix = model(
-        input_ids=ids[heads, first:lp],
-        attention_mask=attn[heads, first:lp],
-        position_ids=pos[heads, first:lp],
-        past_key_values=cache,
-        use_cache=True,
-        **logits_to_keep_kwargs(model, 1),
-    )
-    cache.batch_repeat_interleave(g)  # [b / G, ...] -> [b, ...]; differentiable
-    rest = model(
-        input_ids=ids[:, lp:end],
-        attention_mask=attn[:, first:end],
-        position_ids=pos[:, lp:end],
-        past_key_values=cache,
-        use_cache=True,
-    )
-    head = prefix.logits[:, -1:].repeat_interleave(g, dim=0)  # [b, 1, V]: predicts token 0
-    return torch.cat([head, rest.logits[:, :-1]], dim=1)  # [b, end - Lp, V]
+        logits = out.logits[:, -k:]  # [b, k, V]: columns lp - 1 .. end - 1
+    return logits
 
 
 def completion_logprobs(
-    model, batch: Batch, temperature: float = 1.0, rows: slice = slice(None), group_size: int = 1
+    model,
+    batch: Batch,
+    temperature: float = 1.0,
+    rows: Rows = slice(None),
+    prompts: PromptCache | None = None,
 ) -> Tensor:
     """Log-probs of the completion tokens of `rows` from one full forward pass: [b, Lc], 0 on
     padding. Same convention as the sampler (`token_logprobs`), so for the sampling policy it
     reproduces `batch.old_logprobs`. Differentiable when called outside `torch.no_grad`.
     """
-    logits = completion_logits(model, batch, rows, group_size)  # [b, Lc, V]
-    lp = token_logprobs(logits, batch.completion_ids[rows], temperature)  # [b, Lc]
+    logits = completion_logits(model, batch, rows, prompts)  # [b, k, V]
+    k = logits.shape[1]
+    lp = token_logprobs(logits, batch.completion_ids[rows, :k], temperature)  # [b, k]
     # where, not a product: a NaN from a padded position must not leak into the result
-    return torch.where(batch.completion_mask[rows].bool(), lp, 0.0)
+    lp = torch.where(batch.completion_mask[rows, :k].bool(), lp, 0.0)
+    return torch.nn.functional.pad(lp, (0, batch.completion_ids.shape[1] - k))  # [b, Lc]
