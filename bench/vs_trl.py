@@ -6,7 +6,8 @@
 Needs the `bench` extra (`pip install -e .[bench]`, which brings TRL). Both sides: the shipped
 base model, arithmetic prompts in the r1zero template, P = 16 prompts x G = 8, 128 new tokens,
 temperature 1, top-p 1, mu = 1, beta = 0.001 against a frozen reference, micro-batch 32 (TRL:
-per-device batch 32 x 4 accumulation steps = one generation batch = one optimizer step), lr 1e-4,
+per-device batch 32 x 4 accumulation steps = one generation batch = one optimizer step), lr 1e-4
+with r1lab's AdamW and 5-step linear warm-up on both sides,
 seed 0, CPU fp32, 2 torch threads. Both stop at EOS or 128 tokens (r1lab's `</answer>` stop string
 is switched off: TRL's generate path has no stop strings). TRL scores with r1lab's own composite
 reward (format + math accuracy) wrapped in TRL's reward-function signature.
@@ -39,7 +40,7 @@ import torch
 from r1lab.evaluate import evaluate
 from r1lab.rewards import RewardPool
 from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
-from r1lab.rl.trainer import build, build_reward, train_step
+from r1lab.rl.trainer import build, build_reward, make_optimizer, train_step
 from r1lab.tasks import TaskConfig, make_task, render_prompt
 
 ASSET_BASE = Path(__file__).resolve().parents[1] / "src" / "r1lab" / "assets" / "base"
@@ -121,9 +122,7 @@ def build_trl(cfg: ZeroConfig, steps: int, out_dir: str, callbacks=()):
         epsilon=a.eps_low,
         loss_type="grpo",  # per-sequence token mean, then mean over sequences (r1lab's default)
         scale_rewards="group",
-        learning_rate=a.lr,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=a.warmup_steps,
+        learning_rate=a.lr,  # the optimizer and schedule themselves are r1lab's (below)
         weight_decay=a.weight_decay,
         max_grad_norm=a.max_grad_norm,
         max_steps=steps,
@@ -139,6 +138,9 @@ def build_trl(cfg: ZeroConfig, steps: int, out_dir: str, callbacks=()):
         disable_tqdm=True,
     )
     reward = R1labRewardForTrl(build_reward(cfg, task), columns, r.max_new_tokens)
+    # The same AdamW and warm-up as r1lab's trainer: TRL's own constant_with_warmup starts at
+    # lr 0, one step behind r1lab's lr / warmup_steps, which put r1lab a step ahead in learning
+    # (and in completion length, so in cost) at every step.
     return GRPOTrainer(
         model=model,
         reward_funcs=[reward],
@@ -146,6 +148,7 @@ def build_trl(cfg: ZeroConfig, steps: int, out_dir: str, callbacks=()):
         train_dataset=data,
         processing_class=tok,
         callbacks=list(callbacks),
+        optimizers=make_optimizer(model, a),
     )
 
 
