@@ -9,8 +9,10 @@ median of the repeats:
 
 - plain: every row recomputes its prompt, micro-batches in sampled order;
 - prompt cache: each distinct prompt once per pass (`PromptCache`), same micro-batches;
-- prompt cache + sorted: the same, micro-batches cut from rows sorted by completion length, so
-  each is as wide as its own longest completion (what `r1lab zero` does).
+- prompt cache + sorted: the same, 32-row micro-batches of rows sorted by completion length, so
+  each is as wide as its own longest completion;
+- prompt cache + cut: sorted rows cut into micro-batches of at most 32 rows where the padding
+  saved outweighs a micro-batch's fixed cost (`micro_batches`, what `r1lab zero` does on CPU).
 
 All three give the same gradient (tests/rollout/test_prefix_logits.py); the script also reports
 the largest logit difference, which should be float noise.
@@ -27,7 +29,7 @@ import torch
 from r1lab.evaluate import load_model
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.rollout import Sampler, SamplingParams, collate
-from r1lab.rollout.batch import PromptCache, completion_logits
+from r1lab.rollout.batch import PromptCache, completion_logits, micro_batches
 from r1lab.tasks import TaskConfig, make_task, render_prompt
 
 
@@ -50,10 +52,12 @@ def main() -> None:
     lengths = batch.completion_mask.sum(1)  # [N]
     in_order = torch.arange(len(lengths)).split(args.micro_batch)
     by_length = lengths.sort(descending=True, stable=True).indices.split(args.micro_batch)
+    cut = micro_batches(lengths, args.micro_batch, cut_cost=64)
     layouts = {
         "plain": (False, in_order),
         "prompt cache": (True, in_order),
         "prompt cache + sorted": (True, by_length),
+        "prompt cache + cut": (True, cut),
     }
 
     def forward_backward(cached: bool, micro: list[torch.Tensor]) -> float:
@@ -73,7 +77,7 @@ def main() -> None:
         mask = batch.completion_mask[:, : plain.shape[1]].bool()
         diff = (plain - cached)[mask].abs().max().item()
     times: dict[str, list[float]] = {name: [] for name in layouts}
-    forward_backward(*layouts["prompt cache + sorted"])  # warm-up
+    forward_backward(*layouts["prompt cache + cut"])  # warm-up
     for _ in range(args.repeats):
         for name, layout in layouts.items():
             times[name].append(forward_backward(*layout))
@@ -82,11 +86,10 @@ def main() -> None:
         f"{lengths.mean():.1f} tokens (longest {int(lengths.max())}); {args.threads} threads, "
         f"torch {torch.__version__}"
     )
-    widths = {
-        "in order": [int(lengths[m].max()) for m in in_order],
-        "sorted": [int(lengths[m].max()) for m in by_length],
-    }
-    print(f"micro-batch widths (completion columns): {widths}")
+    for name, micro in (("in order", in_order), ("sorted", by_length), ("cut", cut)):
+        shape = [f"{len(m)}x{int(lengths[m].max())}" for m in micro]
+        area = sum(len(m) * int(lengths[m].max()) for m in micro)
+        print(f"micro-batches {name} (rows x completion columns): {' '.join(shape)} = {area}")
     base = statistics.median(times["plain"])
     print("| forward + backward | seconds (median) | speed-up |\n|---|---:|---:|")
     for name, ts in times.items():

@@ -1,7 +1,7 @@
 """r1lab's GRPO step against TRL's GRPOTrainer on the same model, prompts and settings.
 
     .venv/bin/python bench/vs_trl.py                        # timing + learning curves + memory
-    .venv/bin/python bench/vs_trl.py --steps 12 --eval-every 4 --plot docs/img/vs_trl.png
+    .venv/bin/python bench/vs_trl.py --plot docs/img/vs_trl.png --json /tmp/vs_trl.json
 
 Needs the `bench` extra (`pip install -e .[bench]`, which brings TRL). Both sides: the shipped
 base model, arithmetic prompts in the r1zero template, P = 16 prompts x G = 8, 128 new tokens,
@@ -400,14 +400,14 @@ def plot(evals: dict, path: str, caption: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(ASSET_BASE))
-    ap.add_argument("--steps", type=int, default=12, help="optimizer steps of each side")
+    ap.add_argument("--steps", type=int, default=30, help="optimizer steps of each side")
     ap.add_argument("--warmup", type=int, default=2, help="untimed first steps of each side")
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new", type=int, default=128)
     ap.add_argument("--micro-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--eval-every", type=int, default=4, help="0: no learning curves")
+    ap.add_argument("--eval-every", type=int, default=5, help="0: no learning curves")
     ap.add_argument("--eval-questions", type=int, default=64)
     ap.add_argument("--eval-n", type=int, default=4, help="samples per question for pass@1")
     ap.add_argument("--no-memory", action="store_true", help="skip the two memory children")
