@@ -160,3 +160,40 @@ def test_columns_past_the_rows_longest_completion_are_skipped(tokenizer, make_mo
             assert widths_seen == ([lp - first + 2] if fn is not cached else [lp, 2])
     finally:
         hook.remove()
+
+
+def test_a_common_template_is_computed_once_with_the_same_logits_and_gradients(
+    tokenizer, make_model
+):
+    # Three prompts that share a 43-character template (the R1-Zero template's role): it goes
+    # through the model once as one row, each prompt's rest after it, then the completions.
+    model = make_model(len(tokenizer), init_std=0.2, seed=3)
+    template = "A conversation between User and Assistant. "
+    prompts = [template + q for q in ("User: 12+3=", "User: 7*8=", "User: 100-1=")]
+    groups = Sampler(model, tokenizer).generate(
+        prompts, SamplingParams(max_new_tokens=6, n=2), seed=0
+    )
+    batch = collate([c for g in groups for c in g], tokenizer.pad_token_id)
+    widths = []
+    hook = model.register_forward_pre_hook(
+        lambda _, args, kw: widths.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            plain = completion_logits(model, batch)
+            widths.clear()
+            cached = completion_logits(model, batch, slice(None), PromptCache(model, batch))
+    finally:
+        hook.remove()
+    common = 1 + len(template) + len("User: ")  # BOS, the template, "User: "
+    rest = max(len(p) for p in prompts) + 1 - common
+    k = cached.shape[1]
+    assert widths == [(1, common), (3, rest), (6, k - 1)]
+    mask = batch.completion_mask[:, :k].bool()
+    assert (plain - cached).abs()[mask].max() < 1e-4
+
+    weights = torch.randn(batch.completion_ids.shape) * batch.completion_mask
+    reference = _grads(model, batch, weights, None)
+    shared = _grads(model, batch, weights, [torch.tensor([5, 0, 2]), torch.tensor([1, 3, 4])])
+    for name in reference:
+        torch.testing.assert_close(shared[name], reference[name], rtol=1e-4, atol=1e-4)
