@@ -14,8 +14,13 @@ median of the repeats:
 - prompt cache + cut: sorted rows cut into micro-batches of at most 32 rows where the padding
   saved outweighs a micro-batch's fixed cost (`micro_batches`, what `r1lab zero` does on CPU).
 
-All three give the same gradient (tests/rollout/test_prefix_logits.py); the script also reports
-the largest logit difference, which should be float noise.
+All give the same gradient (tests/rollout/test_prefix_logits.py); the script also reports the
+largest logit difference, which should be float noise.
+
+    .venv/bin/python bench/prefix_update.py --shapes --model runs/demo/checkpoints/step-000040
+
+times one micro-batch's forward + backward at several shapes (rows x completion columns, fixed
+length, prompts cached), the measurement behind `micro_batches`' fixed cost per micro-batch.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -33,12 +39,33 @@ from r1lab.rollout.batch import PromptCache, completion_logits, micro_batches
 from r1lab.tasks import TaskConfig, make_task, render_prompt
 
 
+def micro_batch_costs(model, tok, prompts: list[str], repeats: int) -> None:
+    """Forward + backward of one micro-batch of b rows x w completion columns (prompts cached
+    and not timed): the fixed cost per call and the cost per column."""
+    params = SamplingParams(temperature=1.0, max_new_tokens=128, n=8, ignore_eos=True)
+    full = [c for grp in Sampler(model, tok).generate(prompts, params, seed=0) for c in grp]
+    print("| rows x columns | token columns | ms (median) | ms per column |\n|---|---:|---:|---:|")
+    for b, w in [(1, 8), (1, 128), (8, 64), (16, 64), (32, 16), (32, 64), (16, 128), (32, 128)]:
+        rows = [replace(c, token_ids=c.token_ids[:w], logprobs=c.logprobs[:w]) for c in full[:b]]
+        batch = collate(rows, tok.pad_token_id)
+        times = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            prompts_kv = PromptCache(model, batch)
+            t0 = time.perf_counter()
+            logits = completion_logits(model, batch, slice(None), prompts_kv)
+            logits.float().logsumexp(-1).sum().backward()
+            times.append(time.perf_counter() - t0)
+        ms = statistics.median(times[1:]) * 1e3
+        print(f"| {b} x {w} | {b * w} | {ms:.1f} | {ms / (b * w):.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(DEFAULT_BASE))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--micro-batch", type=int, default=32)
+    ap.add_argument("--shapes", action="store_true", help="instead: one micro-batch's cost")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -47,6 +74,8 @@ def main() -> None:
     examples = make_task(TaskConfig()).examples("train", 16)
     prompts = [render_prompt(e["question"], "r1zero", tok) for e in examples]
     params = SamplingParams(temperature=1.0, max_new_tokens=160, stop=("</answer>",), n=g)
+    if args.shapes:
+        return micro_batch_costs(model, tok, prompts, args.repeats)
     groups = Sampler(model, tok).generate(prompts, params, seed=0)
     batch = collate([c for grp in groups for c in grp], tok.pad_token_id)
     lengths = batch.completion_mask.sum(1)  # [N]

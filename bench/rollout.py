@@ -166,6 +166,28 @@ def compare(model, tok, sampler, prompts, group, max_new, ignore_eos, rounds) ->
     }
 
 
+def shared_vs_plain(model, tok, prompts, group, max_new, rounds) -> None:
+    """The sampler with each prompt's KV kept and attended to once per group (the CPU default)
+    against the same sampler with the prompt's KV repeated for every sample; same tokens."""
+    samplers = {
+        "repeated": Sampler(model, tok, shared_prefix=False),
+        "shared": Sampler(model, tok, shared_prefix=True),
+    }
+    print("| EOS | mean tokens | prompt KV repeated (s) | shared (s) | speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    for ignore_eos in (False, True):
+        run_r1lab(samplers["shared"], prompts, group, max_new, ignore_eos, seed=0)  # warm-up
+        times: dict[str, list[float]] = {name: [] for name in samplers}
+        for r in range(rounds):  # alternating, the same seed for both
+            for name, sampler in samplers.items():
+                dt, n, _ = run_r1lab(sampler, prompts, group, max_new, ignore_eos, seed=r)
+                times[name].append(dt)
+        plain, shared = (statistics.median(times[k]) for k in ("repeated", "shared"))
+        eos = "ignored" if ignore_eos else "natural"
+        mean = n / (len(prompts) * group)
+        print(f"| {eos} | {mean:.1f} | {plain:.3f} | {shared:.3f} | {plain / shared:.2f}x |")
+
+
 def logprob_agreement(model, sampler, prompts, group, max_new) -> float:
     _, _, groups = run_r1lab(sampler, prompts, group, max_new, ignore_eos=False, seed=123)
     batch = collate([c for g in groups for c in g], sampler.pad_token_id)
@@ -193,6 +215,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-scaling", action="store_true", help="skip the G and length sweeps")
+    ap.add_argument(
+        "--shared-vs-plain",
+        action="store_true",
+        help="instead: the sampler with and without the shared-prefix KV cache and attention",
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)  # a script may set global state; the library never does
@@ -201,6 +228,10 @@ def main() -> None:
     model.to(device)
     sampler = Sampler(model, tok)
     prompts = make_prompts(args.prompts)
+    if args.shared_vs_plain:
+        print(f"model: {desc}; {args.prompts} prompts x G = {args.group}, {args.max_new} tokens")
+        shared_vs_plain(model, tok, prompts, args.group, args.max_new, max(args.rounds, 5))
+        return
     # Warm-up both paths once (lazy inits, allocator) outside the timings.
     compare(model, tok, sampler, prompts[:2], 2, 8, False, 1)
 
