@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from r1lab.config import ConfigError
+from r1lab.config import ConfigError, load_config
 from r1lab.rl import trainer
 from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
 from r1lab.rl.state import checkpoints
@@ -233,6 +233,15 @@ def test_prompt_longer_than_the_context_is_refused_before_training(tiny_model, t
     )
     with pytest.raises(ConfigError, match="rollout.max_new_tokens"):
         trainer.run(cfg)
+
+
+def test_a_negative_micro_batch_cut_cost_is_refused_by_name():
+    with pytest.raises(ConfigError, match="algo.micro_batch_cut_cost"):
+        load_config(ZeroConfig, None, ["algo.micro_batch_cut_cost=-1"])
+    assert (
+        load_config(ZeroConfig, None, ["algo.micro_batch_cut_cost=0"]).algo.micro_batch_cut_cost
+        == 0
+    )
 
 
 def test_empty_dataset_names_the_file(tiny_model, tmp_path):
