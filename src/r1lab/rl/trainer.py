@@ -153,13 +153,13 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         prompts = _prompt_cache(t.policy, batch)  # the weights change between passes
         for rows in micro:
             logp, ent = _logprobs(t.policy, batch, rows, cfg, prompts, entropy=True)
-            k = logp.shape[1]  # [b, k]: the micro-batch's longest completion; the rest is padding
+            width = logp.shape[1]  # the micro-batch's longest completion; the rest is padding
             loss, mb_stats = grpo_loss(
                 logp,
-                batch.old_logprobs[rows, :k] if algo.mu > 1 else None,
-                ref_logp[rows, :k] if ref_logp is not None else None,
+                batch.old_logprobs[rows, :width] if algo.mu > 1 else None,
+                ref_logp[rows, :width] if ref_logp is not None else None,
                 adv[rows],
-                mask[rows, :k],
+                mask[rows, :width],
                 eps_low=algo.eps_low,
                 eps_high=algo.eps_high,
                 beta=algo.beta,
@@ -167,7 +167,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
                 **sizes,
             )
             loss.backward()  # reaches the prompts' cached KV, not yet the prompts' pass
-            entropy_sum += (ent * mask[rows, :k]).sum().item()
+            entropy_sum += (ent * mask[rows, :width]).sum().item()
             for k, v in mb_stats.items():  # every stat is this micro-batch's share
                 pass_stats[k] = pass_stats.get(k, 0.0) + v
         if prompts is not None:
@@ -251,9 +251,9 @@ def _logprobs(
 
 def _cut_cost(t: Trainer) -> int:
     # The fixed cost of one more micro-batch, in token columns (see micro_batches). On 2 CPU
-    # cores a micro-world micro-batch costs ~10 ms plus ~0.13 ms per token column, so ~64; on a
-    # GPU per-token work is far cheaper than a call, so cut only for large savings (not yet
-    # measured there: no GPU has been available).
+    # cores a micro-world micro-batch's forward+backward costs ~9 ms plus ~0.13 ms per token
+    # column (bench/prefix_update.py --shapes), so ~64; on a GPU per-token work is far cheaper
+    # than a call, so cut only for large savings (not yet measured there: no GPU has been lent).
     if t.cfg.algo.micro_batch_cut_cost:
         return t.cfg.algo.micro_batch_cut_cost
     return 64 if t.device.type == "cpu" else 4096

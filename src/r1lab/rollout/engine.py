@@ -4,8 +4,9 @@ GRPO samples G completions of each prompt, so the sampler prefills every prompt 
 its KV cache among the G rows (prefix sharing: on a CPU the prompt is kept and attended to once
 per group, see `kv_cache.shared_prefix_attention`; elsewhere it is repeat-interleaved to G
 rows), decodes with a hand-written loop (no logits processors or stopping-criteria objects),
-and drops finished rows from the batch so they stop costing compute. A vLLM backend can stand behind the same `RolloutBackend`
-protocol later: it takes prompts and `SamplingParams` and returns `Completion`s.
+and drops finished rows from the batch so they stop costing compute. A vLLM backend can stand
+behind the same `RolloutBackend` protocol later: it takes prompts and `SamplingParams` and
+returns `Completion`s.
 """
 
 from __future__ import annotations
