@@ -212,15 +212,20 @@ def one_token_forward_s(model, reps: int = 50, rounds: int = 5) -> float:
 
 
 def limits(args: argparse.Namespace) -> dict[str, float]:
-    """The machine's matmul peak, copy bandwidth and the model's one-token forward floor."""
+    """The machine's matmul peak, copy bandwidth and the model's one-token forward floor (and
+    its size), measured in this process before anything else runs."""
     from transformers import AutoModelForCausalLM
 
+    torch.set_num_threads(args.threads)
     peak, bw = matmul_peak(args.threads), copy_bandwidth()
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    params = sum(p.numel() for p in model.parameters())
     return {
         "matmul_peak_gflops": peak / 1e9,
         "copy_bandwidth_gbs": bw / 1e9,
         "one_token_forward_ms": one_token_forward_s(model) * 1e3,
+        "params": params,
+        "weights_mib": params * 4 / 2**20,
     }
 
 
@@ -330,8 +335,8 @@ def side_by_side(args: argparse.Namespace) -> dict:
     return rec
 
 
-def report(args: argparse.Namespace, rec: dict, mem: dict, peak: float, bw: float) -> dict:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def report(args: argparse.Namespace, rec: dict, mem: dict, machine: dict[str, float]) -> dict:
+    from transformers import AutoConfig, AutoTokenizer
 
     w = args.warmup
     trl_t, our_t = rec["trl"][w:], rec["r1lab"][w:]
@@ -358,10 +363,8 @@ def report(args: argparse.Namespace, rec: dict, mem: dict, peak: float, bw: floa
     update_s = statistics.median(r["time/update"] for r in rows)
     sampler_flops = prompt_fwd + comp_fwd
     update_flops = (prompt_fwd + comp_fwd) * (3 + 1)  # policy fwd+bwd (3x) + reference fwd
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
-    torch.set_num_threads(args.threads)
-    call_s = one_token_forward_s(model)
-    params = sum(p.numel() for p in model.parameters())
+    peak = machine["matmul_peak_gflops"] * 1e9
+    call_s = machine["one_token_forward_ms"] / 1e3
     return {
         "steps_timed": len(our_t),
         "step_s": {"r1lab": med_ours, "trl": med_trl, "ratio": med_ours / med_trl},
@@ -374,13 +377,7 @@ def report(args: argparse.Namespace, rec: dict, mem: dict, peak: float, bw: floa
             "reward": statistics.median(r["time/reward"] for r in rows),
             "update": update_s,
         },
-        "machine": {
-            "matmul_peak_gflops": peak / 1e9,
-            "copy_bandwidth_gbs": bw / 1e9,
-            "one_token_forward_ms": call_s * 1e3,
-            "params": params,
-            "weights_mib": params * 4 / 2**20,
-        },
+        "machine": dict(machine),
         "mfu": {
             "sampler": sampler_flops / rollout_s / peak,
             "update": update_flops / update_s / peak,
@@ -435,16 +432,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.memory_child:
         return memory_child(args.memory_child, args)
+    machine = limits(args)
     if args.limits_only:
-        torch.set_num_threads(args.threads)
-        print(json.dumps(limits(args), indent=1))
+        print(json.dumps(machine, indent=1))
         return None
-
-    peak = matmul_peak(args.threads)
-    bw = copy_bandwidth()
     rec = side_by_side(args)
     mem = {} if args.no_memory else measure_memory(args)
-    res = report(args, rec, mem, peak, bw)
+    res = report(args, rec, mem, machine)
     import transformers
     import trl
 
