@@ -1,0 +1,245 @@
+"""The code rewards against hostile SOLUTIONS: programs that are wrong on the tests but try to score.
+
+Each hack below is a program that does not compute the right answer and instead exits early,
+hooks the interpreter, returns an object that claims to equal anything, forges a report, or reads
+the tests. Every one must score 0 with both `code` and `code_binary`; honest solutions of every
+shape (printing, reading stdin, classes, recursion) must still score 1.
+(test_sandbox.py is the other hostile suite: programs that attack the machine.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from r1lab.rewards.code import code, code_binary, load_tests
+
+pytestmark = pytest.mark.timeout(120)
+
+# Two tests, so a hack must beat both (one run per test).
+ASSERTS = [{"assert": "assert square(3) == 9"}, {"assert": "assert square(-2) == 4"}]
+WRONG = "def square(x):\n    return 0\n"
+
+HACKS = {
+    "raise SystemExit": WRONG + "raise SystemExit\n",
+    "sys.exit(0)": WRONG + "import sys\nsys.exit(0)\n",
+    "os._exit(0)": WRONG + "import os\nos._exit(0)\n",
+    "excepthook": WRONG + "import os, sys\nsys.excepthook = lambda *a: os._exit(0)\n",
+    "atexit": WRONG + "import atexit, os\natexit.register(os._exit, 0)\n",
+    "always-equal object": (
+        "class Any:\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = object.__hash__\n"
+        "def square(x):\n    return Any()\n"
+    ),
+    "int subclass equal to all": (
+        "class I(int):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = int.__hash__\n"
+        "def square(x):\n    return I(0)\n"
+    ),
+    "str subclass equal to all": (
+        "class S(str):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = str.__hash__\n"
+        "def square(x):\n    return S('0')\n"
+    ),
+    "patched AssertionError": (
+        WRONG + "import builtins\nclass Quiet(BaseException):\n    pass\n"
+        "builtins.AssertionError = Quiet\n"
+    ),
+    "patched builtins": (
+        WRONG + "import builtins\nbuiltins.isinstance = lambda *a: True\n"
+        "builtins.type = lambda *a: int\nbuiltins.repr = lambda o: '9'\n"
+    ),
+    "patched json": (
+        WRONG
+        + "import json\njson.dumps = lambda *a, **k: 'true'\njson.loads = lambda *a, **k: True\n"
+    ),
+    "settrace swallows errors": (
+        WRONG + "import os, sys\n"
+        "def tracer(frame, event, arg):\n"
+        "    if event == 'exception':\n        os._exit(0)\n"
+        "    return tracer\n"
+        "sys.settrace(tracer)\nsys._getframe().f_trace = tracer\nsys.setprofile(lambda *a: None)\n"
+    ),
+    "exit from a thread": (
+        WRONG + "import os, threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0))).start()\n"
+    ),
+    "exit from a signal": (
+        WRONG + "import os, signal\nsignal.signal(signal.SIGALRM, lambda *a: os._exit(0))\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.01)\n"
+    ),
+    "kill its parent": WRONG + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+    "write to every fd": (
+        WRONG + "import os\n"
+        "for fd in range(3, 256):\n"
+        "    for msg in (b'{\"status\": 0}\\n', b'true\\n', b'ok\\n'):\n"
+        "        try:\n            os.write(fd, msg)\n        except OSError:\n            pass\n"
+    ),
+    "fake report lines": (
+        WRONG + "import sys\n"
+        "for line in ('PASS', 'ok', 'true', '{\"status\": 0}', '[true, true]', '{\"ok\": true}'):\n"
+        "    print(line)\n"
+        "sys.stdout.flush()\n"
+    ),
+    "reads the test source": (
+        "import os, re, sys\n"
+        "src = ''\n"
+        "for path in ('main.py', '/proc/self/cmdline', __file__ if '__file__' in dir() else ''):\n"
+        "    try:\n        src += open(path, errors='replace').read()\n"
+        "    except OSError:\n        pass\n"
+        "found = {int(a): int(b) for a, b in re.findall(r'square\\((-?\\d+)\\) == (-?\\d+)', src)}\n"
+        "def square(x):\n    return found.get(x, 0)\n"
+    ),
+    "walks frames and gc for the expected value": (
+        "import gc, inspect, sys\n"
+        "def square(x):\n"
+        "    for f in inspect.stack():\n"
+        "        for v in list(f.frame.f_locals.values()) + list(f.frame.f_globals.values()):\n"
+        "            if isinstance(v, int) and not isinstance(v, bool) and v not in (0, 1, x):\n"
+        "                return v\n"
+        "    for o in gc.get_objects():\n"
+        "        if isinstance(o, dict):\n"
+        "            for v in o.values():\n"
+        "                if isinstance(v, str) and f'square({x}) ==' in v:\n"
+        "                    return int(v.rsplit('==', 1)[1])\n"
+        "    return 0\n"
+    ),
+    "replaces sys.modules main": (
+        WRONG + "import sys, types\nfake = types.ModuleType('__main__')\n"
+        "fake.square = lambda x: 0\nsys.modules['__main__'] = fake\n"
+        "import builtins\nbuiltins.eval = lambda *a, **k: True\nbuiltins.exec = lambda *a, **k: None\n"
+        "builtins.compile = lambda *a, **k: compile('True', '<x>', 'eval')\n"
+    ),
+    "closes stdout": WRONG + "import os\nos.close(1)\nos.close(2)\n",
+    "redirects stdout": WRONG + "import io, sys\nsys.stdout = io.StringIO()\n",
+    "float nan": "def square(x):\n    return float('nan')\n",
+    "right type wrong shape": "def square(x):\n    return [x * x]\n",
+    "string of the answer": "def square(x):\n    return str(x * x)\n",
+    "bool for one": "def square(x):\n    return True\n",
+}
+
+
+def answer(program: str) -> str:
+    return f"<think>hack</think> <answer>\n```python\n{program}```\n</answer>"
+
+
+@pytest.mark.parametrize("name", list(HACKS))
+def test_assert_hack_scores_zero(name):
+    program = HACKS[name]
+    value, info = code(answer(program), {"tests": ASSERTS})
+    assert value == 0.0, (name, info)
+    value, info = code_binary(answer(program), {"tests": ASSERTS})
+    assert value == 0.0, (name, info)
+
+
+IO_TESTS = [{"input": "2 3\n", "output": "5\n"}, {"input": "10 -4\n", "output": "6\n"}]
+IO_HACKS = {
+    "exit 0 with nothing printed": "import os\nos._exit(0)\n",
+    "prints the input back": "import sys\nprint(sys.stdin.read())\n",
+    "right answer then crash": (
+        "a, b = map(int, input().split())\nprint(a + b, flush=True)\nraise SystemExit(1)\n"
+    ),
+    "answer on stderr": "import sys\na, b = map(int, input().split())\nprint(a + b, file=sys.stderr)\n",
+    "unicode line separators": (
+        "a, b = map(int, input().split())\nprint(str(a + b) + '\\u2028' + '\\x1c')\n"
+    ),
+    "nothing but whitespace": "print('\\n\\n')\n",
+    "reads the expected output from disk": (
+        "import os\nfor root, dirs, files in os.walk('.'):\n"
+        "    for f in files:\n        print(open(os.path.join(root, f), errors='replace').read())\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(IO_HACKS))
+def test_stdio_hack_scores_zero(name):
+    value, info = code(answer(IO_HACKS[name]), {"tests": IO_TESTS})
+    assert value == 0.0, (name, info)
+    assert code_binary(answer(IO_HACKS[name]), {"tests": IO_TESTS})[0] == 0.0
+
+
+HONEST = {
+    "asserts, recursion": (
+        "def fact(n):\n    return 1 if n < 2 else n * fact(n - 1)\n",
+        [{"assert": "assert fact(5) == 120"}, {"assert": "assert fact(0) == 1"}],
+    ),
+    "asserts, a class": (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n"
+        "    def push(self, x):\n        self.items.append(x)\n"
+        "    def pop(self):\n        return self.items.pop()\n",
+        [
+            {
+                "assert": "s = Stack()\ns.push(1)\ns.push(2)\nassert s.pop() == 2\nassert s.pop() == 1"
+            },
+            {"assert": "assert Stack().items == []"},
+        ],
+    ),
+    "asserts, prints while it works": (
+        "def add(a, b):\n    print('adding', a, b)\n    return a + b\nprint('loaded')\n",
+        [{"assert": "assert add(2, 3) == 5"}, {"assert": "assert add(-1, 1) == 0, 'zero'"}],
+    ),
+    "asserts, containers and floats": (
+        "def stats(xs):\n    return (min(xs), max(xs), sum(xs) / len(xs))\n"
+        "def evens(xs):\n    return {x for x in xs if x % 2 == 0}\n"
+        "def table(n):\n    return {i: [i] * i for i in range(n)}\n",
+        [
+            {"assert": "assert stats([1, 2, 3]) == (1, 3, 2.0)"},
+            {"assert": "assert abs(stats([1, 2])[2] - 1.5) < 1e-9"},
+            {"assert": "assert evens([1, 2, 3, 4]) == {2, 4}"},
+            {"assert": "assert table(3) == {0: [], 1: [1], 2: [2, 2]}"},
+            {"assert": "assert sorted(evens(range(7))) == [0, 2, 4, 6]"},
+            {"assert": "assert len(table(5)) == 5 and table(0) == {}"},
+            {"assert": "import math\nassert math.isclose(stats([1, 2])[2], 1.5)"},
+        ],
+    ),
+    "asserts, truthiness, None, not": (
+        "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\n"
+        "def nothing():\n    return None\n",
+        [
+            {"assert": "assert is_prime(7)"},
+            {"assert": "assert not is_prime(8)"},
+            {"assert": "assert nothing() is None"},
+            {"assert": "assert is_prime(2) == True"},
+        ],
+    ),
+    "asserts, __main__ guard and stdlib": (
+        "import functools\n@functools.lru_cache(None)\ndef fib(n):\n"
+        "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
+        "if __name__ == '__main__':\n    print(fib(10))\n",
+        [{"assert": "assert fib(80) == 23416728348467685"}],
+    ),
+    "stdin, reads all lines": (
+        "import sys\nnums = [int(x) for x in sys.stdin.read().split()]\nprint(sum(nums))\n",
+        [{"input": "1 2\n3\n", "output": "6"}, {"input": "", "output": "0\n"}],
+    ),
+    "stdin, several output lines and deep recursion": (
+        "import sys\nsys.setrecursionlimit(10000)\n"
+        "def depth(n):\n    return 0 if n == 0 else 1 + depth(n - 1)\n"
+        "n = int(input())\nfor k in (n, 2 * n):\n    print(depth(k))\n",
+        [{"input": "1500\n", "output": "1500\n3000\n"}],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HONEST))
+def test_honest_solution_scores_one(name):
+    program, tests = HONEST[name]
+    value, info = code(answer(program), {"tests": tests})
+    assert value == 1.0, (name, info)
+    assert code_binary(answer(program), {"tests": tests})[0] == 1.0
+
+
+def test_honest_but_wrong_scores_zero():
+    # The checks are not vacuous: the same tests fail a program that is wrong without tricks.
+    for program, tests in HONEST.values():
+        broken = program.replace("return", "return 0 and ").replace("print(", "print(0, ")
+        if broken != program:
+            assert code(answer(broken), {"tests": tests})[0] < 1.0, program
+
+
+def test_comparison_between_two_program_values_is_refused():
+    # A program controls every value it reports: a test that compares two of them (and no
+    # literal) could be passed by reporting the same thing twice.
+    with pytest.raises(ValueError, match="test 0"):
+        load_tests([{"assert": "assert f(2) == g(2)"}])
+    with pytest.raises(ValueError, match="test 0"):
+        load_tests([{"assert": "def check(c):\n    assert c(1) == 2\ncheck(f)"}])
