@@ -34,3 +34,23 @@ def pid(completion: str, example: Mapping[str, Any]) -> float:
 @register_reward("_test_raise")
 def raise_(completion: str, example: Mapping[str, Any]) -> float:
     raise ValueError("reference data is broken")
+
+
+@register_reward("_test_flaky")
+def flaky(completion: str, example: Mapping[str, Any]) -> float:
+    """1.0, except on the hostile items: `boom` raises, `nan` and `inf` are not numbers."""
+    if "boom" in completion:
+        raise ValueError("boom")
+    if "nan" in completion:
+        return float("nan")
+    if "inf" in completion:
+        return float("-inf")
+    return 1.0
+
+
+@register_reward("_test_junk")
+def junk(completion: str, example: Mapping[str, Any]) -> Any:
+    """Whatever `example["value"]` holds, returned as the score (a reward with a bug)."""
+    if example["value"] == "unpicklable info":
+        return 1.0, {"fn": lambda: None}
+    return example["value"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from r1lab.rewards import CompositeReward, RewardError, RewardPool, register_reward, score_batch
@@ -50,12 +53,16 @@ def test_workers_persist_across_batches(pool):
     assert first == second and 1 <= len(first) <= 2
 
 
+# 2^2^...^2, 340 levels (679 chars, under every length and nesting limit): deep enough that
+# sympy's recursive `is_number` overflowed the stack.
+TOWER = "^".join(["2"] * 340)
 HOSTILE = [
     "9^9^9^9",
     "9^{9^{9^{9}}}",
     "1+" * 50_000 + "1",  # 100 kB
     "\\frac{" * 300 + "1" + "}{2}" * 300,
     "\\sqrt{" * 200 + "2" + "}" * 200,
+    TOWER,
 ]
 
 
@@ -68,6 +75,8 @@ def test_hostile_math_scores_zero_within_the_limit(pool):
     assert time.monotonic() - start < pool.timeout
     assert [r.parts["math_accuracy"] for r in results] == [0.0] * len(HOSTILE) + [1.0]
     assert all(r.parts["format"] == 1.0 for r in results)
+    # Each scored 0 by the math reward's own guards, not by the pool's guard against errors.
+    assert all(r.info["errors"] == {} for r in results)
 
 
 def test_a_hanging_reward_is_killed_and_its_worker_replaced():
@@ -116,23 +125,13 @@ def test_a_dying_worker_is_replaced(pool):
     )
 
 
-def test_a_raising_reward_is_an_error_naming_the_item(pool):
-    completions, examples = math_batch(6)
-    examples[4] = {"question": "no answer field"}
-    with pytest.raises(RewardError, match=r"'math_accuracy' failed on item 4: KeyError"):
-        pool.score(MATH, completions, examples)
-    # The pool recovers for the next batch.
-    assert len(pool.score(MATH, *math_batch(3))) == 3
-    with pytest.raises(RewardError, match="reference data is broken"):
-        RewardPool(workers=0).score(CompositeReward({"_test_raise": 1.0}), ["x"], [{}])
-
-
 def test_in_process_mode_does_not_hang_on_hostile_math():
     completions = [f"<answer>{a}</answer>" for a in HOSTILE]
     start = time.monotonic()
     results = RewardPool(workers=0).score(MATH, completions, [{"answer": "2"}] * len(HOSTILE))
     assert time.monotonic() - start < 5.0
     assert all(r.total == 0.0 for r in results)
+    assert all(r.info["errors"] == {} for r in results)
 
 
 def test_progress_and_validation(pool):
@@ -240,3 +239,121 @@ def test_a_large_item_queued_behind_a_hang_does_not_block_the_pool():
         results = pool.score(CompositeReward({"_test_spin": 1.0}), ["x", big], [{}, {}])
         assert time.monotonic() - start < 0.5 * 2 + 2.0
     assert [r.info["timed_out"] for r in results] == [["_test_spin"], ["_test_spin"]]
+
+
+# -- one bad item never aborts a batch -------------------------------------------------------
+
+FLAKY = CompositeReward({"format": 0.5, "math_accuracy": 1.0, "_test_flaky": 1.0})
+GOOD = "<think>t</think> <answer>2</answer>"
+
+
+@pytest.fixture(params=["in-process", "workers"])
+def any_pool(request, pool):
+    return RewardPool(workers=0) if request.param == "in-process" else pool
+
+
+def test_a_bad_item_scores_zero_for_that_reward_and_the_batch_goes_on(any_pool, caplog):
+    completions = [
+        GOOD,
+        "<think>boom</think> <answer>2</answer>",  # _test_flaky raises
+        "<think>nan</think> <answer>2</answer>",  # _test_flaky returns NaN
+        "<think>inf</think> <answer>2</answer>",  # _test_flaky returns -inf
+        f"<think>t</think> <answer>{TOWER}</answer>",  # the real math reward, hostile input
+        GOOD,
+    ]
+    with caplog.at_level(logging.WARNING, logger="r1lab.rewards"):
+        results = any_pool.score(FLAKY, completions, [{"answer": "2"}] * len(completions))
+    assert [r.parts["_test_flaky"] for r in results] == [1.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    assert [r.parts["math_accuracy"] for r in results] == [1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+    assert [r.total for r in results] == [2.5, 1.5, 1.5, 1.5, 1.5, 2.5]  # finite: NaN is gone
+    errors = [r.info["errors"] for r in results]
+    assert errors[0] == errors[4] == errors[5] == {}
+    assert errors[1] == {"_test_flaky": "ValueError: boom"}
+    assert list(errors[2]) == list(errors[3]) == ["_test_flaky"]
+    assert "nan" in errors[2]["_test_flaky"] and "-inf" in errors[3]["_test_flaky"]
+    # One warning per failed part, naming the reward, the item, the error and the completion.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert "'_test_flaky'" in warnings[0] and "item 1" in warnings[0]
+    assert "ValueError: boom" in warnings[0] and "<think>boom</think> <answer>2" in warnings[0]
+
+
+def test_a_reward_failing_on_every_item_stops_the_batch_with_its_error(any_pool):
+    failing = CompositeReward({"format": 1.0, "_test_raise": 1.0})
+    with pytest.raises(
+        RewardError,
+        match=r"'_test_raise' failed on item 0: ValueError: reference data is broken.*all 3",
+    ):
+        any_pool.score(failing, ["x"] * 3, [{}] * 3)
+    # The pool recovers for the next batch.
+    assert len(any_pool.score(MATH, *math_batch(3))) == 3
+
+
+def test_every_item_means_every_item_that_reward_ran_on(any_pool):
+    # A batch mixing tasks: countdown runs on two items, both lack its reference data.
+    countdown = CompositeReward({"format": 0.5, "countdown": 1.0})
+    completions = ["<answer>1</answer>"] * 3
+    examples = [{"answer": "1"}, {"answer": "1"}, {"answer": "1"}]
+    with pytest.raises(RewardError, match=r"'countdown' failed on item 1: KeyError.*all 2"):
+        any_pool.score([MATH, countdown, countdown], completions, examples)
+    # On one item of several it is that item's problem: scored 0, recorded, the rest scored.
+    results = any_pool.score([MATH, countdown, MATH], completions, examples)
+    assert [r.total for r in results] == [1.0, 0.0, 1.0]
+    assert "KeyError" in results[1].info["errors"]["countdown"]
+
+
+def test_a_single_failing_item_is_not_called_systemic(any_pool):
+    # One failure cannot tell a bug from a bad completion; stopping would be the very abort the
+    # guard exists to prevent, so a batch of one scores 0 and records the error.
+    failing = CompositeReward({"format": 1.0, "_test_raise": 1.0})
+    [result] = any_pool.score(failing, ["<think>a</think><answer>b</answer>"], [{}])
+    assert result.parts == {"format": 1.0, "_test_raise": 0.0} and result.total == 1.0
+    assert result.info["errors"] == {"_test_raise": "ValueError: reference data is broken"}
+
+
+JUNK = [None, "1.0", True, np.bool_(True), (1.0,), [1.0], (1.0, "info"), ("1", {}), 1j, 10**400]
+NUMBERS = [(1, 1.0), (np.float32(0.5), 0.5), (np.int64(1), 1.0), (Fraction(1, 4), 0.25)]
+NUMBERS += [((0.5, {"k": 1}), 0.5), (np.float64(0.75), 0.75)]
+
+
+def test_junk_return_values_are_errors_on_their_item_and_numbers_are_floats(any_pool):
+    values = JUNK + [v for v, _ in NUMBERS]
+    results = any_pool.score(
+        CompositeReward({"_test_junk": 1.0}), ["x"] * len(values), [{"value": v} for v in values]
+    )
+    assert [r.total for r in results] == [0.0] * len(JUNK) + [f for _, f in NUMBERS]
+    assert all(type(r.parts["_test_junk"]) is float for r in results)
+    assert all("_test_junk" in r.info["errors"] for r in results[: len(JUNK)])
+    assert all(r.info["errors"] == {} for r in results[len(JUNK) :])
+    assert "returned NoneType" in results[0].info["errors"]["_test_junk"]
+
+
+def test_an_info_that_cannot_leave_the_worker_is_an_error_on_its_item(pool):
+    results = pool.score(
+        CompositeReward({"format": 1.0, "_test_junk": 1.0}),
+        ["<answer>a</answer>"] * 2,
+        [{"value": "unpicklable info"}, {"value": 1.0}],
+    )
+    assert [r.parts["_test_junk"] for r in results] == [0.0, 1.0]
+    assert "_test_junk" in results[0].info["errors"] and not results[0].info["crashed"]
+    assert pool.score(MATH, ["<answer>1</answer>"], [{"answer": "1"}])[0].total == 1.0
+
+
+def test_the_guard_holds_when_the_math_reward_itself_raises(monkeypatch):
+    # Even if a parser overflows the stack on some input the root-cause fix missed.
+    import r1lab.rewards.math as math_reward
+
+    real = math_reward.math_equal
+
+    def overflow(gold, pred, **kw):
+        if "^" in pred:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(gold, pred, **kw)
+
+    monkeypatch.setattr(math_reward, "math_equal", overflow)
+    completions = [GOOD, f"<think>t</think> <answer>{TOWER}</answer>", GOOD]
+    results = RewardPool(workers=0).score(MATH, completions, [{"answer": "2"}] * 3)
+    assert [r.total for r in results] == [1.5, 0.5, 1.5]
+    assert results[1].info["errors"] == {
+        "math_accuracy": "RecursionError: maximum recursion depth exceeded"
+    }

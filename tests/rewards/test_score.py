@@ -71,8 +71,9 @@ def write(tmp_path: Path, *lines: str) -> str:
             [
                 '{"completion": "x", "answer": "1"}',
                 '{"completion": "<answer>1</answer>", "rewards": {"countdown": 1}}',
+                '{"completion": "<answer>2</answer>", "rewards": {"countdown": 1}}',
             ],
-            r"line 2: reward 'countdown' failed: KeyError",
+            r"line 2: reward 'countdown' failed: KeyError.*all 2 items",
         ),
         ([""], r"no completions"),
     ],
@@ -80,6 +81,23 @@ def write(tmp_path: Path, *lines: str) -> str:
 def test_bad_input_names_file_line_and_field(tmp_path, lines, message):
     with pytest.raises(ConfigError, match=message):
         run(ScoreConfig(input=write(tmp_path, *lines), workers=0))
+
+
+def test_a_reward_failing_on_one_line_scores_it_zero_and_counts_it(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        '{"completion": "<answer>1</answer>", "answer": "1"}',
+        '{"completion": "<answer>1</answer>", "rewards": {"countdown": 1}}',
+        '{"completion": "<answer>2</answer>", "answer": "1"}',
+    )
+    out = tmp_path / "scores.jsonl"
+    assert run(ScoreConfig(input=path, workers=0, output=str(out))) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["total"] for r in records] == [1.0, 0.0, 0.0]
+    assert "KeyError" in records[1]["info"]["errors"]["countdown"]
+    table = capsys.readouterr().out
+    assert "errors" in table
+    assert [row for row in table.splitlines() if "countdown" in row][0].split()[-2] == "1"
 
 
 def test_missing_file_and_bad_params(tmp_path):

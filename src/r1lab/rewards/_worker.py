@@ -5,8 +5,8 @@ math-verify's SIGALRM timeouts work) and writes one message per finished part on
 pipe, so the pool knows which part is running if it has to kill this process.
 
 Requests:  ("item", index, composite, part names, completion, example)
-Replies:   ("ready", pid) once; per part ("part", index, name, score, info, seconds) or
-           ("error", index, name, message); then ("done", index).
+Replies:   ("ready", pid) once; per part ("part", index, name, score, info, seconds, error),
+           where error is None or why the part failed and scored 0; then ("done", index).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main(parent: int | None = None) -> int:
     os.dup2(2, 1)
     requests = sys.stdin.buffer
 
-    from r1lab.rewards import RewardError  # registers the built-in rewards
+    import r1lab.rewards  # noqa: F401 - registers the built-in rewards
 
     def send(message: Any) -> None:
         proto.write(frame(message))
@@ -77,12 +77,15 @@ def main(parent: int | None = None) -> int:
         _, index, composite, names, completion, example = msg
         for name in names:
             start = time.perf_counter()
+            score, info, error = composite.part(name, completion, example)  # never raises
+            seconds = time.perf_counter() - start
             try:
-                score, info = composite.part(name, completion, example)
-            except RewardError as e:
-                send(("error", index, name, e.message))
-                continue
-            send(("part", index, name, score, info, time.perf_counter() - start))
+                reply = frame(("part", index, name, score, info, seconds, error))
+            except Exception as e:  # noqa: BLE001 - an info dict that does not pickle
+                why = f"its info could not be sent back: {type(e).__name__}: {e}"[:300]
+                reply = frame(("part", index, name, 0.0, {}, seconds, why))
+            proto.write(reply)
+            proto.flush()
         send(("done", index))
 
 

@@ -28,8 +28,10 @@ class RewardResult:
 
     `info` holds `timeout` (bool: a part ran past the pool's time limit and scored 0),
     `timed_out` and `crashed` (names of parts that scored 0 because their worker overran or
-    died), `details` (part name -> the info dict that reward returned, if any) and `seconds`
-    (part name -> wall time it took; for a timed-out part, the time until it was killed).
+    died), `errors` (part name -> "ExceptionType: message" for a part that raised or returned
+    something other than a finite number, and scored 0), `details` (part name -> the info dict
+    that reward returned, if any) and `seconds` (part name -> wall time it took; for a
+    timed-out part, the time until it was killed).
     """
 
     total: float
@@ -38,7 +40,11 @@ class RewardResult:
 
 
 class RewardError(RuntimeError):
-    """A reward raised instead of scoring: a bug or missing reference data, never a bad completion."""
+    """A reward failed where no single completion can be blamed: a bug or missing reference data.
+
+    Raised by `CompositeReward.__call__` for any failed part, and by `RewardPool.score` only for
+    a reward that failed on every item of a batch (see r1lab.rewards.pool).
+    """
 
     def __init__(self, name: str, message: str, index: int | None = None):
         where = f" on item {index}" if index is not None else ""
@@ -78,12 +84,21 @@ class CompositeReward:
     def names(self) -> list[str]:
         return list(self.weights)
 
-    def part(self, name: str, completion: str, example: Mapping[str, Any]) -> tuple[float, dict]:
-        """Score one part: (score, info). A reward that raises becomes a RewardError."""
+    def part(
+        self, name: str, completion: str, example: Mapping[str, Any]
+    ) -> tuple[float, dict, str | None]:
+        """Score one part under the guard: (score, info, error).
+
+        A reward that raises, or returns anything but a finite number, scores 0 with `error`
+        saying why ("ExceptionType: message"); what that means for the batch is the caller's
+        rule (RewardPool.score). Only Exception is caught: Ctrl-C still stops the run.
+        """
         try:
-            return split_result(get_reward(name)(completion, example, **self.params.get(name, {})))
-        except Exception as e:
-            raise RewardError(name, f"{type(e).__name__}: {e}") from e
+            fn = get_reward(name)
+            score, info = split_result(fn(completion, example, **self.params.get(name, {})))
+        except Exception as e:  # noqa: BLE001 - the guard: any failure is this item's, for now
+            return 0.0, {}, _describe(e)
+        return score, info, None
 
     def result(
         self,
@@ -92,6 +107,7 @@ class CompositeReward:
         timed_out: Iterable[str] = (),
         crashed: Iterable[str] = (),
         seconds: Mapping[str, float] | None = None,
+        errors: Mapping[str, str] | None = None,
     ) -> RewardResult:
         """Assemble a RewardResult from part scores (in this composite's order)."""
         ordered = {name: float(parts[name]) for name in self.weights}
@@ -101,22 +117,35 @@ class CompositeReward:
             "timeout": bool(timed_out),
             "timed_out": timed_out,
             "crashed": crashed,
+            "errors": dict(errors or {}),
             "details": dict(details or {}),
             "seconds": dict(seconds or {}),
         }
         return RewardResult(total, ordered, info)
 
-    def __call__(self, completion: str, example: Mapping[str, Any]) -> RewardResult:
+    def score(self, completion: str, example: Mapping[str, Any]) -> RewardResult:
+        """Score one completion under the guard: a failed part scores 0, named in info["errors"]."""
         parts: dict[str, float] = {}
         details: dict[str, dict] = {}
         seconds: dict[str, float] = {}
+        errors: dict[str, str] = {}
         for name in self.weights:
             start = time.perf_counter()
-            parts[name], info = self.part(name, completion, example)
+            parts[name], info, error = self.part(name, completion, example)
             seconds[name] = time.perf_counter() - start
             if info:
                 details[name] = info
-        return self.result(parts, details, seconds=seconds)
+            if error is not None:
+                errors[name] = error
+        return self.result(parts, details, seconds=seconds, errors=errors)
+
+    def __call__(self, completion: str, example: Mapping[str, Any]) -> RewardResult:
+        """Score one completion; a failed part raises RewardError (score batches with RewardPool,
+        where one bad item scores 0 instead of stopping the batch)."""
+        result = self.score(completion, example)
+        for name, error in result.info["errors"].items():
+            raise RewardError(name, error)
+        return result
 
     def __getstate__(self) -> dict[str, Any]:
         return {"weights": self.weights, "params": self.params, "modules": self.modules}
@@ -139,3 +168,9 @@ class CompositeReward:
     def __repr__(self) -> str:
         params = f", params={self.params}" if self.params else ""
         return f"CompositeReward({self.weights}{params})"
+
+
+def _describe(e: BaseException, limit: int = 300) -> str:
+    """The exception as "Type: message", cut to `limit` characters (it may quote the input)."""
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

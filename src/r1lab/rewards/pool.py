@@ -12,8 +12,16 @@ and replaced, that part scores 0 with `info["timeout"] = True`, the item's remai
 another worker, and the batch continues. A worker that dies (segfault, OOM kill) is handled the
 same way, with the part listed in `info["crashed"]`.
 
-A reward that raises is a bug or missing reference data, not a bad completion: the pool stops
-handing out work, lets running items finish, and raises RewardError naming the item and reward.
+Every part runs under a guard (`CompositeReward.part`), in a worker or in this process alike:
+a reward that raises, or returns anything but a finite number (NaN, None, a string, a bool),
+scores 0 on that item, is named in the item's `info["errors"]` and logged as a warning (reward,
+item, error, the start of the completion), and the batch goes on. One hostile completion (a
+2^2^...^2 tower that overflows sympy's stack, say) must never stop a training run, and a NaN
+must not poison its group's advantages. Only a reward that fails on every item it scored in
+the batch, and on at least MIN_SYSTEMIC of them, is judged broken (a bug or missing reference
+data, not bad input): score() then raises RewardError naming the reward and the first item. A
+batch of one that fails is not called broken: one failure cannot tell a bug from a bad
+completion, and stopping is the very abort the guard exists to prevent.
 
 `workers=0` scores in this process, in order, with no hard limit: the math reward's guards and
 math-verify's own timeouts (main thread only) still keep hostile answers from hanging it.
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import selectors
 import signal
@@ -44,6 +53,12 @@ PIPELINE = 2
 QUEUED_MAX_BYTES = 32 << 10
 # Consecutive worker start failures before the pool gives up (a broken install, not bad luck).
 MAX_START_FAILURES = 3
+# A reward that fails on every item it scored, and on at least this many, is broken (see above).
+MIN_SYSTEMIC = 2
+# Warning lines per batch for failed parts; the rest are counted in one more line.
+MAX_WARNINGS = 10
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,16 +93,25 @@ class _Batch:
         self.failed: list[dict[str, list[str]]] = [
             {"timed_out": [], "crashed": []} for _ in range(n)
         ]
+        self.errors: list[dict[str, str]] = [{} for _ in range(n)]
         self.queue = collections.deque(_Task(i, composites[i].names) for i in range(n))
         self.left = n
-        self.error: RewardError | None = None
 
-    def finish_part(self, task: _Task, score: float, info: dict | None, seconds: float) -> None:
+    def finish_part(
+        self,
+        task: _Task,
+        score: float,
+        info: dict | None,
+        seconds: float,
+        error: str | None = None,
+    ) -> None:
         i, name = task.index, task.current
         self.parts[i][name] = score
         self.seconds[i][name] = seconds
         if info:
             self.details[i][name] = info
+        if error is not None:
+            self.errors[i][name] = error
         task.position += 1
         if task.done:
             self.left -= 1
@@ -101,12 +125,6 @@ class _Batch:
         if not task.done:
             self.queue.appendleft(task)
 
-    def fail_with(self, error: RewardError, task: _Task) -> None:
-        # The first error is raised once running items finish; no new work is handed out.
-        if self.error is None:
-            self.error = error
-        self.finish_part(task, 0.0, None, 0.0)
-
     def results(self) -> list[RewardResult]:
         return [
             c.result(
@@ -115,6 +133,7 @@ class _Batch:
                 self.failed[i]["timed_out"],
                 self.failed[i]["crashed"],
                 self.seconds[i],
+                self.errors[i],
             )
             for i, c in enumerate(self.composites)
         ]
@@ -235,7 +254,9 @@ class RewardPool:
         """Score every (completion, example) pair; results in input order.
 
         `composite` is one CompositeReward for all items, or one per item (a batch mixing
-        tasks). `progress(k)` is called as items finish, with the number just finished.
+        tasks). `progress(k)` is called as items finish, with the number just finished. A part
+        that fails scores 0 and is logged (module docstring); RewardError only for a reward
+        that failed on every item it scored.
         """
         if len(completions) != len(examples):
             raise ValueError(
@@ -251,7 +272,13 @@ class RewardPool:
                     "CompositeReward, or one per completion"
                 )
         if self.workers == 0:
-            return self._score_here(composites, completions, examples, progress)
+            results = self._score_here(composites, completions, examples, progress)
+        else:
+            results = self._score_in_workers(composites, completions, examples, progress)
+        _check_errors(results, completions)
+        return results
+
+    def _score_in_workers(self, composites, completions, examples, progress) -> list[RewardResult]:
         if any("__main__" in c.modules for c in composites):
             raise ValueError(
                 "a reward defined in __main__ cannot run in worker processes; define it in an "
@@ -265,17 +292,12 @@ class RewardPool:
             # Interrupted or failed mid-batch: workers may hold stale work, start afresh.
             self.close()
             raise
-        if batch.error is not None:
-            raise batch.error
         return batch.results()
 
     def _score_here(self, composites, completions, examples, progress) -> list[RewardResult]:
         results = []
-        for i, (composite, c, e) in enumerate(zip(composites, completions, examples, strict=True)):
-            try:
-                results.append(composite(c, e))
-            except RewardError as err:
-                raise RewardError(err.name, err.message, i) from err.__cause__
+        for composite, c, e in zip(composites, completions, examples, strict=True):
+            results.append(composite.score(c, e))
             if progress:
                 progress(1)
         return results
@@ -288,13 +310,9 @@ class RewardPool:
                 for w in self._pool:
                     # One item queued behind the running one: the worker starts it without
                     # waiting for a round trip through this process (matters for ~1 ms items).
-                    while (
-                        w.ready and len(w.tasks) < PIPELINE and batch.queue and batch.error is None
-                    ):
+                    while w.ready and len(w.tasks) < PIPELINE and batch.queue:
                         if not self._dispatch(w, batch):
                             break
-                if batch.error is not None and all(not w.tasks for w in self._pool):
-                    return  # drained after an error: the caller raises it
                 for key in list(sel.get_map().values()):
                     sel.unregister(key.fileobj)
                 for w in self._pool:
@@ -352,12 +370,9 @@ class RewardPool:
             if msg[0] == "ready":
                 w.ready = True
                 self._start_failures = 0
-            elif msg[0] in ("part", "error") and w.task is not None:
-                if msg[0] == "part":
-                    _, _, name, score, info, seconds = msg
-                    batch.finish_part(w.task, score, info, seconds)
-                else:
-                    batch.fail_with(RewardError(msg[2], msg[3], msg[1]), w.task)
+            elif msg[0] == "part" and w.task is not None:
+                _, _, _, score, info, seconds, error = msg
+                batch.finish_part(w.task, score, info, seconds, error)
                 w.part_start = time.monotonic()
                 w.deadline = w.part_start + self.timeout
                 if w.task.done:
@@ -389,6 +404,53 @@ class RewardPool:
                     "reward workers exit before they are ready (see their stderr above); "
                     f"({sys.executable} importing r1lab.rewards._worker)"
                 )
+
+
+def _check_errors(results: Sequence[RewardResult], completions: Sequence[str]) -> None:
+    """Raise RewardError for a reward that failed on every item it scored (at least
+    MIN_SYSTEMIC of them); otherwise log each failed part, up to MAX_WARNINGS lines."""
+    failed: dict[str, list[int]] = {}
+    scored: collections.Counter[str] = collections.Counter()
+    for i, r in enumerate(results):
+        lost = set(r.info["timed_out"]) | set(r.info["crashed"])  # neither failed nor scored
+        for name in r.parts:
+            if name in r.info["errors"]:
+                failed.setdefault(name, []).append(i)
+            elif name not in lost:
+                scored[name] += 1
+    for name, items in failed.items():
+        if len(items) >= MIN_SYSTEMIC and scored[name] == 0:
+            first = items[0]
+            raise RewardError(
+                name,
+                f"{results[first].info['errors'][name]} (it failed on all {len(items)} items it "
+                "scored in this batch: a bug in the reward or its reference data, not a bad "
+                "completion)",
+                first,
+            )
+    shown = 0
+    for i, r in enumerate(results):
+        for name, error in r.info["errors"].items():
+            if shown < MAX_WARNINGS:
+                log.warning(
+                    "reward '%s' failed on item %d and scored 0 (%s); completion: %s",
+                    name,
+                    i,
+                    error,
+                    _snippet(completions[i]),
+                )
+            shown += 1
+    if shown > MAX_WARNINGS:
+        log.warning(
+            "%d more reward failures in this batch scored 0 (each result's info['errors'])",
+            shown - MAX_WARNINGS,
+        )
+
+
+def _snippet(text: str, head: int = 120, tail: int = 40) -> str:
+    if len(text) <= head + tail + 5:
+        return repr(text)
+    return f"{text[:head]!r} ... {text[-tail:]!r} ({len(text)} chars)"
 
 
 def _messages(buf: bytearray) -> list[Any]:

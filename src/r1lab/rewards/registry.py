@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -96,8 +98,24 @@ def check_params(name: str, params: Mapping[str, Any]) -> None:
 
 
 def split_result(result: float | tuple[float, Mapping[str, Any]]) -> tuple[float, dict[str, Any]]:
-    """A reward's return value as (score, info), whichever form the reward returned."""
+    """A reward's return value as (score, info), whichever form the reward returned.
+
+    The score must be a finite real number (int, float, Fraction, numpy's numbers); anything
+    else, bool and NaN included, is a TypeError or ValueError, never silently coerced: a NaN
+    poisons its whole group's advantages, and `float("1.0")` or `True` hide a bug.
+    """
+    info: Mapping[str, Any] = {}
     if isinstance(result, tuple):
-        score, info = result
-        return float(score), dict(info)
-    return float(result), {}
+        if len(result) != 2 or not isinstance(result[1], Mapping):
+            raise TypeError(
+                f"returned a {len(result)}-tuple ({', '.join(type(x).__name__ for x in result)});"
+                " expected a score or (score, info dict)"
+            )
+        result, info = result
+    # bool is an int, but a reward returning one is a bug (numpy's bool_ is not Real at all).
+    if isinstance(result, bool) or not isinstance(result, numbers.Real):
+        raise TypeError(f"returned {type(result).__name__}, not a number")
+    score = float(result)
+    if not math.isfinite(score):
+        raise ValueError(f"returned {score}, not a finite number")
+    return score, dict(info)

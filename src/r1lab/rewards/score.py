@@ -102,7 +102,12 @@ def read_lines(path: Path, default: Mapping[str, float]) -> list[_Line]:
 def score_lines(
     lines: list[_Line], cfg: ScoreConfig, path: Path, progress: Any = None
 ) -> list[RewardResult]:
-    """Score every line in one pool batch (a composite per line's weights); results in order."""
+    """Score every line in one pool batch (a composite per line's weights); results in order.
+
+    A reward that fails on a line scores 0 there (counted in the table's `errors` column, the
+    reason in the output's `info.errors`); one that fails on every line it scores (two or more)
+    is an error naming the first such line.
+    """
     composites: dict[tuple, CompositeReward] = {}
     per_line = []
     for line in lines:
@@ -126,18 +131,32 @@ def score_lines(
 
 def summary_rows(
     lines: list[_Line], results: list[RewardResult]
-) -> list[tuple[str, int, float, int]]:
-    """(reward, items scored, mean score, timeouts) per reward, then the total."""
+) -> list[tuple[str, int, float, int, int]]:
+    """(reward, items scored, mean score, timeouts, errors) per reward, then the total."""
     names: dict[str, list[float]] = {}
     timeouts: dict[str, int] = {}
+    errors: dict[str, int] = {}
     for result in results:
         for name, score in result.parts.items():
             names.setdefault(name, []).append(score)
         for name in result.info.get("timed_out", []) + result.info.get("crashed", []):
             timeouts[name] = timeouts.get(name, 0) + 1
-    rows = [(n, len(s), sum(s) / len(s), timeouts.get(n, 0)) for n, s in sorted(names.items())]
+        for name in result.info.get("errors", {}):
+            errors[name] = errors.get(name, 0) + 1
+    rows = [
+        (n, len(s), sum(s) / len(s), timeouts.get(n, 0), errors.get(n, 0))
+        for n, s in sorted(names.items())
+    ]
     totals = [r.total for r in results]
-    rows.append(("total", len(totals), sum(totals) / len(totals), sum(timeouts.values())))
+    rows.append(
+        (
+            "total",
+            len(totals),
+            sum(totals) / len(totals),
+            sum(timeouts.values()),
+            sum(errors.values()),
+        )
+    )
     return rows
 
 
@@ -167,9 +186,10 @@ def _print_tables(cfg: ScoreConfig, lines: list[_Line], results: list[RewardResu
     table.add_column("items", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("timeouts", justify="right")
-    for name, count, mean, timeouts in summary_rows(lines, results):
+    table.add_column("errors", justify="right")
+    for name, count, mean, timeouts, errors in summary_rows(lines, results):
         style = "bold" if name == "total" else None
-        table.add_row(name, str(count), f"{mean:.3f}", str(timeouts), style=style)
+        table.add_row(name, str(count), f"{mean:.3f}", str(timeouts), str(errors), style=style)
     console.print(table)
 
 
