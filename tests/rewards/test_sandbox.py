@@ -177,8 +177,9 @@ def test_work_directory_is_removed(limits):
 
 
 def test_no_network(limits):
-    if "netns" not in probe_isolation(limits.namespaces).layers():
-        pytest.skip("no network namespace in this mode: the program could reach loopback")
+    layers = probe_isolation(limits.namespaces).layers()
+    if "netns" not in layers and "seccomp" not in layers:
+        pytest.skip("no network namespace or seccomp filter: the program could reach loopback")
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -305,6 +306,7 @@ def test_cpu_pinning():
     assert unpinned.stdout.strip() == str(len(os.sched_getaffinity(0)))
 
 
+@pytest.mark.filterwarnings("ignore:r1lab sandbox")  # the missing interpreter, warned about
 def test_a_broken_sandbox_raises_instead_of_scoring():
     # An interpreter that cannot start is the machine's problem, not a failing program; as
     # root, one the throwaway uid cannot run would mean running the program as root.
@@ -316,3 +318,221 @@ def test_a_broken_sandbox_raises_instead_of_scoring():
     # A limit the kernel refuses (RLIMIT_NOFILE above fs.nr_open) fails in the sandbox's child.
     with pytest.raises(SandboxError, match="could not start the program"):
         run_python("print(1)", "", Limits(open_files=1 << 30))
+
+
+# --- Escapes found by the audit (issue 10): each failed before the layer that now stops it. ---
+
+LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+IPC_CREAT = 0o1000
+
+
+def _sysv_keys(kind: str) -> set[int]:
+    """Keys of the host's SysV IPC objects of one kind ('shm', 'msg', 'sem')."""
+    with open(f"/proc/sysvipc/{kind}") as f:
+        return {int(line.split()[0]) for line in f.readlines()[1:] if line.strip()}
+
+
+def _remove_sysv(key: int) -> None:
+    # Clean up what an old (unfixed) sandbox would have left, so a failure does not leak.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    shmid = libc.shmget(key, 0, 0)
+    if shmid >= 0:
+        libc.shmctl(shmid, 0, None)  # IPC_RMID
+    msqid = libc.msgget(key, 0)
+    if msqid >= 0:
+        libc.msgctl(msqid, 0, None)
+
+
+def test_sysv_ipc_does_not_outlive_the_run(limits):
+    key = int.from_bytes(os.urandom(3), "big") + 0x5100_0000
+    make = (
+        LIBC + f"key = {key}\n"
+        f"shm = libc.shmget(key, 16 << 20, {IPC_CREAT} | 0o666)\n"
+        "if shm >= 0:\n"
+        "    addr = libc.shmat(shm, None, 0)\n"
+        f"msq = libc.msgget(key, {IPC_CREAT} | 0o666)\n"
+        "if msq >= 0:\n"
+        "    buf = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + 6)\n"
+        "    ctypes.c_long.from_buffer(buf).value = 1\n"
+        "    buf[ctypes.sizeof(ctypes.c_long):] = b'secret'\n"
+        "    libc.msgsnd(msq, buf, 6, 0)\n"
+        "print(shm, msq, ctypes.get_errno())\n"
+    )
+    read = (
+        LIBC + f"msq = libc.msgget({key}, 0)\n"
+        "buf = ctypes.create_string_buffer(64)\n"
+        "n = libc.msgrcv(msq, buf, 56, 0, 0o4000) if msq >= 0 else -1\n"  # IPC_NOWAIT
+        "print('got', buf.raw[8:8 + n] if n > 0 else b'')\n"
+    )
+    try:
+        result, _ = run(make, limits)
+        assert result.returncode == 0, result.stderr
+        assert key not in _sysv_keys("shm"), "a shared memory segment outlived the run"
+        assert key not in _sysv_keys("msg"), "a message queue outlived the run"
+        second, _ = run(read, limits)
+        assert second.returncode == 0, second.stderr
+        assert "secret" not in second.stdout, "a message crossed from one run to the next"
+    finally:
+        _remove_sysv(key)
+
+
+def _seccomp_possible() -> bool:
+    import ctypes.util
+
+    return ctypes.util.find_library("seccomp") is not None
+
+
+# x86_64 system call numbers; each call must fail with EPERM (clone3: ENOSYS, so the C library
+# falls back to clone, whose flags the filter can see).
+DENIED_SYSCALLS = {
+    "unshare(CLONE_NEWUSER)": (272, "0x10000000"),
+    "unshare(CLONE_NEWNS)": (272, "0x20000"),
+    "unshare(CLONE_NEWNET)": (272, "0x40000000"),
+    "clone(CLONE_NEWUSER)": (56, "0x10000000 | 17, 0, 0, 0, 0"),
+    "setns": (308, "0, 0"),
+    "mount": (165, "b'none', b'/tmp', b'tmpfs', 0, None"),
+    "ptrace(TRACEME)": (101, "0, 0, 0, 0"),
+    "keyctl": (250, "0, 0, 0, 0, 0"),
+    "add_key": (248, "b'user', b'x', b'y', 1, -3"),
+    "bpf": (321, "0, 0, 0"),
+    "perf_event_open": (298, "0, 0, -1, -1, 0"),
+    "userfaultfd": (323, "0"),
+    "io_uring_setup": (425, "1, 0"),
+    "personality": (135, "0x0040000"),
+    "kexec_load": (246, "0, 0, 0, 0"),
+    "init_module": (175, "0, 0, b''"),
+    "open_by_handle_at": (304, "0, 0, 0"),
+    "shmget": (29, "0, 4096, 0o1000 | 0o600"),
+    "msgget": (68, "0, 0o1000 | 0o600"),
+    "semget": (64, "0, 1, 0o1000 | 0o600"),
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 system call numbers")
+@pytest.mark.skipif(not _seccomp_possible(), reason="no libseccomp on this machine")
+def test_dangerous_system_calls_are_denied(limits):
+    lines = [LIBC, "import errno, json\nout = {}\n"]
+    for name, (nr, args) in DENIED_SYSCALLS.items():
+        lines.append(
+            f"r = libc.syscall({nr}, {args})\n"
+            "if r == 0 and os.getpid() != PID:\n    os._exit(0)\n"  # a clone that worked
+            f"out[{name!r}] = errno.errorcode.get(ctypes.get_errno(), '?') if r < 0 else 'ALLOWED'\n"
+        )
+    lines.insert(1, "PID = os.getpid()\n")
+    lines.append(
+        "r = libc.syscall(435, 0, 0)\nout['clone3'] = errno.errorcode.get(ctypes.get_errno())\n"
+        "print(json.dumps(out))\n"
+    )
+    result, _ = run("".join(lines), limits)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    got = json.loads(result.stdout)
+    assert got.pop("clone3") == "ENOSYS"
+    assert got == dict.fromkeys(DENIED_SYSCALLS, "EPERM")
+    assert "seccomp" in result.isolation
+
+
+@pytest.mark.skipif(not _seccomp_possible(), reason="no libseccomp on this machine")
+def test_user_namespace_cannot_lift_the_memory_caps(limits):
+    # With its own user + mount namespace the program could mount an uncapped tmpfs and fill
+    # the host's memory past RLIMIT_AS and the sandbox tmpfs cap.
+    code = LIBC + (
+        "r = libc.unshare(0x10000000 | 0x20000)\n"
+        "print('unshare', r, ctypes.get_errno())\n"
+        "if r == 0:\n"
+        "    print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, b'size=1g'))\n"
+    )
+    result, _ = run(code, limits)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:3] == ["unshare", "-1", "1"], result.stdout  # EPERM
+
+
+def test_normal_programs_still_work_under_the_filter(limits):
+    # What the filter must not break: threads, fork, subprocess, pipes, AF_UNIX sockets.
+    code = """
+import os, socket, subprocess, sys, threading, multiprocessing
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(subprocess.run([sys.executable, '-c', 'print(5)'], capture_output=True).stdout.decode().strip())
+a, b = socket.socketpair(); a.sendall(b'x'); print(b.recv(1).decode())
+r, w = os.pipe(); os.write(w, b'y'); print(os.read(r, 1).decode())
+"""
+    result, _ = run(code, limits)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "5", "x", "y"]
+
+
+FORK_CHAIN = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    end = time.monotonic() + 4
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+        if n % 20 == 0:
+            with open({path!r}, 'a') as f:
+                f.write('x')
+        try:
+            pid = os.fork()
+        except OSError:
+            continue
+        if pid:
+            os._exit(0)  # the parent exits, the child carries on: a sweep sees a zombie
+print('parent done')
+"""
+
+
+def test_fork_chain_does_not_outlive_the_run(limits):
+    # Each generation forks and exits; a sweep that reads /proc once can see only the zombie.
+    # A high process limit, so zombies waiting to be reaped do not stop the chain by themselves.
+    shared = _shared_dir()
+    path = shared / "chain"
+    lim = Limits(**{**limits.__dict__, "masks": (), "processes": 200})
+    try:
+        result, _ = run(FORK_CHAIN.format(path=str(path)), lim)
+        assert result.ok, result.stderr
+        assert_no_leftovers(result)
+        size = path.stat().st_size if path.exists() else 0
+        time.sleep(0.5)
+        after = path.stat().st_size if path.exists() else 0
+        assert after == size, "a forking chain kept writing after the run returned"
+    finally:
+        time.sleep(0.1)
+        for p in shared.iterdir():
+            p.unlink()
+        shared.rmdir()
+
+
+def test_missing_isolation_is_loud_and_can_be_required(monkeypatch):
+    from r1lab.rewards import sandbox
+    from r1lab.rewards.sandbox import SandboxError
+
+    floor = Limits(wall_time=1.0, namespaces=False)
+    with pytest.raises(SandboxError, match="netns"):
+        run_python("print(1)", "", Limits(wall_time=1.0, namespaces=False, require="full"))
+    monkeypatch.setenv("R1LAB_SANDBOX_REQUIRE", "full")
+    with pytest.raises(SandboxError, match="R1LAB_SANDBOX_REQUIRE"):
+        run_python("print(1)", "", floor)
+    monkeypatch.delenv("R1LAB_SANDBOX_REQUIRE")
+    assert run_python("print(1)", "", floor).ok  # asked for explicitly: allowed, not required
+
+    # `unshare` refused (a container without CAP_SYS_ADMIN): a warning that names it, once.
+    monkeypatch.setattr(sandbox, "_unshare_works", lambda cmd: False)
+    sandbox.probe_isolation.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="namespaces"):
+            sandbox.probe_isolation(True)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sandbox.probe_isolation(True)  # cached: not again
+    finally:
+        sandbox.probe_isolation.cache_clear()

@@ -6,7 +6,8 @@ it imports nothing from r1lab: it runs under an isolated interpreter.
 
 Steps: (1) with a mount namespace, mount private size-capped tmpfs over the world-writable
 directories and over the work directory, then write the program there; (2) fork; the child sets
-rlimits and CPU affinity, drops to the sandbox uid, forbids privilege gain, and execs the program's interpreter;
+rlimits and CPU affinity, drops to the sandbox uid, forbids privilege gain, installs the seccomp
+filter the parent compiled, and execs the program's interpreter;
 (3) wait for it under a wall-clock alarm, write one JSON status line (wait status, CPU time, peak
 memory) to the status pipe, and (4) kill whatever the program left behind: as PID 1 of a PID
 namespace simply by exiting (the kernel kills every process in the namespace), otherwise by
@@ -23,6 +24,8 @@ import sys
 MS_NOSUID = 2
 MS_NODEV = 4
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 RLIMITS = {
     "cpu": resource.RLIMIT_CPU,
@@ -36,6 +39,18 @@ RLIMITS = {
 
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp(libc, bpf):
+    """Load a compiled BPF filter (struct sock_filter[], 8 bytes each); needs no-new-privs."""
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buf))
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 def mount_tmpfs(path, size_bytes):
@@ -82,6 +97,9 @@ def run_child(cfg, workdir, status_fd):
         libc = _libc()
         if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if cfg["seccomp"]:
+            # Last, as the program's own uid: from here on only execve is left to do.
+            install_seccomp(libc, bytes.fromhex(cfg["seccomp"]))
         python = cfg["python"]
         os.execve(python, [python, "-I", "-S", "main.py"], cfg["env"])
     except BaseException as e:  # noqa: BLE001 - any failure here must end the child, loudly

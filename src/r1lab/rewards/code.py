@@ -7,13 +7,21 @@ unwrapped), else the last fenced code block of the completion (```python, ```py 
 `example["tests"]` is a list (or its JSON text) of test cases, each either
 - `{"input": str, "output": str}`: the program reads `input` on stdin; it passes if it exits with
   status 0 and its stdout, stripped, equals `output`, stripped, line by line with trailing
-  whitespace on each line ignored;
-- `{"assert": str}`: the statement is appended to the program, which passes if it exits with 0.
+  whitespace on each line ignored (ASCII whitespace and "\n" line breaks only);
+- `{"assert": str}`: top-level `assert` statements, optionally with setup statements between them
+  (`s = Stack()`). The sandbox runs the program, then the setup, and reports the value of each
+  assert's *leaves* (the parts that call the program, `square(3)`) as exact-typed plain data;
+  this process evaluates the rest (`== 9`) and passes the test if every assert holds. Expected
+  values and comparisons never enter the sandbox, so exiting early, hooking the interpreter,
+  forging output or returning an object equal to everything cannot pass (see `plan_assert` for
+  the asserts this refuses, and docs/sandbox.md).
 
 Each test is its own sandboxed run (r1lab.rewards.sandbox) with `timeout` seconds of wall time;
 tests left when `total_timeout` is spent count as failed, so one reward call is bounded by about
 `total_timeout` plus one test. `code` scores the fraction of tests passed; `code_binary` scores 1
-only if all pass (and stops at the first failure).
+only if all pass (and stops at the first failure). `require="full"` (or the environment variable
+R1LAB_SANDBOX_REQUIRE=full) makes a machine without every isolation layer an error (SandboxError)
+instead of a warning.
 """
 
 from __future__ import annotations
@@ -446,6 +454,7 @@ def _score_tests(
     timeout: float,
     total_timeout: float,
     memory_mb: int,
+    require: str,
     stop_on_failure: bool,
 ) -> tuple[int, int, dict[str, Any]]:
     if "tests" not in example:
@@ -457,7 +466,10 @@ def _score_tests(
     if program is None:
         return 0, len(tests), {"reason": "no code"}
     limits = Limits(
-        wall_time=timeout, cpu_time=max(1, int(timeout + 0.999)), memory_bytes=memory_mb << 20
+        wall_time=timeout,
+        cpu_time=max(1, int(timeout + 0.999)),
+        memory_bytes=memory_mb << 20,
+        require=require,
     )
     start = time.monotonic()
     passed = 0
@@ -485,6 +497,7 @@ def code(
     timeout: float = 2.0,
     total_timeout: float = 6.0,
     memory_mb: int = 512,
+    require: str = "any",
 ) -> tuple[float, dict[str, Any]]:
     """Fraction of `example["tests"]` the completion's program passes."""
     passed, total, info = _score_tests(
@@ -493,6 +506,7 @@ def code(
         timeout=timeout,
         total_timeout=total_timeout,
         memory_mb=memory_mb,
+        require=require,
         stop_on_failure=False,
     )
     return passed / total, {"passed": passed, "total": total, **info}
@@ -506,6 +520,7 @@ def code_binary(
     timeout: float = 2.0,
     total_timeout: float = 6.0,
     memory_mb: int = 512,
+    require: str = "any",
 ) -> tuple[float, dict[str, Any]]:
     """1.0 if the completion's program passes every test in `example["tests"]`, else 0.0."""
     passed, total, info = _score_tests(
@@ -514,6 +529,7 @@ def code_binary(
         timeout=timeout,
         total_timeout=total_timeout,
         memory_mb=memory_mb,
+        require=require,
         stop_on_failure=True,
     )
     return float(passed == total), {"passed": passed, "total": total, **info}

@@ -19,6 +19,7 @@ each layer does and does not guarantee.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import json
@@ -26,12 +27,14 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 INIT = Path(__file__).with_name("_sandbox_init.py")
@@ -42,6 +45,33 @@ UID_BASE = 100_000_000
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _SBIN_PATH = SAFE_PATH + ":/usr/local/sbin:/usr/sbin:/sbin"
+NS_FLAGS = ("--net", "--pid", "--ipc", "--mount", "--fork", "--kill-child", "--mount-proc")
+FULL = ("setuid", "netns", "pidns", "ipcns", "mountns", "seccomp")
+"""The layers `require="full"` (or R1LAB_SANDBOX_REQUIRE=full) insists on."""
+REQUIRE_ENV = "R1LAB_SANDBOX_REQUIRE"
+
+# System calls the seccomp layer denies with EPERM: kernel attack surface, namespaces, mounts,
+# and host-wide state no scored program needs (docs/sandbox.md lists why each is there).
+DENIED_SYSCALLS = (
+    # namespaces and mounts: a user namespace would let the program mount an uncapped tmpfs
+    "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "mount_setattr",
+    # other processes' memory, kernel keyrings, eBPF, perf, page-fault handling, io_uring
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd", "keyctl",
+    "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "personality",
+    # the machine itself (all need privileges the throwaway uid lacks: defence in depth)
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot",
+    "swapon", "swapoff", "acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+    "sethostname", "setdomainname", "syslog", "quotactl", "open_by_handle_at",
+    "name_to_handle_at", "lookup_dcookie", "fanotify_init", "iopl", "ioperm", "uselib", "vhangup",
+    # SysV IPC: host-wide without an IPC namespace, and it outlives the run
+    "shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget",
+    "semop", "semtimedop", "semctl",
+)  # fmt: skip
+# Namespace flags of clone/unshare (CLONE_NEWNS, CLONE_NEWCGROUP, UTS, IPC, USER, PID, NET, TIME).
+CLONE_NS_FLAGS = (0x20000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000)
+CLONE_NS_FLAGS += (0x40000000, 0x80)
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,11 @@ class Limits:
     """World-writable directories hidden behind a private tmpfs (mount namespace only)."""
     python: str | None = None
     """Interpreter for the program; None picks this one, or one an unprivileged uid can run."""
+    require: str = "any"
+    """"full": raise SandboxError unless every layer of FULL applies (netns, pidns, ipcns,
+    mountns, setuid, seccomp); "any": run with what the machine allows (a missing layer is
+    warned about once per process). The environment variable R1LAB_SANDBOX_REQUIRE=full
+    overrides "any", so a training run can insist without touching its config."""
 
 
 @dataclass(frozen=True)
@@ -116,17 +151,23 @@ class Isolation:
     """The interpreter the program runs under."""
     notes: tuple[str, ...] = ()
     """Why a layer is missing, for docs and error messages."""
+    seccomp: bytes | None = field(default=None, repr=False)
+    """The compiled seccomp filter (BPF) the program runs under, or None without one."""
 
     def layers(self, masks: tuple[str, ...] = WORLD_WRITABLE) -> tuple[str, ...]:
         """Names of the layers a run with these `masks` gets (docs/sandbox.md explains each)."""
         names = ["session", "rlimits", "scrubbed-env", "tmpdir", "isolated-python"]
         names += ["setuid", "no-new-privs"] if self.drop_uid else ["no-new-privs"]
+        if self.seccomp is not None:
+            names.append("seccomp")
         if self.namespaces:
-            names += ["netns", "pidns", "mountns"]
+            names += ["netns", "pidns", "ipcns", "mountns"]
             if masks:
                 names.append("private-tmp")
         if self.drop_uid:
             names.append("uid-sweep")
+            if not self.namespaces:
+                names.append("ipc-sweep")
         return tuple(names)
 
 
@@ -147,27 +188,71 @@ def _runs_as(python: str, uid: int | None) -> bool:
     return proc.returncode == 0
 
 
+def _unshare_works(cmd: tuple[str, ...]) -> bool:
+    try:
+        return subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_filter() -> tuple[bytes | None, str]:
+    """The seccomp filter as BPF bytes (compiled once by libseccomp), or None and the reason.
+
+    Compiled here, where `pyseccomp` is importable; the sandbox's init (an isolated interpreter
+    without site-packages) only hands the bytes to prctl(PR_SET_SECCOMP). Default: allow.
+    Denied with EPERM: DENIED_SYSCALLS, and clone/unshare with any namespace flag; clone3 gets
+    ENOSYS (its flags sit in memory a filter cannot read; the C library then falls back to
+    clone); socket/socketpair other than AF_UNIX get EAFNOSUPPORT (no network even without a
+    network namespace). A system call of another architecture (x32, int 0x80) kills the process.
+    """
+    try:
+        import pyseccomp as sc
+    except Exception as e:  # noqa: BLE001 - ImportError, or OSError: no libseccomp.so.2
+        return None, f"no seccomp filter: pyseccomp over libseccomp unavailable ({e})"
+    try:
+        filt = sc.SyscallFilter(sc.ALLOW)
+        for name in DENIED_SYSCALLS:
+            with contextlib.suppress(OSError, ValueError):  # not a system call on this arch
+                filt.add_rule(sc.ERRNO(errno.EPERM), name)
+        for flag in CLONE_NS_FLAGS:
+            for call in ("unshare", "clone"):
+                filt.add_rule(sc.ERRNO(errno.EPERM), call, sc.Arg(0, sc.MASKED_EQ, flag, flag))
+        filt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+        for call in ("socket", "socketpair"):
+            rule = sc.Arg(0, sc.NE, socket.AF_UNIX)
+            filt.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, rule)
+        with tempfile.TemporaryFile() as f:
+            filt.export_bpf(f)
+            f.seek(0)
+            return f.read(), ""
+    except Exception as e:  # noqa: BLE001 - an old libseccomp: run without, and say so
+        return None, f"no seccomp filter: libseccomp could not build it ({e})"
+
+
 @functools.lru_cache(maxsize=8)
 def probe_isolation(namespaces: bool = True, python: str | None = None) -> Isolation:
-    """Find which isolation layers work here: tries them once, never assumes."""
+    """Find which isolation layers work here: tries them once, never assumes.
+
+    A layer that is missing although asked for is a RuntimeWarning, once per process: floor
+    mode must never be chosen silently.
+    """
     notes: list[str] = []
     root = os.geteuid() == 0
     prefix: tuple[str, ...] = ()
     unshare = shutil.which("unshare", path=_SBIN_PATH)
     if namespaces and unshare is None:
-        notes.append("no `unshare` binary: no network/PID/mount namespaces")
+        notes.append("no `unshare` binary: no network/PID/IPC/mount namespaces")
     elif namespaces:
         user = () if root else ("--user", "--map-root-user")
-        flags = ("--net", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc")
-        cmd = (unshare, *user, *flags)
-        try:
-            ok = subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if ok:
+        cmd = (unshare, *user, *NS_FLAGS)
+        if _unshare_works(cmd):
             prefix = cmd
         else:
-            notes.append("`unshare --net --pid --mount` is not permitted here: no namespaces")
+            notes.append(
+                "`unshare --net --pid --ipc --mount` is not permitted here (a container without "
+                "CAP_SYS_ADMIN?): no network/PID/IPC/mount namespaces"
+            )
     candidates = (
         [python] if python else [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
     )
@@ -185,7 +270,40 @@ def probe_isolation(namespaces: bool = True, python: str | None = None) -> Isola
             notes.append(f"no interpreter an unprivileged uid can run (tried {tried})")
     else:
         notes.append("not root: the program runs as the caller's uid")
-    return Isolation(prefix, bool(prefix), drop_uid, chosen, tuple(notes))
+    bpf, why = seccomp_filter()
+    if bpf is None:
+        notes.append(why)
+    if notes:
+        warnings.warn(
+            "r1lab sandbox: model-written code will run with LESS isolation than asked for: "
+            + "; ".join(notes)
+            + f". Set {REQUIRE_ENV}=full (or the code reward's require=full) to refuse instead.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return Isolation(prefix, bool(prefix), drop_uid, chosen, tuple(notes), bpf)
+
+
+def require_isolation(limits: Limits = Limits()) -> Isolation:
+    """The isolation runs with `limits` get; SandboxError if full isolation is required and
+    missing. Call it once at start-up to refuse a training run before anything is loaded."""
+    iso = probe_isolation(limits.namespaces, limits.python)
+    env = os.environ.get(REQUIRE_ENV, "").strip().lower()
+    for value, source in ((limits.require, "Limits.require"), (env, REQUIRE_ENV)):
+        if value not in ("", "any", "full"):
+            raise SandboxError(f"{source}={value!r}: expected 'any' or 'full'")
+    if "full" not in (limits.require, env):
+        return iso
+    have = iso.layers(limits.masks)
+    missing = [name for name in FULL if name not in have]
+    if missing:
+        source = "Limits.require" if limits.require == "full" else REQUIRE_ENV
+        why = "; ".join(iso.notes) or "namespaces switched off (Limits.namespaces=False)"
+        raise SandboxError(
+            f"full sandbox isolation is required ({source}=full) but {', '.join(missing)} "
+            f"cannot be applied here: {why}"
+        )
+    return iso
 
 
 _uid_counter = itertools.count()
@@ -304,21 +422,81 @@ def processes_of(uid: int) -> list[int]:
     return pids
 
 
+def _kill_as(uid: int) -> None:
+    """`kill(-1, SIGKILL)` as `uid`: every process of that uid but the caller, in one step.
+
+    The kernel holds the task list while it signals (and a fork that races with it fails), so a
+    process that forks in a loop cannot slip a child past it, as it can past a /proc scan that
+    sees only the exiting parent. Run through the `kill` binary: `subprocess` switches uid in C,
+    between fork and exec, which is safe in a threaded caller. Its exit status says nothing
+    useful (procps returns 1 either way); the scan in `_sweep_uid` decides when we are done.
+    """
+    kill = shutil.which("kill", path=SAFE_PATH)
+    if kill is None:
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            [kill, "-9", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            env={"PATH": SAFE_PATH},
+            cwd="/",
+            capture_output=True,
+            timeout=5,
+        )
+
+
 def _sweep_uid(uid: int, deadline_s: float = 2.0) -> None:
     """Kill every process of the throwaway uid and wait until none runs.
 
-    Catches daemons that left the process group, and waits out processes that were sent
-    SIGKILL but have not finished dying, so nothing of the run executes after we return.
+    Catches daemons that left the process group (and chains of processes that fork and exit to
+    dodge a scan), and waits out processes that were sent SIGKILL but have not finished dying,
+    so nothing of the run executes after we return: done only when two rounds in a row of
+    `kill(-1)` as the uid followed by a /proc scan find nothing alive.
     """
     end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+    quiet = 0
+    while time.monotonic() < end and quiet < 2:
+        _kill_as(uid)
         pids = processes_of(uid)
-        if not pids:
-            return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.002)
+        quiet = 0 if pids else quiet + 1
+        if pids:
+            time.sleep(0.002)
+
+
+# /proc/sysvipc/<kind>: (id column, the ctl call that removes one). IPC_RMID is 0.
+_SYSV = {"shm": ("shmid", "shmctl"), "msg": ("msqid", "msgctl"), "sem": ("semid", "semctl")}
+
+
+def _sweep_ipc(uid: int) -> None:
+    """Remove the SysV IPC objects (shared memory, message queues, semaphores) `uid` owns.
+
+    Without an IPC namespace they live on the host and outlive the run (shm_rmid_forced is 0
+    by default); the seccomp layer denies them in the first place where it applies.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, (id_col, ctl) in _SYSV.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                header, *rows = f.read().splitlines()
+        except (OSError, ValueError):
+            continue
+        cols = header.split()
+        for row in rows:
+            fields = dict(zip(cols, row.split(), strict=False))
+            try:
+                ident, owners = int(fields[id_col]), {int(fields["uid"]), int(fields["cuid"])}
+            except (KeyError, ValueError):
+                continue
+            if uid in owners:
+                # shmctl/msgctl(id, IPC_RMID, NULL); semctl(id, semnum, IPC_RMID)
+                getattr(libc, ctl)(ident, 0, 0 if kind == "sem" else None)
 
 
 def _sweep_files(uid: int, dirs: tuple[str, ...]) -> None:
@@ -407,6 +585,7 @@ def _launch(
         "python": iso.python,
         "rlimits": _rlimits(limits),
         "cpus": _cpu_set(limits.cpus),
+        "seccomp": iso.seccomp.hex() if iso.seccomp is not None else None,
         "wall": limits.wall_time,
         "status_fd": status_fd,
         "env": env,
@@ -427,7 +606,7 @@ def _launch(
 
 def run_python(code: str, stdin: str = "", limits: Limits = Limits()) -> SandboxResult:
     """Run `code` as `python -I -S main.py` in a fresh sandbox and return how it ended."""
-    iso = probe_isolation(limits.namespaces, limits.python)
+    iso = require_isolation(limits)
     if os.geteuid() == 0 and not iso.drop_uid:
         # As root the program could write any file and kill any process: never run it so.
         raise SandboxError(
@@ -462,6 +641,8 @@ def run_python(code: str, stdin: str = "", limits: Limits = Limits()) -> Sandbox
                 # the namespace may still be dying, so wait for it.
                 if not iso.namespaces or timed_out or exceeded or "status" not in status:
                     _sweep_uid(uid)
+                if not iso.namespaces:
+                    _sweep_ipc(uid)  # with one, the IPC namespace died with the run
                 _sweep_files(uid, _unmasked(iso, limits))
     finally:
         shutil.rmtree(host_dir, ignore_errors=True)
