@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from r1lab.config import ConfigError
+from r1lab.rewards import CompositeReward
 from r1lab.rewards.countdown import countdown, parse_countdown
 
 EX = {"numbers": [4, 5, 25], "target": 80}
@@ -36,6 +38,8 @@ def test_boxed_answer_without_tags():
         ("(25 - 5) * 4 = 81", "right-hand side"),
         ("80 = (25 - 5) * 4", "right-hand side"),
         ("(25 - 5) * 4 = 80 = 80", "right-hand side"),
+        ("(25 - 5) * 4 == 80", "right-hand side"),
+        ("80 = 80", "uses"),  # the target on both sides
         ("25 * 4 - 25", "uses"),  # 25 twice, 5 never
         ("25 * 4", "uses"),  # 5 unused
         ("(25 - 5) * 4 + 0", "uses"),  # a number not given
@@ -54,6 +58,106 @@ def test_wrong(answer, reason):
     value, info = countdown(f"<answer>{answer}</answer>", EX)
     assert value == 0.0
     assert reason in info["reason"]
+
+
+# -- each number exactly once: the numbers are a multiset ------------------------------------
+# TinyZero's validate_equation compares sorted lists of the integers written, and so does
+# r1lab: TinyZero agrees (scores no reward) on every case below.
+
+
+@pytest.mark.parametrize(
+    "answer, numbers, target",
+    [
+        ("(25 - 5) * 4 + 5 - 5", [4, 5, 25], 80),  # every number appears, 5 three times
+        ("(25 - 5) * 4 * 5 / 5", [4, 5, 25], 80),
+        ("4 * 5 * 25 / 25", [4, 5, 25], 20),
+        ("(25 - 5) * 4 + 5 - 5", [4, 5, 5, 25], 80),  # 5 given twice, used three times
+        ("(25 - 5) * 4", [4, 5, 5, 25], 80),  # 5 given twice, used once
+        ("25 * 4", [2, 4, 5], 100),  # 2 and 5 written together are not given
+        ("(25 - 5) * 4 * 1", [4, 5, 25], 80),  # 1 is not given
+        ("-5 + 25 * 4 - 15", [4, 5, 25], 80),  # 15 is not given
+    ],
+)
+def test_each_given_number_is_used_exactly_as_often_as_given(answer, numbers, target):
+    value, info = countdown(f"<answer>{answer}</answer>", {"numbers": numbers, "target": target})
+    assert value == 0.0
+    assert "uses" in info["reason"]
+
+
+def test_a_number_given_twice_is_used_twice():
+    assert cd("25 * 4 - 5 * 5", {"numbers": [4, 5, 5, 25], "target": 75}) == 1.0
+    assert cd("-5 + 25 * 4 - 15", {"numbers": [4, 5, 15, 25], "target": 80}) == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer, numbers, target",
+    [
+        # Each of these has the target's value; TinyZero scores the first four 1 (its eval
+        # takes `**` and `//`, and its digit regex reads 2.5 as the numbers 2 and 5).
+        # r1lab's grammar is + - * / on integers only.
+        ("3 ** 2 * 1", [1, 2, 3], 9),
+        ("25 // 5 * 4", [4, 5, 25], 20),
+        ("2.5 * 10", [2, 5, 10], 25),
+        ("(25 - 5) * 4.0", [0, 4, 5, 25], 80),
+        # TinyZero scores these 0 too: Python's eval refuses them.
+        ("(25 - 5) * 04", [4, 5, 25], 80),  # leading zero
+        ("(25 - 5) * 4e0", [0, 4, 5, 25], 80),
+        ("(25 - 5) * 4 + 1_0 - 10", [1, 4, 5, 10, 25], 80),
+        ("(25 - 5)(4)", [4, 5, 25], 80),  # implicit multiplication
+        ("(\u0662\u0665 - 5) * 4", [4, 5, 25], 80),  # Arabic-Indic digits 25
+        ("(\uff12\uff15 - 5) * 4", [4, 5, 25], 80),  # fullwidth digits 25
+        ("(25 \u2212 5) * 4", [4, 5, 25], 80),  # minus sign
+        ("(25 - 5) \u00d7 4", [4, 5, 25], 80),  # multiplication sign
+        ("(25 - 5) \u00f7 4", [4, 5, 25], 5),  # division sign
+        ("(25 - 5)\u00a0* 4", [4, 5, 25], 80),  # no-break space
+        ("(25 - 5)\n* 4", [4, 5, 25], 80),
+    ],
+)
+def test_outside_the_grammar_even_with_the_right_value(answer, numbers, target):
+    value, info = countdown(f"<answer>{answer}</answer>", {"numbers": numbers, "target": target})
+    assert value == 0.0
+    assert "not an arithmetic" in info["reason"]
+
+
+# -- exact value, tabs, negative targets -------------------------------------------------------
+
+
+def test_the_value_must_equal_the_target_exactly():
+    # 50 + 1/99/98/97 is 50.0000010...: within TinyZero's 1e-5 (it scores 1), not the target.
+    ex = {"numbers": [1, 50, 97, 98, 99], "target": 50}
+    value, info = countdown("<answer>50 + 1/99/98/97</answer>", ex)
+    assert value == 0.0
+    assert "not 50" in info["reason"] and "941094" in info["reason"]  # the exact value, shown
+    assert cd("50 + (99 - 98 - 1) * 97", ex) == 1.0
+    assert cd("50 + 1/99/98/97 = 50", ex) == 0.0
+    with pytest.raises(ConfigError, match="no param 'tolerance'"):
+        CompositeReward({"countdown": 1.0}, params={"countdown": {"tolerance": 1e-5}})
+
+
+@pytest.mark.parametrize(
+    "answer", ["(25\t-\t5)\t*\t4", "4\t* (25 - 5)", "(25 - 5) * 4\t=\t80", "4*(25-5) =\t80"]
+)
+def test_tabs_are_whitespace(answer):
+    assert cd(answer) == 1.0  # TinyZero agrees on the first two (it has no `=`)
+
+
+def test_a_negative_target_may_be_written_on_the_right():
+    ex = {"numbers": [4, 5, 25], "target": -5}
+    for answer in ("5 * 4 - 25", "5 * 4 - 25 = -5", "5 * 4 - 25 = - 5", "5*4-25=-5"):
+        assert cd(answer, ex) == 1.0, answer
+    for answer in ("5 * 4 - 25 = 5", "5 * 4 - 25 = --5", "-5 = 5 * 4 - 25", "5 * 4 - 25 = -05"):
+        assert cd(answer, ex) == 0.0, answer
+    assert cd("(25 - 5) * 4 = -80") == 0.0
+
+
+def test_reference_data_must_be_integers():
+    # int() would truncate 25.5 to 25 and grade against a problem that was never asked.
+    with pytest.raises(ValueError, match="integers"):
+        countdown("<answer>1</answer>", {"numbers": [4, 5, 25.5], "target": 80})
+    with pytest.raises(ValueError, match="integers"):
+        countdown("<answer>1</answer>", {"numbers": [4, 5, 25], "target": 80.5})
+    # Integral values in other types are the same numbers.
+    assert cd("(25 - 5) * 4", {"numbers": ["4", 5.0, 25], "target": "80"}) == 1.0
 
 
 def test_equals_suffix_can_be_disallowed():

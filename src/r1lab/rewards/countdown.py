@@ -4,12 +4,20 @@
     # -> (1.0, {...})
 
 Rules for the equation (the content of the last `<answer>` block, else the last `\\boxed{}`):
-- only digits, `+ - * / ( )` and spaces (unary minus and plus included: they are those symbols);
-- integers written plainly (no leading zeros, no decimal point);
-- the multiset of integers in it is exactly `numbers`: each given number used exactly once;
-- its exact value (rational arithmetic, so `1 / 3 * 3` is exactly 1) is within 1e-5 of `target`;
-- optionally one `= N` at the end, where N must be the target itself (`allow_equals`, default on):
-  models often write the whole equation; N is not one of the numbers used.
+- only ASCII digits, `+ - * / ( )`, spaces and tabs (unary minus and plus included: they are
+  those symbols; `**`, `//`, `×`, `−`, other digits and newlines are not);
+- integers written plainly (no leading zeros, no decimal point, no exponent);
+- the multiset of integers in it is exactly `numbers`: each given number used as many times as
+  it is given (TinyZero's rule);
+- its exact value (rational arithmetic, so `1 / 3 * 3` is exactly 1) equals `target` exactly:
+  with exact arithmetic a tolerance only admits near misses (`50 + 1/99/98/97` for 50, which
+  TinyZero's float comparison within 1e-5 accepts);
+- optionally one `= N` at the end, where N must be the target itself, written `-N` for a
+  negative one (`allow_equals`, default on): models often write the whole equation; N is not
+  one of the numbers used. The target on the left (`80 = ...`) is not accepted.
+
+`numbers` and `target` must be integers (or integral values such as `"25"` or `25.0`); anything
+else is a ValueError, never truncated.
 
 Hostile equations score 0 quickly: longer than `max_chars`, nested deeper than `max_depth`
 (parentheses or operators),
@@ -30,8 +38,9 @@ from r1lab.rewards.registry import register_reward
 
 MAX_CHARS = 256
 MAX_DEPTH = 32
-_ALLOWED = re.compile(r"[0-9+\-*/() ]+")
+_ALLOWED = re.compile(r"[0-9+\-*/() \t]+")
 _INT = re.compile(r"0|[1-9][0-9]*")
+_RHS = re.compile(r"(-?)[ \t]*(0|[1-9][0-9]*)")
 _BINOPS = {ast.Add, ast.Sub, ast.Mult, ast.Div}
 
 
@@ -108,12 +117,28 @@ def parse_countdown(
 
 
 def _split_equals(expr: str, target: int) -> str | None:
-    """`lhs` of `lhs = target`; None if the right side is not the target."""
+    """`lhs` of `lhs = target` (`= -N` for a negative target); None if the right side is not
+    the target."""
     lhs, _, rhs = expr.rpartition("=")
-    rhs = rhs.strip()
-    if "=" in lhs or not _INT.fullmatch(rhs) or int(rhs) != target:
+    m = _RHS.fullmatch(rhs.strip())
+    if "=" in lhs or m is None or int(m[1] + m[2]) != target:
         return None
     return lhs
+
+
+def _integer(value: Any, field: str) -> int:
+    # Through the text, so "25", 25 and 25.0 are 25 and 25.5 is an error, not 25.
+    try:
+        exact = Fraction(str(value).strip())
+    except ValueError:
+        exact = None
+    if exact is None or exact.denominator != 1:
+        raise ValueError(f"countdown's {field} must be integers, got {value!r}")
+    return int(exact)
+
+
+def _show(value: Fraction) -> str:
+    return str(value) if value.denominator == 1 else f"{value} ({float(value):.12g})"
 
 
 @register_reward("countdown")
@@ -122,7 +147,6 @@ def countdown(
     example: Mapping[str, Any],
     *,
     allow_equals: bool = True,
-    tolerance: float = 1e-5,
     max_chars: int = MAX_CHARS,
     max_depth: int = MAX_DEPTH,
 ) -> tuple[float, dict[str, Any]]:
@@ -130,8 +154,8 @@ def countdown(
     for key in ("numbers", "target"):
         if key not in example:
             raise KeyError(f"countdown needs example['{key}']")
-    numbers = sorted(int(n) for n in example["numbers"])
-    target = int(example["target"])
+    numbers = sorted(_integer(n, "numbers") for n in example["numbers"])
+    target = _integer(example["target"], "target")
     expr = extract_answer(completion)
     if expr is None:
         return 0.0, {"reason": "no answer"}
@@ -145,7 +169,7 @@ def countdown(
         return 0.0, {"reason": "not an arithmetic expression over + - * / ( )"}
     value, used = result
     if sorted(used) != numbers:
-        return 0.0, {"reason": f"uses {sorted(used)}, expected each of {numbers} once"}
-    if abs(value - target) > Fraction(tolerance):
-        return 0.0, {"reason": f"equals {float(value):g}, not {target}"}
+        return 0.0, {"reason": f"uses {sorted(used)}, expected exactly {numbers}"}
+    if value != target:  # exact: both are rationals
+        return 0.0, {"reason": f"equals {_show(value)}, not {target}"}
     return 1.0, {}
