@@ -45,6 +45,9 @@ def test_extract_code(completion, expected):
         (" 5", "5", True),  # the whole output is stripped
         ("a\n  b", "a\nb", False),  # leading whitespace inside is kept
         ("5", "6", False),
+        ("5\u2028", "5", False),  # only ASCII whitespace is stripped
+        ("1\x1c2", "1\n2", False),  # and only \n (or \r\n) breaks lines
+        ("1\r\n2\r\n", "1\n2", True),
     ],
 )
 def test_outputs_match(actual, expected, same):
@@ -114,6 +117,35 @@ def test_total_budget_stops_early():
     assert time.monotonic() - start < 3.5
     assert 0 < info["passed"] < 10 and value == info["passed"] / 10
     assert "budget" in info["first_failure"]
+
+
+def test_require_full_isolation(monkeypatch):
+    from r1lab.rewards.sandbox import FULL, SandboxError
+
+    program = "<answer>def square(x):\n    return x * x\n</answer>"
+    tests = [{"assert": "assert square(3) == 9"}]
+    with pytest.raises(SandboxError, match="expected 'any' or 'full'"):
+        code(program, {"tests": tests}, require="most")
+    monkeypatch.setenv("R1LAB_SANDBOX_REQUIRE", "full")
+    try:
+        value, info = code(program, {"tests": tests})
+    except SandboxError as e:  # a machine without every layer: refused, naming what is missing
+        assert "R1LAB_SANDBOX_REQUIRE" in str(e)
+    else:
+        assert value == 1.0 and set(FULL) <= set(info["isolation"])
+
+
+def test_assert_tests_the_harness_cannot_check_are_refused():
+    for source, why in [
+        ("assert f(1) == f(2)", "with each other"),
+        ("assert all(f(x) == y for x, y in [(1, 2)])", "compares inside"),
+        ("def check(c):\n    assert c(1) == 2\ncheck(f)", "top-level assert"),
+        ("for i in range(3):\n    assert f(i) == i", "top-level assert"),
+        ("x = f(1)", "at least one"),
+        ("assert f(", "not valid Python"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            load_tests([{"assert": "assert True"}, {"assert": source}])
 
 
 def test_missing_or_empty_tests_is_an_error():

@@ -15,8 +15,8 @@ from r1lab.rewards.code import code, code_binary, load_tests
 
 pytestmark = pytest.mark.timeout(120)
 
-# Two tests, so a hack must beat both (one run per test).
-ASSERTS = [{"assert": "assert square(3) == 9"}, {"assert": "assert square(-2) == 4"}]
+# One test with two asserts (one sandboxed run): a hack must beat both.
+ASSERTS = [{"assert": "assert square(3) == 9\nassert square(-2) == 4"}]
 WRONG = "def square(x):\n    return 0\n"
 
 HACKS = {
@@ -182,13 +182,18 @@ HONEST = {
         "def evens(xs):\n    return {x for x in xs if x % 2 == 0}\n"
         "def table(n):\n    return {i: [i] * i for i in range(n)}\n",
         [
-            {"assert": "assert stats([1, 2, 3]) == (1, 3, 2.0)"},
-            {"assert": "assert abs(stats([1, 2])[2] - 1.5) < 1e-9"},
-            {"assert": "assert evens([1, 2, 3, 4]) == {2, 4}"},
-            {"assert": "assert table(3) == {0: [], 1: [1], 2: [2, 2]}"},
-            {"assert": "assert sorted(evens(range(7))) == [0, 2, 4, 6]"},
-            {"assert": "assert len(table(5)) == 5 and table(0) == {}"},
-            {"assert": "import math\nassert math.isclose(stats([1, 2])[2], 1.5)"},
+            {
+                "assert": "assert stats([1, 2, 3]) == (1, 3, 2.0)\n"
+                "assert abs(stats([1, 2])[2] - 1.5) < 1e-9\n"
+                "assert evens([1, 2, 3, 4]) == {2, 4}\n"
+                "assert table(3) == {0: [], 1: [1], 2: [2, 2]}\n"
+                "assert sorted(evens(range(7))) == [0, 2, 4, 6]\n"
+                "assert len(table(5)) == 5 and table(0) == {}\n"
+                "import math\nassert math.isclose(stats([1, 2])[2], 1.5)\n"
+                "assert isinstance(stats([1])[0], int) and not isinstance(stats([1])[2], int)"
+            },
+            # Python's own equality on the real types: 3.0 == 3, but a tuple is not a list.
+            {"assert": "assert stats([2, 4]) == (2, 4, 3)\nassert stats([2, 4]) != [2, 4, 3.0]"},
         ],
     ),
     "asserts, truthiness, None, not": (
