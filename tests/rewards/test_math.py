@@ -41,6 +41,16 @@ def acc(completion: str, answer) -> float:
         ("\\boxed 5 apples", "5"),
         ("\\fbox{6}", "6"),
         ("\\boxed{a{b}c}", "a{b}c"),
+        # Boxes written together are one answer; a box after other words starts a new one.
+        ("\\boxed{1} and \\boxed{-2}", "1, -2"),
+        ("$\\boxed{1}$, $\\boxed{2}$ or $\\boxed{3}$.", "1, 2, 3"),
+        ("\\(\\boxed{1}\\) \\quad\\text{and}\\quad \\(\\boxed{2}\\)", "1, 2"),
+        ("\\boxed{1}\\boxed{2}", "1, 2"),
+        ("\\boxed{4} so \\boxed{4}, \\boxed{4}", "4"),
+        ("\\boxed{1} no, wait: \\boxed{2}", "2"),
+        ("<answer>\\boxed{1} or \\boxed{2}</answer>", "1, 2"),
+        ("\\boxed{} \\boxed{2}", None),  # an empty box is no answer, not the answer 2
+        ("<answer>\\boxed{2}\\boxed{}</answer>", None),
         ("no answer here", None),
         ("<answer>   </answer>", None),
         ("<answer>unclosed", None),
@@ -65,6 +75,7 @@ def test_last_boxed_stays_linear_on_many_unclosed_boxes():
         ("... so in total\n#### 1,234", "1234"),
         ("#### $18", "18"),
         ("The area is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("$\\boxed{1}$ and $\\boxed{-2}$.", "1, -2"),
         (42, "42"),
         (0.5, "0.5"),
         (" 7 ", "7"),
@@ -103,6 +114,22 @@ EQUAL = [
     ("42", "The answer is 42."),
     ("5", "x = 5"),
     ("\\text{(B)}", "B"),
+    # Structured answers compared whole.
+    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", "\\begin{pmatrix}2\\\\-1\\end{pmatrix}"),
+    ("19, 46, and 82", "19, 46, \\text{ and } 82"),
+    ("1, -2", "-2 \\text{ and } 1"),
+    ("$1$ and $2$ and $3$", "3, 2, 1"),
+    ("x = 1 or x = 2", "x = 2, x = 1"),
+    ("\\pm 2", "-2, 2"),
+    ("(1, 2), (3, 4)", "(3,4), (1,2)"),
+    ("AB = 4, CD = 5", "4, 5"),
+    # Text answers compared as text.
+    ("\\text{odd}", "odd"),
+    ("odd", "\\textbf{Odd}"),
+    ("\\text{Evelyn}", "Evelyn."),
+    ("28\\%", "28 percent"),
+    ("0.4", ".4"),
+    ("34", "Final answer: the largest $n$ is 34."),
 ]
 UNEQUAL = [
     ("1/2", "1/3"),
@@ -114,6 +141,9 @@ UNEQUAL = [
     ("72", "96"),
     ("5", ""),
     ("", "5"),
+    ("\\text{odd}", "even"),
+    ("\\text{odd}", "not odd"),
+    ("5", "five"),
 ]
 
 
@@ -131,6 +161,137 @@ def test_gold_goes_first():
     # math-verify compares a relation with an interval only when the *prediction* is the set.
     assert acc("<answer>(1, 2)</answer>", "1 < x < 2") == 1.0
     assert acc("<answer>1 < x < 2</answer>", "(1, 2)") == 0.0
+
+
+# -- false positives: what a policy under RL would try ---------------------------------------
+# (gold, answer inside <answer> tags, expected reward). A structured gold is compared whole, an
+# answer listing several values never matches a single value, and an answer that cannot be read
+# faithfully scores 0.
+
+HACKS = [
+    # Issue 10's cases: the last number of a structured or multi-valued gold.
+    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", "-1", 0),
+    ("\\begin{pmatrix} 5 \\\\ -1 \\end{pmatrix}", "-1", 0),
+    ("19, 46, and 82", "82", 0),
+    ("$\\boxed{1}$ and $\\boxed{-2}$.", "-2", 0),
+    ("$1$ and $2$", "2", 0),
+    ("$1$ and $2$ and $3$", "3", 0),
+    ("1331 and 1728", "1728", 0),  # huggingface/Math-Verify#47: verify() is any-match
+    ("\\text{odd}", "odd", 1),
+    ("$1$ and $2$ and $3$", "\\boxed{1,2,3}", 1),
+    ("$\\boxed{1}$ and $\\boxed{-2}$.", "\\boxed{-2}, \\boxed{1}", 1),
+    ("S_{MBCN}:S=7:32", "7:32", 1),
+    # Partial answers against a structured gold.
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "2", 0),
+    # Several candidates against one value.
+    ("2", "\\boxed{1}\\boxed{2}", 0),
+    ("3", "\\boxed{1}, \\boxed{2}, \\boxed{3}", 0),
+    ("2", "\\boxed{1} or \\boxed{2}", 0),
+    ("3", "2 and 3", 0),
+    ("3", "2 (or 3)", 0),
+    ("3", "2, or maybe 3", 0),
+    ("(1, 3)", "1 or 3", 0),
+    ("(1, 3)", "1, 3", 0),  # an interval or a point is one value; a list of two is not it
+    # Prose: the last number is not the answer.
+    ("82", "19 then 82", 0),
+    ("2", "3, not 2", 0),
+    ("2", "It is not 3, it is 2", 0),
+    ("1000", "the number is 10 which is 1000", 0),
+    ("2", "at least 2", 0),
+    ("2", "2 or more", 0),
+    ("2", "approximately 2", 0),
+    ("2", "negative 2", 0),
+    ("2", "2 thousand", 0),
+    # An empty box beside the answer.
+    ("2", "\\boxed{} \\boxed{2}", 0),
+]
+
+# Already 0 before the fix (math-verify reads these whole); kept so that the new reading of
+# prose, boxes and "or" cannot open them.
+GUARDS = [
+    ("S_{MBCN}:S=7:32", "32", 0),
+    ("(3, 4)", "4", 0),
+    ("x = 1 or x = 2", "2", 0),
+    ("x = 1, y = 2", "y = 2", 0),
+    ("\\pm 3", "3", 0),
+    ("\\{1, 2, 3\\}", "\\{1, 3\\}", 0),
+    ("19, 46, and 82", "19, 46", 0),
+    ("19, 46, and 82", "19, 46, 82, 100", 0),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)", 0),
+    ("2", "1 or 2 or 3", 0),
+    ("3", "x = 2 \\text{ or } 3", 0),
+    ("3", "1, 2, 3", 0),
+    ("2", "1; 2", 0),
+    ("2", "1 \\quad 2", 0),
+    ("2", "x \\in \\{1, 2, 3\\}", 0),
+    ("3", "\\boxed{2 \\text{ or } 3}", 0),
+    ("\\frac{1}{3}", "1/2 or 1/3", 0),
+    ("x=2", "x = 1 or x = 2", 0),
+    ("2", "\\pm 2", 0),
+    ("-2", "\\pm 2", 0),
+    ("2", "2 \\pm 1", 0),
+    ("39", " or ".join(str(i) for i in range(40)), 0),
+    ("2", "(1, 3)", 0),
+    ("2", "[2, 3]", 0),
+    ("2", "x \\ge 2", 0),
+    ("2", "1 < x < 3", 0),
+    ("1 < x < 3", "x > 1", 0),
+    ("x > 1", "x > 1 or x \\le 1", 0),
+    ("2", "x \\in \\mathbb{R}", 0),
+    ("4", "2 squared", 0),
+    ("2", "\\text{not } 2", 0),
+    ("\\text{odd}", "\\text{odd or even}", 0),
+    ("2", "\\boxed{2} \\boxed{}", 0),
+]
+
+
+@pytest.mark.parametrize("gold, answer, expected", HACKS + GUARDS)
+def test_reward_hacks_score_zero(gold, answer, expected):
+    assert acc(f"<think>...</think> <answer>{answer}</answer>", gold) == expected
+
+
+def test_several_boxes_without_tags_are_one_answer():
+    assert acc("So \\boxed{1} and \\boxed{2}.", "2") == 0.0
+    assert acc("So \\boxed{1} and \\boxed{2}.", "1, 2") == 1.0
+    assert acc("So \\boxed{1}\\boxed{2}", "\\boxed{2}") == 0.0
+    # A box after more reasoning is a new final answer, not a second candidate.
+    assert acc("I guess \\boxed{1}. No: redoing it gives \\boxed{2}.", "2") == 1.0
+
+
+def test_a_zero_says_why():
+    _, info = math_accuracy("<answer>1 or 2</answer>", {"answer": "2"})
+    assert info["reason"] == "2 values, reference has 1"
+    _, info = math_accuracy("<answer>3, not 2</answer>", {"answer": "2"})
+    assert info["reason"].startswith("answer ambiguous")
+
+
+_NUMBER = st.integers(-50, 50)
+_JOIN = st.sampled_from([", ", " or ", " and ", "\\text{ or }", "; ", " \\quad "])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_NUMBER, min_size=2, max_size=5, unique=True), _JOIN, st.booleans())
+def test_several_values_never_match_one(values, join, boxed):
+    items = [f"\\boxed{{{v}}}" if boxed else str(v) for v in values]
+    several = join.join(items)
+    for v in values:
+        assert not math_equal(str(v), several)
+        assert not math_equal(several, str(v))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_NUMBER, _NUMBER, st.sampled_from(["then", "hmm", "apples", "because", "wait"]))
+def test_two_numbers_in_prose_match_neither(a, b, word):
+    if a != b:
+        assert not math_equal(str(b), f"{a} {word} {b}")
+        assert not math_equal(str(a), f"{a} {word} {b}")
+
+
+@settings(max_examples=30, deadline=None)
+@given(_NUMBER)
+def test_one_value_in_any_dress_matches(v):
+    for dress in (f"${v}$", f"\\boxed{{{v}}}", f"The answer is {v}.", f"x = {v}", f"{v} apples"):
+        assert math_equal(str(v), dress), dress
 
 
 # -- the reward ------------------------------------------------------------------------------
@@ -179,6 +340,7 @@ HOSTILE = {
     "100 kB answer": "1+" * 50_000 + "1",
     "deep nesting": "\\frac{" * 300 + "1" + "}{2}" * 300,
     "deep parentheses": "(" * 60 + "1" + ")" * 60,
+    "many boxes": "\\boxed{1}" * 5_000,
 }
 
 
@@ -188,6 +350,14 @@ def test_hostile_answers_score_zero_quickly(name):
     start = time.perf_counter()
     assert acc(f"<answer>{HOSTILE[name]}</answer>", "2") == 0.0
     assert time.perf_counter() - start < 1.5
+
+
+@pytest.mark.timeout(60)
+def test_a_tower_deep_enough_to_overflow_sympy_scores_zero():
+    # 341 levels, 681 characters: under every length and nesting limit, and sympy's own
+    # recursion overflows on the parsed tower (issue 10, section 2).
+    value, info = math_accuracy("<answer>" + "^".join(["2"] * 341) + "</answer>", {"answer": "2"})
+    assert value == 0.0 and "digits" in info["reason"]
 
 
 def test_guards_report_their_reason():

@@ -3,14 +3,22 @@
     math_accuracy(completion, {"answer": "#### 1,234"})   # GSM8K reference
     math_accuracy(completion, {"answer": "... so $\\boxed{\\frac12}$."})  # MATH solution
 
-The answer is the content of the last `<answer>...</answer>` (or the last `\\boxed{}` inside
-it), else the last `\\boxed{}` of the completion (braces balanced). Equality is math-verify's
-(`verify(gold, pred)`, gold first: the comparison is not symmetric), so `1/2`, `0.5`, `\\frac{1}{2}`
-and `\\dfrac12` are all the same answer, as are `(1, 2]` and `\\left(1,2\\right]`.
+The answer is the content of the last `<answer>...</answer>` (or its final boxed answer), else
+the completion's final boxed answer: the last closed `\\boxed{}` together with the boxes written
+just before it with only separators between them (`\\boxed{1} and \\boxed{-2}` is the answer
+`1, -2`). Equality is math-verify's (`verify(gold, pred)`, gold first: the comparison is not
+symmetric), so `1/2`, `0.5`, `\\frac{1}{2}` and `\\dfrac12` are all the same answer, as are
+`(1, 2]` and `\\left(1,2\\right]`.
 
-Both sides are parsed as LaTeX wrapped in `\\boxed{}` (so a bare `5`, `x^2+1` or `(1, 2]` parses
-as a whole, not as its last number), falling back to math-verify's expression extraction; an answer
-written as a sentence ("The answer is 42.") goes straight to that extraction.
+An answer is compared as a whole, never as its last number. Both sides lose their `$`/`\\(`
+delimiters, "and"/"or" become commas, and the words are set aside: what is left must be one
+formula, parsed by math-verify as LaTeX inside `\\boxed{}` (so `1, 2`, `(1, 2]`, a matrix, `x = 1
+or x = 2` parse whole). An answer of words only (`odd`, `\\text{Evelyn}`) is compared as text.
+An answer that cannot be read faithfully scores 0: formulas separated by words ("3, not 5", "10
+which is 1000"), a word that qualifies the value ("at least 5", "negative 5", "5 thousand"), an
+answer that does not parse. An answer listing k values (a set, `\\pm`, several boxes, "1 or 2",
+`x \\in \\{1, 2\\}`) only equals a reference listing k values. A missed reward costs little; a
+false one is a reward hack the policy will find.
 
 Hostile answers cannot hang it: cheap guards reject answers that are too long or nested too deep
 before parsing and numbers too large to compute after parsing (`9^{9^{9}}` has 370 million digits),
@@ -26,6 +34,7 @@ import math as _m
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from r1lab.rewards.registry import register_reward
@@ -42,11 +51,12 @@ MAX_DEPTH = 10
 MAX_DIGITS = 50_000
 
 
-def _balanced_after(text: str, start: int) -> int | None:
-    """Index of the `}` closing the `{` at `start`, skipping `\\{` and `\\}`; None if unclosed."""
+def _balanced_after(text: str, start: int, stop: int | None = None) -> int | None:
+    """Index of the `}` closing the `{` at `start` (before `stop`), skipping `\\{` and `\\}`;
+    None if unclosed."""
     depth = 0
     i = start
-    n = len(text)
+    n = len(text) if stop is None else stop
     while i < n:
         ch = text[i]
         if ch == "\\" and i + 1 < n and text[i + 1] in "{}":
@@ -62,33 +72,65 @@ def _balanced_after(text: str, start: int) -> int | None:
     return None
 
 
-def last_boxed(text: str, max_tries: int = 4) -> str | None:
-    """Content of the last closed `\\boxed{...}` (or `\\fbox{...}`) in `text`, or None.
+_BOX_TOKEN = re.compile(r"[^\s$]+")
 
-    An unclosed box (a truncated completion) is skipped for the one before it; only the last
-    `max_tries` boxes are tried, so a text of ten thousand unclosed boxes stays linear.
-    """
-    tries = 0
-    end = len(text)
-    while tries < max_tries:
+
+def _box_before(text: str, end: int, max_tries: int) -> tuple[int, int, str] | None:
+    """(start, stop, content) of the last box closed before `end`, trying at most `max_tries`
+    boxes (an unclosed one, from a truncated completion, is skipped for the one before it)."""
+    for _ in range(max_tries):
         i = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
         if i < 0:
             return None
         j = i + (6 if text.startswith("\\boxed", i) else 5)
-        while j < len(text) and text[j] == " ":
+        while j < end and text[j] == " ":
             j += 1
-        if j < len(text) and text[j] == "{":
-            close = _balanced_after(text, j)
+        if j < end and text[j] == "{":
+            close = _balanced_after(text, j, end)
             if close is not None:
-                return text[j + 1 : close]
-        elif j < len(text) and text.startswith("\\boxed ", i):
+                return i, close + 1, text[j + 1 : close]
+        elif j < end and text.startswith("\\boxed ", i):
             # `\boxed 5`: the box holds one token.
-            m = re.match(r"[^\s$]+", text[j:])
+            m = _BOX_TOKEN.match(text, j, end)
             if m:
-                return m.group(0)
-        tries += 1
+                return i, m.end(), m.group(0)
         end = i
     return None
+
+
+# What may stand between boxes that together give one answer: space, punctuation, math
+# delimiters, LaTeX spacing, and/or (`\boxed{1} and \boxed{-2}`, `\boxed{1}, \boxed{2}`).
+_CONNECTIVES = r"\\(?:text|textbf|textrm|textnormal|mathrm|mbox)\s*\{\s*(?:and|or|,)?\s*\}"
+_BOX_GAP = re.compile(
+    rf"(?:\s|[$,;.&]|\\[()\[\],;:! ]|\\\\|\\q?quad|{_CONNECTIVES}"
+    r"|(?<![A-Za-z])(?:and|or)(?![A-Za-z]))*"
+)
+
+
+def last_boxed(text: str, max_tries: int = 4, max_boxes: int = 64) -> str | None:
+    """The final boxed answer of `text`, or None: the content of the last closed `\\boxed{...}`
+    (or `\\fbox{...}`), or, when boxes just before it are separated from it only by space,
+    punctuation or and/or, all their contents joined by ", " (`\\boxed{1} and \\boxed{-2}` ->
+    `1, -2`; repeats dropped). "" when one of them is empty.
+
+    A truncated last box falls back to the one before it; only the last `max_tries` boxes are
+    tried and at most `max_boxes` joined, so ten thousand unclosed boxes stay linear.
+    """
+    last = _box_before(text, len(text), max_tries)
+    if last is None:
+        return None
+    start, _, content = last
+    run = [content]
+    while len(run) < max_boxes:
+        prev = _box_before(text, start, 1)
+        if prev is None or not _BOX_GAP.fullmatch(text, prev[1], start):
+            break
+        start, _, content = prev
+        run.append(content)
+    contents = [c.strip() for c in reversed(run)]
+    if not all(contents):
+        return ""  # `\boxed{}\boxed{2}`: a malformed answer, not the answer 2
+    return ", ".join(dict.fromkeys(contents))
 
 
 def answer_block(text: str) -> str | None:
@@ -103,8 +145,8 @@ def answer_block(text: str) -> str | None:
 
 
 def extract_answer(completion: str) -> str | None:
-    """The final answer a completion gives: `<answer>` content (its last `\\boxed{}` if it has
-    one), else the last `\\boxed{}`; None when there is neither or it is empty."""
+    """The final answer a completion gives: `<answer>` content (its final boxed answer if it has
+    one), else the final boxed answer; None when there is neither or it is empty."""
     block = answer_block(completion)
     if block is not None:
         boxed = last_boxed(block)
@@ -118,7 +160,7 @@ def extract_answer(completion: str) -> str | None:
 
 def reference_answer(ref: Any) -> str:
     """The reference answer as text, from a number, a GSM8K solution (`... #### 1,234`), a MATH
-    solution (its last `\\boxed{}`), or a plain answer."""
+    solution (its final boxed answer), or a plain answer."""
     if isinstance(ref, (int, float)) and not isinstance(ref, bool):
         return str(ref)
     text = str(ref).strip()
@@ -132,25 +174,14 @@ def reference_answer(ref: Any) -> str:
     return text
 
 
-_DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+# `$`, `\(`, `\)`, `\[`, `\]` anywhere (not `\$`): `$1$ and $2$` is the answer `1 and 2`.
+_DELIMS = re.compile(r"(?<!\\)\$|(?<!\\)\\[()\[\]]")
 
 
 def _strip_delims(text: str) -> str:
-    text = text.strip()
-    changed = True
-    while changed:
-        changed = False
-        for left, right in _DELIMS:
-            if (
-                len(text) >= len(left) + len(right)
-                and text.startswith(left)
-                and text.endswith(right)
-            ):
-                text = text[len(left) : len(text) - len(right)].strip()
-                changed = True
-        if text.endswith(".") and not text.endswith(".."):
-            text = text[:-1].rstrip()
-            changed = True
+    text = _DELIMS.sub(" ", text).strip()
+    while text.endswith(".") and not text.endswith(".."):
+        text = text[:-1].rstrip()
     return text
 
 
@@ -166,9 +197,23 @@ def nesting_depth(text: str) -> int:
     return best
 
 
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
-_LATEX_CMD = re.compile(r"\\[A-Za-z]+")
-_WORD = re.compile(r"[A-Za-z]{3,}")
+_TEXT_CMD = r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mathrm|mbox|operatorname)"
+_TEXT_BLOCK = re.compile(_TEXT_CMD + r"\s*\{([^{}]*)\}")
+# "and"/"or" (bare or in \text{}), \quad and ";" separate the values of one answer.
+_CONNECTOR = re.compile(rf"{_CONNECTIVES}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])|\\q?quad|;")
+_COMMAS = re.compile(r",(?:\s*,)+")
+_PERCENT = re.compile(r"(?<!\\)%")
+# "28 percent", "28 pct", "28\text{ percent}": the sign, which math-verify reads as /100.
+_PERCENT_WORD = re.compile(
+    r"(?<=[\d}])\s*(?:\\text\s*\{\s*)?(?:percent(?:age)?|pct)(?:\s*\})?(?![A-Za-z])"
+)
+# A word: a \text{...} block or 2+ letters standing alone (not `\frac`, not the `xy` of `2xy`, not
+# a macro `ab{1}`), with a unit's exponent (`\text{ cm}^2`).
+_WORDISH = re.compile(
+    _TEXT_CMD + r"\s*\{[^{}]*\}(?:\s*\^\s*(?:\d|\{\d\}))?"
+    r"|(?<![\w\\])[^\W\d_]{2,}(?![\w{])(?:\s*\^\s*(?:\d|\{\d\}))?"
+)
+_LETTERS = re.compile(r"[^\W\d_]{2,}")
 _MATH_WORDS = frozenset(
     [
         "sqrt",
@@ -179,6 +224,8 @@ _MATH_WORDS = frozenset(
         "sec",
         "csc",
         "log",
+        "ln",
+        "lg",
         "exp",
         "arcsin",
         "arccos",
@@ -189,30 +236,99 @@ _MATH_WORDS = frozenset(
         "inf",
         "infty",
         "mod",
+        "pmod",
         "gcd",
         "lcm",
         "max",
         "min",
         "det",
         "deg",
+        "pi",
+        "oo",
     ]
 )
+# Words that change or hedge the value beside them: "negative 5", "5 thousand", "at least 5",
+# "not 5", "about 5", "5 squared", "five". With one of these, a prose answer is ambiguous.
+_QUALIFIERS = frozenset(
+    """not no never except but least most more less fewer greater smaller larger bigger than over
+    under above below between within up until approximately approx about around roughly
+    nearly almost circa negative minus plus times multiplied divided half halves third thirds
+    quarter quarters fourth fifth tenth tenths hundredth hundredths thousandth thousandths percent
+    percentage pct per cent twice double triple squared cubed square cube root power powers
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
+    hundred hundreds thousand thousands million millions billion billions trillion dozen dozens
+    either neither any all none every each maybe perhaps possibly probably if unless otherwise
+    instead else also""".split()  # noqa: SIM905 - a word list reads best as words
+)
+_PUNCT = " \t\n.,:;!?"
+_LONE_LETTER = re.compile(r"[A-Za-z]")
 
 
-def _is_prose(text: str) -> bool:
-    """Whether an answer is written in words ("The answer is 42"), not as a formula."""
-    bare = _LATEX_CMD.sub(" ", _TEXT_CMD.sub(" ", text))
-    return any(w.lower() not in _MATH_WORDS for w in _WORD.findall(bare))
+def _is_word(token: str) -> bool:
+    inner = _TEXT_BLOCK.match(token)
+    content = inner.group(1) if inner else token.split("^")[0]
+    if any(ch.isdigit() for ch in content):
+        return False  # \text{13}: a number written as text is math-verify's to read
+    # All capitals name points and segments (`AB = 4`, `|AB|`), not prose.
+    return any(w.lower() not in _MATH_WORDS and not w.isupper() for w in _LETTERS.findall(content))
 
 
-@functools.lru_cache(maxsize=1)
-def _configs() -> tuple[list[Any], list[Any]]:
-    # Imported lazily: sympy takes ~0.5 s to import and many users of this module never parse.
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+def _qualifies(token: str) -> bool:
+    inner = _TEXT_BLOCK.match(token)
+    content = inner.group(1) if inner else token
+    return any(w.lower() in _QUALIFIERS for w in _LETTERS.findall(content))
 
-    boxed = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    anchored = [LatexExtractionConfig(), ExprExtractionConfig()]
-    return boxed, anchored
+
+def _math_chunks(text: str) -> tuple[list[str], bool, bool]:
+    """The formulas of `text` left between its words (at brace depth 0: `S_{MBCN}` is a name),
+    whether it had any word, and whether a word qualifies a value ("at least", "negative"). A
+    lone letter beside one other formula is the name of what is asked ("the largest $n$ is 34",
+    "here is a matrix: ..."), not a second value."""
+    depth_at, depth = [], 0
+    for ch in text:
+        depth_at.append(depth)
+        depth += (ch == "{") - (ch == "}")
+    chunks, had_words, qualified, pos = [], False, False, 0
+    for m in _WORDISH.finditer(text):
+        if depth_at[m.start()] or not _is_word(m.group(0)):
+            continue
+        had_words = True
+        qualified = qualified or _qualifies(m.group(0))
+        chunks.append(text[pos : m.start()])
+        pos = m.end()
+    chunks.append(text[pos:])
+    # Not the leading "." of `.5`.
+    chunks = [c.lstrip(_PUNCT.replace(".", "")).rstrip(_PUNCT) for c in chunks]
+    chunks = [" ".join(c.split()) for c in chunks if c]  # math-verify fails on `28  \%`
+    formulas = [c for c in chunks if not _LONE_LETTER.fullmatch(c)]
+    return (formulas if len(formulas) == 1 else chunks), had_words, qualified
+
+
+def _plain(text: str) -> str:
+    text = _TEXT_BLOCK.sub(r" \1 ", text)
+    return " ".join(text.casefold().split()).strip(_PUNCT)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One side of a comparison, read whole."""
+
+    kind: str  # "math", "text", or why there is no value: "ambiguous", "unparsed"
+    value: Any = None  # a sympy object (math) or the casefolded words (text)
+    count: int = 1  # how many values it lists: 2 for `1, 2`, `\pm 1` or `x \in \{1, 2\}`
+
+
+def _count(expr: Any) -> int:
+    from sympy import Eq, FiniteSet, Or
+
+    if isinstance(expr, FiniteSet):
+        return len(expr)
+    if isinstance(expr, Eq) and isinstance(expr.rhs, FiniteSet):
+        return len(expr.rhs)  # x = 1, 2 and x \in \{1, 2\}
+    if isinstance(expr, Or):
+        return len(expr.args)
+    return 1
 
 
 def _signal_timeout(seconds: int | None) -> int | None:
@@ -224,18 +340,29 @@ def _signal_timeout(seconds: int | None) -> int | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse(text: str, timeout: int | None) -> tuple[Any, ...]:
-    from math_verify import parse
+def _read(text: str, timeout: int | None) -> _Answer:
+    """Read an answer (delimiters already stripped) whole; see the module docstring."""
+    from math_verify import LatexExtractionConfig, parse
     from sympy import Basic
     from sympy.matrices import MatrixBase
 
-    boxed, anchored = _configs()
-    if not _is_prose(text):
-        # Python's power operator is not LaTeX; `x**2` would otherwise not parse at all.
-        found = parse("\\boxed{" + text.replace("**", "^") + "}", boxed, parsing_timeout=timeout)
-        if any(isinstance(x, (Basic, MatrixBase)) for x in found):
-            return tuple(found)
-    return tuple(parse(text, anchored, parsing_timeout=timeout))
+    joined = _COMMAS.sub(",", _CONNECTOR.sub(",", _PERCENT_WORD.sub(r"\\%", text)))
+    joined = joined.strip().strip(",")
+    chunks, had_words, qualified = _math_chunks(joined)
+    if not chunks:
+        return _Answer("text", _plain(text)) if had_words else _Answer("unparsed")
+    if len(chunks) > 1 or qualified:
+        return _Answer("ambiguous")  # "3, not 5", "x is 3 or more": which value is the answer?
+    # Only LaTeX inside the box: math-verify's other extractions pick the last number of a text.
+    # Python's power operator is not LaTeX; `x**2` would otherwise not parse at all.
+    # A bare % would start a LaTeX comment and swallow the rest.
+    latex = "\\boxed{" + _PERCENT.sub(r"\\%", chunks[0].replace("**", "^")) + "}"
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    found = parse(latex, config, fallback_mode="no_fallback", parsing_timeout=timeout)
+    for expr in found:
+        if isinstance(expr, (Basic, MatrixBase)):
+            return _Answer("math", expr, _count(expr))
+    return _Answer("unparsed")
 
 
 def _log10_int(n: int) -> float:
@@ -273,14 +400,51 @@ def _log10_bound(expr: Any, depth: int = 0) -> float:
     return max(bounds) + 1.0
 
 
-def _too_big(parsed: tuple[Any, ...], max_digits: int) -> bool:
+def _too_big(expr: Any, max_digits: int) -> bool:
     from sympy import Basic
 
-    return any(isinstance(x, Basic) and _log10_bound(x) > max_digits for x in parsed)
+    try:
+        return isinstance(expr, Basic) and _log10_bound(expr) > max_digits
+    except RecursionError:  # a tower deep enough to overflow sympy's own recursion
+        return True
 
 
-def _plain(text: str) -> str:
-    return " ".join(text.casefold().split())
+@functools.lru_cache(maxsize=4096)
+def _compare(
+    gold: str, pred: str, max_chars: int, max_depth: int, max_digits: int, timeout: int | None
+) -> tuple[bool, str]:
+    """(equal, why not) for `math_equal`; cached so that the reward's reason costs nothing."""
+    gold, pred = _strip_delims(gold), _strip_delims(pred)
+    if not gold or not pred:
+        return False, "empty answer"
+    if gold == pred:
+        return True, ""
+    for text in (gold, pred):
+        if len(text) > max_chars:
+            return False, f"answer longer than {max_chars} chars"
+        if nesting_depth(text) > max_depth:
+            return False, f"answer nested deeper than {max_depth}"
+    g, p = _read(gold, timeout), _read(pred, timeout)
+    for side, read in (("reference", g), ("answer", p)):
+        if read.kind == "ambiguous":
+            return False, f"{side} ambiguous: formulas separated by words"
+        if read.kind == "unparsed":
+            return False, f"{side} does not parse"
+    if g.kind != p.kind:
+        return False, f"{p.kind} answer, {g.kind} reference"
+    if g.kind == "text":
+        return g.value == p.value, "not equal"
+    if g.count != p.count:
+        return False, f"{p.count} values, reference has {g.count}"
+    if _too_big(g.value, max_digits) or _too_big(p.value, max_digits):
+        return False, f"number over {max_digits} digits"
+    from math_verify import verify
+
+    try:
+        equal = bool(verify([g.value], [p.value], timeout_seconds=timeout))
+    except Exception:  # noqa: BLE001 - sympy can raise anything on hostile input; unequal
+        equal = False
+    return equal, "not equal"
 
 
 def math_equal(
@@ -295,31 +459,15 @@ def math_equal(
     """Whether answer `pred` equals answer `gold` mathematically (both already extracted).
 
     Not symmetric in general (math-verify's rule): pass the reference first. Majority voting
-    compares two predictions; either order is fine there. Guards: an answer longer than
-    `max_chars`, nested deeper than `max_depth`, or computing a number over `max_digits` digits
-    is not equal to anything (except an identical string). `timeout` (whole seconds) is
-    math-verify's own limit, used on the main thread only.
+    compares two predictions; either order is fine there. An answer that lists several values
+    equals only one that lists as many; one that cannot be read whole equals nothing (except an
+    identical string). Guards: an answer longer than `max_chars`, nested deeper than
+    `max_depth`, or computing a number over `max_digits` digits is not equal to anything (except
+    an identical string). `timeout` (whole seconds) is math-verify's own limit, used on the main
+    thread only.
     """
-    gold, pred = _strip_delims(gold), _strip_delims(pred)
-    if not gold or not pred:
-        return False
-    if gold == pred:
-        return True
-    for text in (gold, pred):
-        if len(text) > max_chars or nesting_depth(text) > max_depth:
-            return False
     t = _signal_timeout(timeout)
-    g, p = _parse(gold, t), _parse(pred, t)
-    if not g or not p:
-        return _plain(gold) == _plain(pred)
-    if _too_big(g, max_digits) or _too_big(p, max_digits):
-        return False
-    from math_verify import verify
-
-    try:
-        return bool(verify(list(g), list(p), timeout_seconds=t))
-    except Exception:  # noqa: BLE001 - sympy can raise anything on hostile input; unequal
-        return False
+    return _compare(gold, pred, max_chars, max_depth, max_digits, t)[0]
 
 
 @register_reward("math_accuracy")
@@ -336,7 +484,8 @@ def math_accuracy(
     """1.0 if the completion's final answer equals `example[answer_key]`, else 0.0.
 
     The reference may be a number, a plain answer, a GSM8K solution (`#### 42`) or a MATH
-    solution (its last `\\boxed{}`). See `math_equal` for the guards.
+    solution (its final boxed answer). See `math_equal` for the rules and guards; a 0 comes with
+    `info["reason"]` ("2 values, reference has 1", "answer ambiguous: ...", "not equal").
     """
     if answer_key not in example:
         raise KeyError(f"math_accuracy needs the reference answer in example['{answer_key}']")
@@ -348,7 +497,9 @@ def math_accuracy(
         return 0.0, {"reason": f"answer longer than {max_chars} chars"}
     if nesting_depth(pred) > max_depth:
         return 0.0, {"reason": f"answer nested deeper than {max_depth}"}
-    ok = math_equal(
-        gold, pred, max_chars=max_chars, max_depth=max_depth, max_digits=max_digits, timeout=timeout
-    )
-    return float(ok), {"pred": pred[:80]}
+    limits = {"max_chars": max_chars, "max_depth": max_depth, "max_digits": max_digits}
+    if math_equal(gold, pred, **limits, timeout=timeout):
+        return 1.0, {"pred": pred[:80]}
+    # Cached: the comparison math_equal just made, with its reason.
+    _, why = _compare(gold, pred, *limits.values(), _signal_timeout(timeout))
+    return 0.0, {"pred": pred[:80], "reason": why}
