@@ -248,3 +248,32 @@ def test_comparison_between_two_program_values_is_refused():
         load_tests([{"assert": "assert f(2) == g(2)"}])
     with pytest.raises(ValueError, match="test 0"):
         load_tests([{"assert": "def check(c):\n    assert c(1) == 2\ncheck(f)"}])
+
+
+# The parent evaluates the glue of an assert on values the program chose: a value must not make
+# that evaluation allocate or compute without bound in the trainer's own process.
+GLUE_BOMBS = [
+    ("assert bytes(square(3)) == b'x'", "10 ** 12"),
+    ("assert 'ab' * square(3) == ''", "10 ** 12"),
+    ("assert 2 ** square(3) == 8", "10 ** 12"),
+    ("assert 1 << square(3) == 8", "10 ** 12"),
+    ("assert round(7, square(3)) == 7", "-(10 ** 9)"),
+    ("assert sum(square(3), []) == []", "[[0] * 100 for _ in range(20000)]"),
+    ("assert len(str(square(3))) == 1", "10 ** 5000"),
+]
+
+
+@pytest.mark.parametrize("test, value", GLUE_BOMBS)
+def test_values_cannot_stall_the_parent(test, value):
+    import time
+
+    start = time.monotonic()
+    program = f"def square(x):\n    return {value}\n"
+    assert code(answer(program), {"tests": [{"assert": test}]})[0] == 0.0
+    assert time.monotonic() - start < 5.0
+
+
+def test_a_program_that_ends_with_sys_exit_0_still_passes():
+    program = "def square(x):\n    return x * x\nimport sys\nsys.exit(0)\n"
+    assert code(answer(program), {"tests": ASSERTS})[0] == 1.0
+    assert code(answer(program.replace("(0)", "(1)")), {"tests": ASSERTS})[0] == 0.0

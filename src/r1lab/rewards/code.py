@@ -107,12 +107,35 @@ def outputs_match(actual: str, expected: str) -> bool:
 # holds and evaluates. The program never sees 9 or the comparison, so no exit, hook or odd return
 # value can make it pass: the reported value must be right. docs/sandbox.md explains the rules.
 
-# Names the glue may use: pure functions and types, evaluated here on plain data.
+
+def _round(x: Any, ndigits: Any = None) -> Any:
+    # round(12, -10**7) computes 10**(10**7): the digits may come from the program.
+    if isinstance(ndigits, int) and abs(ndigits) > 400:
+        raise ValueError("ndigits too large")
+    return round(x, ndigits)
+
+
+def _bytes(*args: Any) -> bytes:
+    if args and isinstance(args[0], int):  # bytes(10**12) would allocate it
+        raise ValueError("bytes(n) in a test")
+    return bytes(*args)
+
+
+def _sum(items: Any, start: Any = 0) -> Any:
+    # sum(lists, []) copies quadratically; numbers only.
+    if not isinstance(start, (int, float, complex)):
+        raise ValueError("sum of non-numbers in a test")
+    return sum(items, start)
+
+
+# Names the glue may use: pure functions and types, evaluated here on plain data (guarded
+# where the program's values could make them allocate or compute without bound).
 _GLUE_FUNCS: dict[str, Any] = {
     f.__name__: f
     for f in (abs, all, any, bool, bytes, complex, dict, float, frozenset, int, isinstance)
     + (len, list, max, min, round, set, sorted, str, sum, tuple, type)
 }
+_GUARDED = {"round": _round, "bytes": _bytes, "sum": _sum}  # what a call to these runs
 _GLUE_MATH = {
     n: getattr(math, n)
     for n in ("isclose", "sqrt", "isnan", "isinf", "isfinite", "floor", "ceil", "fabs", "gcd")
@@ -367,7 +390,9 @@ def _glue(node: ast.expr, values: list[Any]) -> Any:
         parts = (node.lower, node.upper, node.step)
         return slice(*(None if p is None else _glue(p, values) for p in parts))
     if isinstance(node, ast.Call):
-        fn = _glue(node.func, values)
+        f = node.func
+        fn = _GUARDED.get(f.id) if isinstance(f, ast.Name) else None
+        fn = fn or _glue(f, values)
         args = [_glue(a, values) for a in node.args]
         kwargs = {kw.arg: _glue(kw.value, values) for kw in node.keywords if kw.arg}
         if len(kwargs) != len(node.keywords):
