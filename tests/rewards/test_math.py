@@ -260,7 +260,7 @@ def test_several_boxes_without_tags_are_one_answer():
 
 def test_a_zero_says_why():
     _, info = math_accuracy("<answer>1 or 2</answer>", {"answer": "2"})
-    assert info["reason"] == "2 values, reference has 1"
+    assert info["reason"] == "number of values: answer 2, reference 1"
     _, info = math_accuracy("<answer>3, not 2</answer>", {"answer": "2"})
     assert info["reason"].startswith("answer ambiguous")
 

@@ -435,7 +435,7 @@ def _compare(
     if g.kind == "text":
         return g.value == p.value, "not equal"
     if g.count != p.count:
-        return False, f"{p.count} values, reference has {g.count}"
+        return False, f"number of values: answer {p.count}, reference {g.count}"
     if _too_big(g.value, max_digits) or _too_big(p.value, max_digits):
         return False, f"number over {max_digits} digits"
     from math_verify import verify
@@ -485,7 +485,7 @@ def math_accuracy(
 
     The reference may be a number, a plain answer, a GSM8K solution (`#### 42`) or a MATH
     solution (its final boxed answer). See `math_equal` for the rules and guards; a 0 comes with
-    `info["reason"]` ("2 values, reference has 1", "answer ambiguous: ...", "not equal").
+    `info["reason"]` ("number of values: answer 2, reference 1", "not equal", ...).
     """
     if answer_key not in example:
         raise KeyError(f"math_accuracy needs the reference answer in example['{answer_key}']")
