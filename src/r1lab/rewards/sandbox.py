@@ -452,13 +452,14 @@ def _sweep_uid(uid: int, deadline_s: float = 2.0) -> None:
 
     Catches daemons that left the process group (and chains of processes that fork and exit to
     dodge a scan), and waits out processes that were sent SIGKILL but have not finished dying,
-    so nothing of the run executes after we return: done only when two rounds in a row of
-    `kill(-1)` as the uid followed by a /proc scan find nothing alive.
+    so nothing of the run executes after we return: done when a `kill(-1)` as the uid and two
+    /proc scans in a row find nothing alive.
     """
     end = time.monotonic() + deadline_s
     quiet = 0
     while time.monotonic() < end and quiet < 2:
-        _kill_as(uid)
+        if quiet == 0:  # after a kill(-1) that found nothing, a second scan is enough
+            _kill_as(uid)
         pids = processes_of(uid)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
