@@ -49,6 +49,7 @@ def acc(completion: str, answer) -> float:
         ("\\boxed{4} so \\boxed{4}, \\boxed{4}", "4"),
         ("\\boxed{1} no, wait: \\boxed{2}", "2"),
         ("<answer>\\boxed{1} or \\boxed{2}</answer>", "1, 2"),
+        ("<answer>\\boxed{1}. No, wait: \\boxed{2}</answer>", "1, 2"),  # in the tags, all count
         ("\\boxed{} \\boxed{2}", None),  # an empty box is no answer, not the answer 2
         ("<answer>\\boxed{2}\\boxed{}</answer>", None),
         ("no answer here", None),
@@ -187,6 +188,9 @@ HACKS = [
     ("2", "\\boxed{1}\\boxed{2}", 0),
     ("3", "\\boxed{1}, \\boxed{2}, \\boxed{3}", 0),
     ("2", "\\boxed{1} or \\boxed{2}", 0),
+    ("3", "\\boxed{2} \\text{ hmm } \\boxed{3}", 0),
+    ("3", "\\boxed{2} / \\boxed{3}", 0),
+    ("3", "\\boxed{2}\\hspace{1cm}\\boxed{3}", 0),
     ("3", "2 and 3", 0),
     ("3", "2 (or 3)", 0),
     ("3", "2, or maybe 3", 0),

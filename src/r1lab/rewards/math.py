@@ -3,7 +3,7 @@
     math_accuracy(completion, {"answer": "#### 1,234"})   # GSM8K reference
     math_accuracy(completion, {"answer": "... so $\\boxed{\\frac12}$."})  # MATH solution
 
-The answer is the content of the last `<answer>...</answer>` (or its final boxed answer), else
+The answer is the content of the last `<answer>...</answer>` (all its boxes, if it has any), else
 the completion's final boxed answer: the last closed `\\boxed{}` together with the boxes written
 just before it with only separators between them (`\\boxed{1} and \\boxed{-2}` is the answer
 `1, -2`). Equality is math-verify's (`verify(gold, pred)`, gold first: the comparison is not
@@ -107,11 +107,15 @@ _BOX_GAP = re.compile(
 )
 
 
-def last_boxed(text: str, max_tries: int = 4, max_boxes: int = 64) -> str | None:
+def last_boxed(
+    text: str, max_tries: int = 4, max_boxes: int = 64, *, together: bool = True
+) -> str | None:
     """The final boxed answer of `text`, or None: the content of the last closed `\\boxed{...}`
     (or `\\fbox{...}`), or, when boxes just before it are separated from it only by space,
     punctuation or and/or, all their contents joined by ", " (`\\boxed{1} and \\boxed{-2}` ->
-    `1, -2`; repeats dropped). "" when one of them is empty.
+    `1, -2`; repeats dropped). "" when one of them is empty. With `together=False` every box of
+    `text` is joined, however far apart: inside `<answer>` the whole block is the answer, so
+    `\\boxed{2} hmm \\boxed{3}` there lists two values.
 
     A truncated last box falls back to the one before it; only the last `max_tries` boxes are
     tried and at most `max_boxes` joined, so ten thousand unclosed boxes stay linear.
@@ -122,8 +126,8 @@ def last_boxed(text: str, max_tries: int = 4, max_boxes: int = 64) -> str | None
     start, _, content = last
     run = [content]
     while len(run) < max_boxes:
-        prev = _box_before(text, start, 1)
-        if prev is None or not _BOX_GAP.fullmatch(text, prev[1], start):
+        prev = _box_before(text, start, 1 if together else max_tries)
+        if prev is None or (together and not _BOX_GAP.fullmatch(text, prev[1], start)):
             break
         start, _, content = prev
         run.append(content)
@@ -145,11 +149,12 @@ def answer_block(text: str) -> str | None:
 
 
 def extract_answer(completion: str) -> str | None:
-    """The final answer a completion gives: `<answer>` content (its final boxed answer if it has
-    one), else the final boxed answer; None when there is neither or it is empty."""
+    """The final answer a completion gives: `<answer>` content (all its boxes if it has any),
+    else the final boxed answer of the completion (reasoning may box intermediate results);
+    None when there is neither or it is empty."""
     block = answer_block(completion)
     if block is not None:
-        boxed = last_boxed(block)
+        boxed = last_boxed(block, together=False)
         answer = boxed if boxed is not None else block
     else:
         answer = last_boxed(completion)
