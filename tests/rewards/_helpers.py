@@ -36,11 +36,18 @@ def raise_(completion: str, example: Mapping[str, Any]) -> float:
     raise ValueError("reference data is broken")
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
 @register_reward("_test_flaky")
 def flaky(completion: str, example: Mapping[str, Any]) -> float:
     """1.0, except on the hostile items: `boom` raises, `nan` and `inf` are not numbers."""
     if "boom" in completion:
         raise ValueError("boom")
+    if "unprintable" in completion:
+        raise Unprintable()
     if "nan" in completion:
         return float("nan")
     if "inf" in completion:

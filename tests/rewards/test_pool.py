@@ -278,6 +278,13 @@ def test_a_bad_item_scores_zero_for_that_reward_and_the_batch_goes_on(any_pool, 
     assert "ValueError: boom" in warnings[0] and "<think>boom</think> <answer>2" in warnings[0]
 
 
+def test_an_exception_that_cannot_be_printed_is_still_an_error_on_its_item(any_pool):
+    completions = [GOOD, "<think>unprintable</think> <answer>2</answer>"]
+    results = any_pool.score(FLAKY, completions, [{"answer": "2"}] * 2)
+    assert [r.parts["_test_flaky"] for r in results] == [1.0, 0.0]
+    assert results[1].info["errors"]["_test_flaky"].startswith("Unprintable")
+
+
 def test_a_reward_failing_on_every_item_stops_the_batch_with_its_error(any_pool):
     failing = CompositeReward({"format": 1.0, "_test_raise": 1.0})
     with pytest.raises(

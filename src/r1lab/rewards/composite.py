@@ -172,5 +172,9 @@ class CompositeReward:
 
 def _describe(e: BaseException, limit: int = 300) -> str:
     """The exception as "Type: message", cut to `limit` characters (it may quote the input)."""
-    text = f"{type(e).__name__}: {e}"
+    try:
+        message = str(e)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises must not escape the guard
+        message = "(its message could not be printed)"
+    text = f"{type(e).__name__}: {message}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
