@@ -378,10 +378,11 @@ def test_sysv_ipc_does_not_outlive_the_run(limits):
         _remove_sysv(key)
 
 
-def _seccomp_possible() -> bool:
-    import ctypes.util
+def _no_seccomp() -> str:
+    """Why this machine cannot build the seccomp filter ('' if it can)."""
+    from r1lab.rewards.sandbox import seccomp_filter
 
-    return ctypes.util.find_library("seccomp") is not None
+    return seccomp_filter()[1]
 
 
 # x86_64 system call numbers; each call must fail with EPERM (clone3: ENOSYS, so the C library
@@ -411,8 +412,9 @@ DENIED_SYSCALLS = {
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 system call numbers")
-@pytest.mark.skipif(not _seccomp_possible(), reason="no libseccomp on this machine")
 def test_dangerous_system_calls_are_denied(limits):
+    if _no_seccomp():
+        pytest.skip(_no_seccomp())
     lines = [LIBC, "import errno, json\nout = {}\n"]
     for name, (nr, args) in DENIED_SYSCALLS.items():
         lines.append(
@@ -435,8 +437,9 @@ def test_dangerous_system_calls_are_denied(limits):
     assert "seccomp" in result.isolation
 
 
-@pytest.mark.skipif(not _seccomp_possible(), reason="no libseccomp on this machine")
 def test_user_namespace_cannot_lift_the_memory_caps(limits):
+    if _no_seccomp():
+        pytest.skip(_no_seccomp())
     # With its own user + mount namespace the program could mount an uncapped tmpfs and fill
     # the host's memory past RLIMIT_AS and the sandbox tmpfs cap.
     code = LIBC + (

@@ -8,12 +8,15 @@ Every run gets a fresh temporary directory (its cwd, HOME and TMPDIR), a new ses
 (CPU, address space, processes, file size, open files, no core dumps), a scrubbed environment, an
 isolated interpreter (`python -I -S`: no site-packages, no user paths, no PYTHON* variables), a
 wall-clock limit enforced by this process, and a cap on the output it may print (killed on
-overflow). Where the machine allows it, it also runs as PID 1's child in fresh network, PID and
-mount namespaces (no network at all, not even loopback; every process it starts dies with it;
-private tmpfs over the world-writable directories), and, when we are root, as a throwaway uid that
-owns nothing, cannot gain privileges, and has its own process count for RLIMIT_NPROC (root ignores
-that limit). `SandboxResult.isolation` names what was applied; docs/sandbox.md says exactly what
-each layer does and does not guarantee.
+overflow). Where the machine allows it, it also runs as PID 1's child in fresh network, PID, IPC
+and mount namespaces (no network at all, not even loopback; every process it starts dies with it;
+SysV IPC private to the run; private tmpfs over the world-writable directories), under a seccomp
+filter (no namespaces, mounts, ptrace, keyrings, bpf, io_uring, SysV IPC or non-AF_UNIX sockets),
+and, when we are root, as a throwaway uid that owns nothing, cannot gain privileges, has its own
+process count for RLIMIT_NPROC (root ignores that limit), and is swept (`kill(-1)` as that uid)
+when the run ends. `SandboxResult.isolation` names what was applied; a layer that cannot be
+applied is warned about once, and `Limits(require="full")` or R1LAB_SANDBOX_REQUIRE=full make it
+an error. docs/sandbox.md says exactly what each layer does and does not guarantee.
 """
 
 from __future__ import annotations
