@@ -181,10 +181,12 @@ def reference_answer(ref: Any) -> str:
 
 # `$`, `\(`, `\)`, `\[`, `\]` anywhere (not `\$`): `$1$ and $2$` is the answer `1 and 2`.
 _DELIMS = re.compile(r"(?<!\\)\$|(?<!\\)\\[()\[\]]")
+# Markdown bold, `**3**`; not Python's power, `x**2`.
+_BOLD = re.compile(r"(?<![\w)\]}*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w(\[{*])")
 
 
 def _strip_delims(text: str) -> str:
-    text = _DELIMS.sub(" ", text).strip()
+    text = _BOLD.sub(r"\1", _DELIMS.sub(" ", text)).strip()
     while text.endswith(".") and not text.endswith(".."):
         text = text[:-1].rstrip()
     return text
