@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from fractions import Fraction
 
@@ -258,3 +259,22 @@ def test_no_input_crashes(text):
     value = parse_countdown(text)
     assert value is None or isinstance(value, Fraction)
     assert countdown(f"<answer>{text}</answer>", EX)[0] in (0.0, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees, st.integers(min_value=0, max_value=100), st.sampled_from(["add", "drop", "swap"]))
+def test_scores_one_exactly_for_its_own_numbers_and_value(tree, other, change):
+    text, value = tree
+    if value is None or value.denominator != 1:
+        return  # division by zero on the way, or a target that is not an integer
+    numbers = [int(n) for n in re.findall(r"[0-9]+", text)]
+    ex = {"numbers": numbers, "target": int(value)}
+    assert cd(text, ex) == 1.0
+    assert cd(text, {**ex, "target": int(value) + 1}) == 0.0
+    # Any other multiset of numbers, even one with the same set of values, scores 0.
+    changed = {
+        "add": numbers + [other],
+        "drop": numbers[1:],
+        "swap": numbers[1:] + [numbers[0] + 1],
+    }[change]
+    assert cd(text, {**ex, "numbers": changed}) == 0.0
