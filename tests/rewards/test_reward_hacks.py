@@ -196,6 +196,20 @@ HONEST = {
             {"assert": "assert stats([2, 4]) == (2, 4, 3)\nassert stats([2, 4]) != [2, 4, 3.0]"},
         ],
     ),
+    "asserts, the program's own objects through len/str/list": (
+        "class Chain:\n    def __init__(self, *xs):\n        self.xs = xs\n"
+        "    def __len__(self):\n        return len(self.xs)\n"
+        "    def __iter__(self):\n        return iter(self.xs)\n"
+        "    def __str__(self):\n        return '->'.join(map(str, self.xs))\n"
+        "def evens(n):\n    yield from range(0, n, 2)\n",
+        [
+            {
+                "assert": "c = Chain(1, 2, 3)\nassert len(c) == 3\nassert str(c) == '1->2->3'\n"
+                "assert list(c) == [1, 2, 3]\nassert list(evens(5)) == [0, 2, 4]\n"
+                "assert sorted(Chain(3, 1)) == [1, 3]"
+            }
+        ],
+    ),
     "asserts, truthiness, None, not": (
         "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\n"
         "def nothing():\n    return None\n",

@@ -27,6 +27,7 @@ instead of a warning.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import math
 import operator
@@ -136,6 +137,9 @@ _GLUE_FUNCS: dict[str, Any] = {
     + (len, list, max, min, round, set, sorted, str, sum, tuple, type)
 }
 _GUARDED = {"round": _round, "bytes": _bytes, "sum": _sum}  # what a call to these runs
+# Checked here even when their argument is a single leaf: the answer to "is it an int?" must not
+# come from the program.
+_TYPE_TESTS = ("type", "isinstance", "bool")
 _GLUE_MATH = {
     n: getattr(math, n)
     for n in ("isclose", "sqrt", "isnan", "isinf", "isfinite", "floor", "ceil", "fabs", "gcd")
@@ -207,12 +211,32 @@ def _glue_call(node: ast.Call) -> bool:
 
 
 def _split(node: ast.expr, leaves: list[str]) -> ast.expr:
-    """`node` with every maximal non-glue sub-expression replaced by a `_Leaf` (source kept)."""
+    """`node` with every maximal non-glue sub-expression replaced by a `_Leaf` (source kept).
+
+    A glue call whose every argument is a leaf (`len(ll)`, `list(gen(3))`, `str(p)`) and a
+    constant index into a leaf (`f(x)[0]`) join the leaf: they bring no expected value into the
+    sandbox, and they turn the program's own objects (a linked list, a generator, a class with
+    __str__) into plain data there. Everything else in the glue, comparisons and constants
+    above all, stays here.
+    """
+    first, source = len(leaves), ast.unparse(node)
     if isinstance(node, ast.Call) and _glue_call(node):
         node.args = [_split(a, leaves) for a in node.args]
         for kw in node.keywords:
             kw.value = _split(kw.value, leaves)
+        parts = node.args + [kw.value for kw in node.keywords]
+        fn = getattr(node.func, "id", None)
+        if parts and all(isinstance(p, _Leaf) for p in parts) and fn not in _TYPE_TESTS:
+            del leaves[first:]
+            leaves.append(source)
+            return _Leaf(first)
         return node
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        leaf = isinstance(_split(copy.deepcopy(node.value), leaves), _Leaf)
+        del leaves[first:]
+        if leaf:
+            leaves.append(source)
+            return _Leaf(first)
     if isinstance(node, ast.Name) and node.id in _GLUE_FUNCS:
         return node  # a type as an argument: isinstance(f(x), int)
     if (
