@@ -143,7 +143,8 @@ class CompositeReward:
         """Score one completion; a failed part raises RewardError (score batches with RewardPool,
         where one bad item scores 0 instead of stopping the batch)."""
         result = self.score(completion, example)
-        for name, error in result.info["errors"].items():
+        if result.info["errors"]:
+            name, error = next(iter(result.info["errors"].items()))  # the first failed part
             raise RewardError(name, error)
         return result
 
