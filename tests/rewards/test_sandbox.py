@@ -400,6 +400,7 @@ DENIED_SYSCALLS = {
     "bpf": (321, "0, 0, 0"),
     "perf_event_open": (298, "0, 0, -1, -1, 0"),
     "userfaultfd": (323, "0"),
+    "memfd_create": (319, "b'x', 0"),
     "io_uring_setup": (425, "1, 0"),
     "personality": (135, "0x0040000"),
     "kexec_load": (246, "0, 0, 0, 0"),
@@ -435,6 +436,35 @@ def test_dangerous_system_calls_are_denied(limits):
     assert got.pop("clone3") == "ENOSYS"
     assert got == dict.fromkeys(DENIED_SYSCALLS, "EPERM")
     assert "seccomp" in result.isolation
+
+
+def test_no_host_abstract_unix_sockets(limits):
+    # Abstract unix sockets belong to a network namespace and have no file permissions: without
+    # a namespace of its own the program could talk to any host service listening on one.
+    if _no_seccomp() and "netns" not in probe_isolation(limits.namespaces).layers():
+        pytest.skip("neither a network namespace nor the seccomp filter in this mode")
+    name = f"\0r1lab-test-{uuid.uuid4().hex}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(name)
+    server.listen(1)
+    server.settimeout(0.3)
+    code = f"""
+import socket
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect({name!r})
+    s.sendall(b'leak')
+    print('connected')
+except OSError as e:
+    print('refused', e.errno)
+"""
+    try:
+        result, _ = run(code, limits)
+        assert result.stdout.startswith("refused"), result.stdout + result.stderr
+        with pytest.raises(TimeoutError):
+            server.accept()
+    finally:
+        server.close()
 
 
 def test_user_namespace_cannot_lift_the_memory_caps(limits):

@@ -68,6 +68,8 @@ DENIED_SYSCALLS = (
     "swapon", "swapoff", "acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
     "sethostname", "setdomainname", "syslog", "quotactl", "open_by_handle_at",
     "name_to_handle_at", "lookup_dcookie", "fanotify_init", "iopl", "ioperm", "uselib", "vhangup",
+    # memory outside RLIMIT_AS: a memfd's pages are the host's until every fd to it is closed
+    "memfd_create", "memfd_secret",
     # SysV IPC: host-wide without an IPC namespace, and it outlives the run
     "shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget",
     "semop", "semtimedop", "semctl",
@@ -198,8 +200,8 @@ def _unshare_works(cmd: tuple[str, ...]) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
-def seccomp_filter() -> tuple[bytes | None, str]:
+@functools.lru_cache(maxsize=2)
+def seccomp_filter(unix_sockets: bool = True) -> tuple[bytes | None, str]:
     """The seccomp filter as BPF bytes (compiled once by libseccomp), or None and the reason.
 
     Compiled here, where `pyseccomp` is importable; the sandbox's init (an isolated interpreter
@@ -207,7 +209,11 @@ def seccomp_filter() -> tuple[bytes | None, str]:
     Denied with EPERM: DENIED_SYSCALLS, and clone/unshare with any namespace flag; clone3 gets
     ENOSYS (its flags sit in memory a filter cannot read; the C library then falls back to
     clone); socket/socketpair other than AF_UNIX get EAFNOSUPPORT (no network even without a
-    network namespace). A system call of another architecture (x32, int 0x80) kills the process.
+    network namespace). `unix_sockets=False` (for runs without a network namespace) denies
+    socket(AF_UNIX) too: the host's abstract unix sockets belong to its network namespace and
+    have no file permissions to stop a connection. socketpair(AF_UNIX) stays allowed (pipes
+    between the program's own processes: multiprocessing, asyncio). A system call of another
+    architecture (x32, int 0x80) kills the process.
     """
     try:
         import pyseccomp as sc
@@ -222,9 +228,12 @@ def seccomp_filter() -> tuple[bytes | None, str]:
             for call in ("unshare", "clone"):
                 filt.add_rule(sc.ERRNO(errno.EPERM), call, sc.Arg(0, sc.MASKED_EQ, flag, flag))
         filt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-        for call in ("socket", "socketpair"):
-            rule = sc.Arg(0, sc.NE, socket.AF_UNIX)
-            filt.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, rule)
+        not_unix = sc.Arg(0, sc.NE, socket.AF_UNIX)
+        filt.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socketpair", not_unix)
+        if unix_sockets:
+            filt.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", not_unix)
+        else:
+            filt.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket")
         with tempfile.TemporaryFile() as f:
             filt.export_bpf(f)
             f.seek(0)
@@ -273,7 +282,7 @@ def probe_isolation(namespaces: bool = True, python: str | None = None) -> Isola
             notes.append(f"no interpreter an unprivileged uid can run (tried {tried})")
     else:
         notes.append("not root: the program runs as the caller's uid")
-    bpf, why = seccomp_filter()
+    bpf, why = seccomp_filter(unix_sockets=bool(prefix))
     if bpf is None:
         notes.append(why)
     if notes:
