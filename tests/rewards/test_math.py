@@ -107,6 +107,8 @@ EQUAL = [
     ("(x+1)^2", "x^2 + 2x + 1"),
     ("x^2", "x**2"),
     ("3", "**3**"),
+    ("120", "5!"),
+    ("120", "The answer is 5!"),
     ("x^2", "The answer is **x**2**."),
     ("(1, 2]", "\\left(1, 2\\right]"),
     ("[0, \\infty)", "[0,\\infty)"),
@@ -203,6 +205,7 @@ HACKS = [
     ("2", "3, not 2", 0),
     ("2", "It is not 3, it is 2", 0),
     ("1000", "the number is 10 which is 1000", 0),
+    ("5", "The answer is 5!", 0),  # 120
     ("2", "at least 2", 0),
     ("2", "2 or more", 0),
     ("2", "approximately 2", 0),
@@ -215,6 +218,7 @@ HACKS = [
 # Already 0 before the fix (math-verify reads these whole); kept so that the new reading of
 # prose, boxes and "or" cannot open them.
 GUARDS = [
+    ("5", "5!", 0),
     ("S_{MBCN}:S=7:32", "32", 0),
     ("(3, 4)", "4", 0),
     ("x = 1 or x = 2", "2", 0),
