@@ -214,10 +214,10 @@ HONEST = {
         "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\n"
         "def nothing():\n    return None\n",
         [
-            {"assert": "assert is_prime(7)"},
-            {"assert": "assert not is_prime(8)"},
-            {"assert": "assert nothing() is None"},
-            {"assert": "assert is_prime(2) == True"},
+            {
+                "assert": "assert is_prime(7)\nassert not is_prime(8)\n"
+                "assert nothing() is None\nassert is_prime(2) == True"
+            }
         ],
     ),
     "asserts, __main__ guard and stdlib": (
@@ -252,7 +252,7 @@ def test_honest_but_wrong_scores_zero():
     for program, tests in HONEST.values():
         broken = program.replace("return", "return 0 and ").replace("print(", "print(0, ")
         if broken != program:
-            assert code(answer(broken), {"tests": tests})[0] < 1.0, program
+            assert code_binary(answer(broken), {"tests": tests})[0] == 0.0, program
 
 
 def test_comparison_between_two_program_values_is_refused():
@@ -272,7 +272,7 @@ GLUE_BOMBS = [
     ("assert 2 ** square(3) == 8", "10 ** 12"),
     ("assert 1 << square(3) == 8", "10 ** 12"),
     ("assert round(7, square(3)) == 7", "-(10 ** 9)"),
-    ("assert sum(square(3), []) == []", "[[0] * 100 for _ in range(20000)]"),
+    ("assert sum(square(3), []) == []", "[[0] for _ in range(1000)]"),
     ("assert len(str(square(3))) == 1", "10 ** 5000"),
 ]
 
