@@ -216,6 +216,12 @@ def seccomp_filter(unix_sockets: bool = True) -> tuple[bytes | None, str]:
     architecture (x32, int 0x80) kills the process.
     """
     try:
+        with open("/proc/sys/kernel/seccomp/actions_avail") as f:
+            if "errno" not in f.read().split():
+                return None, "no seccomp filter: the kernel cannot return errors from one"
+    except OSError:
+        return None, "no seccomp filter: the kernel has no seccomp filters"
+    try:
         import pyseccomp as sc
     except Exception as e:  # noqa: BLE001 - ImportError, or OSError: no libseccomp.so.2
         return None, f"no seccomp filter: pyseccomp over libseccomp unavailable ({e})"
