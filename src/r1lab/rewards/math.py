@@ -49,6 +49,9 @@ MAX_ANSWER_CHARS = 1000
 MAX_DEPTH = 10
 # Numbers beyond this many digits are not computed: 9^{9^{9}} would take minutes and gigabytes.
 MAX_DIGITS = 50_000
+# A tower `2^2^...^2` of a few hundred levels costs seconds of LaTeX parsing before the digits
+# guard can see it; a real answer (a polynomial of degree 20) has a few dozen powers at most.
+MAX_POWERS = 64
 
 
 def _balanced_after(text: str, start: int, stop: int | None = None) -> int | None:
@@ -431,6 +434,8 @@ def _compare(
             return False, f"answer longer than {max_chars} chars"
         if nesting_depth(text) > max_depth:
             return False, f"answer nested deeper than {max_depth}"
+        if text.count("^") > MAX_POWERS:
+            return False, f"answer with more than {MAX_POWERS} powers"
     g, p = _read(gold, timeout), _read(pred, timeout)
     for side, read in (("reference", g), ("answer", p)):
         if read.kind == "ambiguous":
