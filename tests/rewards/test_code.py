@@ -135,6 +135,38 @@ def test_require_full_isolation(monkeypatch):
         assert value == 1.0 and set(FULL) <= set(info["isolation"])
 
 
+def test_hide_keeps_the_dataset_out_of_reach():
+    # The program can read any world-readable file: a dataset holding the expected values is a
+    # way to pass without solving. `hide` covers its directory with an empty tmpfs.
+    import os
+    import shutil
+    import tempfile
+
+    from r1lab.rewards.sandbox import WORLD_WRITABLE, Limits, SandboxError, run_python
+
+    base = "/mnt" if os.path.isdir("/mnt") else os.getcwd()  # outside the masked /tmp
+    data = tempfile.mkdtemp(prefix="r1lab-test-hide-", dir=base)
+    try:
+        os.chmod(data, 0o755)
+        with open(os.path.join(data, "train.jsonl"), "w") as f:
+            f.write('{"tests": [{"assert": "assert square(3) == 9"}]}\n')
+        os.chmod(os.path.join(data, "train.jsonl"), 0o644)
+        cheat = (
+            "import re\n"
+            f"found = re.findall(r'square\\((\\d+)\\) == (\\d+)', open({data!r} + '/train.jsonl').read())\n"
+            "table = {int(a): int(b) for a, b in found}\n"
+            "def square(x):\n    return table.get(x, 0)\n"
+        )
+        tests = [{"assert": "assert square(3) == 9"}]
+        assert code(answer(cheat), {"tests": tests})[0] == 1.0  # the file is readable
+        value, info = code(answer(cheat), {"tests": tests}, hide=[data])
+        assert value == 0.0, info
+        with pytest.raises(SandboxError, match="mount namespace"):
+            run_python("print(1)", "", Limits(namespaces=False, masks=(*WORLD_WRITABLE, data)))
+    finally:
+        shutil.rmtree(data)
+
+
 def test_assert_tests_the_harness_cannot_check_are_refused():
     for source, why in [
         ("assert f(1) == f(2)", "with each other"),

@@ -21,7 +21,9 @@ tests left when `total_timeout` is spent count as failed, so one reward call is 
 `total_timeout` plus one test. `code` scores the fraction of tests passed; `code_binary` scores 1
 only if all pass (and stops at the first failure). `require="full"` (or the environment variable
 R1LAB_SANDBOX_REQUIRE=full) makes a machine without every isolation layer an error (SandboxError)
-instead of a warning.
+instead of a warning. `hide` lists directories the program must not read, e.g. the one holding
+the dataset with the expected outputs (each is covered by an empty tmpfs in the run's mount
+namespace; without one that is an error).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 
 from r1lab.rewards.math import answer_block
 from r1lab.rewards.registry import register_reward
-from r1lab.rewards.sandbox import Limits, SandboxResult, run_python
+from r1lab.rewards.sandbox import WORLD_WRITABLE, Limits, SandboxResult, run_python
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -504,6 +506,7 @@ def _score_tests(
     total_timeout: float,
     memory_mb: int,
     require: str,
+    hide: Sequence[str],
     stop_on_failure: bool,
 ) -> tuple[int, int, dict[str, Any]]:
     if "tests" not in example:
@@ -518,6 +521,7 @@ def _score_tests(
         wall_time=timeout,
         cpu_time=max(1, int(timeout + 0.999)),
         memory_bytes=memory_mb << 20,
+        masks=WORLD_WRITABLE + ((hide,) if isinstance(hide, str) else tuple(map(str, hide))),
         require=require,
     )
     start = time.monotonic()
@@ -547,6 +551,7 @@ def code(
     total_timeout: float = 6.0,
     memory_mb: int = 512,
     require: str = "any",
+    hide: Sequence[str] = (),
 ) -> tuple[float, dict[str, Any]]:
     """Fraction of `example["tests"]` the completion's program passes."""
     passed, total, info = _score_tests(
@@ -556,6 +561,7 @@ def code(
         total_timeout=total_timeout,
         memory_mb=memory_mb,
         require=require,
+        hide=hide,
         stop_on_failure=False,
     )
     return passed / total, {"passed": passed, "total": total, **info}
@@ -570,6 +576,7 @@ def code_binary(
     total_timeout: float = 6.0,
     memory_mb: int = 512,
     require: str = "any",
+    hide: Sequence[str] = (),
 ) -> tuple[float, dict[str, Any]]:
     """1.0 if the completion's program passes every test in `example["tests"]`, else 0.0."""
     passed, total, info = _score_tests(
@@ -579,6 +586,7 @@ def code_binary(
         total_timeout=total_timeout,
         memory_mb=memory_mb,
         require=require,
+        hide=hide,
         stop_on_failure=True,
     )
     return float(passed == total), {"passed": passed, "total": total, **info}

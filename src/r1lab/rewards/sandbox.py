@@ -106,7 +106,9 @@ class Limits:
     namespaces: bool = True
     """Use network/PID/mount namespaces when the machine allows them."""
     masks: tuple[str, ...] = WORLD_WRITABLE
-    """World-writable directories hidden behind a private tmpfs (mount namespace only)."""
+    """Directories hidden behind a private, empty tmpfs (mount namespace only): the world-writable
+    ones, plus any the program must not read (the dataset with the expected outputs). Without a
+    mount namespace the world-writable ones are swept instead, and any other is an error."""
     python: str | None = None
     """Interpreter for the program; None picks this one, or one an unprivileged uid can run."""
     require: str = "any"
@@ -310,6 +312,12 @@ def require_isolation(limits: Limits = Limits()) -> Isolation:
     for value, source in ((limits.require, "Limits.require"), (env, REQUIRE_ENV)):
         if value not in ("", "any", "full"):
             raise SandboxError(f"{source}={value!r}: expected 'any' or 'full'")
+    hidden = [m for m in limits.masks if m not in WORLD_WRITABLE]
+    if hidden and not iso.namespaces:
+        raise SandboxError(
+            f"cannot hide {', '.join(hidden)} from the program without a mount namespace: "
+            + ("; ".join(iso.notes) or "namespaces switched off (Limits.namespaces=False)")
+        )
     if "full" not in (limits.require, env):
         return iso
     have = iso.layers(limits.masks)
