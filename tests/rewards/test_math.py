@@ -212,6 +212,8 @@ HACKS = [
     ("2", "approximately 2", 0),
     ("2", "negative 2", 0),
     ("2", "2 thousand", 0),
+    ("2", "2 \\text{ for } n \\text{ even}", 0),
+    ("2", "If n is even, 2", 0),
     # An empty box beside the answer.
     ("2", "\\boxed{} \\boxed{2}", 0),
 ]

@@ -268,9 +268,12 @@ _QUALIFIERS = frozenset(
     zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
     hundred hundreds thousand thousands million millions billion billions trillion dozen dozens
-    either neither any all none every each maybe perhaps possibly probably if unless otherwise
-    instead else also""".split()  # noqa: SIM905 - a word list reads best as words
+    either neither any all none every each maybe perhaps possibly probably otherwise instead else
+    also if unless whenever assuming provided""".split()  # noqa: SIM905 - a word list reads best
 )
+# Words that make a value conditional after it ("5 for n even", "5 when n > 1"), but only lead in
+# before it ("When multiplying by I: ...").
+_CONDITIONS = frozenset(["for", "when", "only", "case", "cases"])
 _PUNCT = " \t\n.,:;?"  # not "!": `5!` is 120
 _LONE_LETTER = re.compile(r"[A-Za-z]")
 
@@ -284,15 +287,17 @@ def _is_word(token: str) -> bool:
     return any(w.lower() not in _MATH_WORDS and not w.isupper() for w in _LETTERS.findall(content))
 
 
-def _qualifies(token: str) -> bool:
+def _qualifies(token: str, after_formula: bool) -> bool:
     inner = _TEXT_BLOCK.match(token)
     content = inner.group(1) if inner else token
-    return any(w.lower() in _QUALIFIERS for w in _LETTERS.findall(content))
+    words = {w.lower() for w in _LETTERS.findall(content)}
+    return bool(words & _QUALIFIERS or (after_formula and words & _CONDITIONS))
 
 
 def _math_chunks(text: str) -> tuple[list[str], bool, bool]:
     """The formulas of `text` left between its words (at brace depth 0: `S_{MBCN}` is a name),
-    whether it had any word, and whether a word qualifies a value ("at least", "negative"). A
+    whether it had any word, and whether a word qualifies a value ("at least", "negative", or
+    after a formula "for n even"). A
     lone letter beside one other formula is the name of what is asked ("the largest $n$ is 34",
     "here is a matrix: ..."), not a second value."""
     depth_at, depth = [], 0
@@ -304,8 +309,9 @@ def _math_chunks(text: str) -> tuple[list[str], bool, bool]:
         if depth_at[m.start()] or not _is_word(m.group(0)):
             continue
         had_words = True
-        qualified = qualified or _qualifies(m.group(0))
         chunks.append(text[pos : m.start()])
+        after_formula = any(c.strip(_PUNCT) for c in chunks)
+        qualified = qualified or _qualifies(m.group(0), after_formula)
         pos = m.end()
     chunks.append(text[pos:])
     # Not the leading "." of `.5`.
