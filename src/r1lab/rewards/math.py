@@ -296,10 +296,9 @@ def _qualifies(token: str, after_formula: bool) -> bool:
 
 def _math_chunks(text: str) -> tuple[list[str], bool, bool]:
     """The formulas of `text` left between its words (at brace depth 0: `S_{MBCN}` is a name),
-    whether it had any word, and whether a word qualifies a value ("at least", "negative", or
-    after a formula "for n even"). A
-    lone letter beside one other formula is the name of what is asked ("the largest $n$ is 34",
-    "here is a matrix: ..."), not a second value."""
+    whether it had any word, and whether a word qualifies a value ("at least", "negative", "if";
+    after a formula, "for n even"). A lone letter beside one other formula is the name of what
+    is asked ("the largest $n$ is 34", "here is a matrix: ..."), not a second value."""
     depth_at, depth = [], 0
     for ch in text:
         depth_at.append(depth)
