@@ -71,6 +71,29 @@ def save_hf(
     return atomic_dir(path, write)
 
 
+def own_memory(model: Any) -> Any:
+    """Give every parameter and buffer of a loaded model freshly allocated memory; return it.
+
+    `from_pretrained` leaves tensors where safetensors put their bytes (data pointers at 40 mod
+    64 with transformers 5.x on CPU), while a clone or deepcopy gets the allocator's 64-byte
+    alignment. CPU matmul kernels take alignment-dependent paths that round differently, so the
+    same weights at another alignment give logits that differ in the last bits (up to 2e-6 in a
+    log-prob): a resumed run's reference model, loaded from disk, scored the batch differently
+    from the uninterrupted run's deepcopy of the policy. With every model in memory of its own,
+    the arithmetic is a function of the weights only. Tied weights stay tied (one Parameter).
+    """
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.clone()
+        for module in model.modules():
+            for name, b in module._buffers.items():
+                if b is not None:
+                    module._buffers[name] = b.clone()
+    return model
+
+
 def check_model_dir(path: str | Path) -> Path:
     """Fail early, before anything loads, if a model directory is not there."""
     from r1lab.config import ConfigError

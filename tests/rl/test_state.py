@@ -34,6 +34,21 @@ def test_state_round_trip_continues_the_stream_across_an_epoch_boundary():
     assert ids(b.take(9)) == expected
 
 
+def test_state_saved_in_a_later_epoch_restores_that_epochs_order():
+    # Saved in epoch 2 (25 of 10-prompt epochs taken), not only past the first boundary.
+    a = PromptStream(EXAMPLES, seed=3)
+    a.take(25)
+    saved = a.state_dict()
+    assert saved == {"epoch": 2, "index": 5}
+    expected = ids(a.take(12))
+    b = PromptStream(EXAMPLES, seed=3)
+    b.load_state_dict(saved)
+    assert ids(b.take(12)) == expected
+    # Every epoch's order differs, so restoring the wrong one would show.
+    orders = [ids(PromptStream(EXAMPLES, seed=3).take(30))[i : i + 10] for i in (0, 10, 20)]
+    assert len({tuple(o) for o in orders}) == 3
+
+
 def test_truncate_metrics_keeps_only_earlier_steps(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(f'{{"step": {s}, "x": 1}}\n' for s in range(5)))
