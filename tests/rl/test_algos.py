@@ -357,3 +357,36 @@ def test_grpo_loss_wants_one_advantage_per_sequence():
             x, x, None, torch.zeros(2, 3), x.bool(), eps_low=0.2, eps_high=0.2, beta=0.0,
             agg="token-mean", num_seqs=2, num_tokens=0, max_len=3,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("agg", sorted(AGGREGATIONS))
+def test_kl_term_adds_to_the_loss_and_its_gradient_pulls_toward_the_reference(agg):
+    gen = torch.Generator().manual_seed(4)
+    B, L = 3, 6
+    logp = -torch.rand(B, L, generator=gen, dtype=F64) - 0.1
+    ref = logp + 0.5 * torch.randn(B, L, generator=gen, dtype=F64)
+    mask = torch.ones(B, L, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, 2:] = False
+    beta = 0.1
+    sizes = dict(num_seqs=B, num_tokens=int(mask.sum()), max_len=L)
+    kw = dict(eps_low=0.2, eps_high=0.28, beta=beta, agg=agg, **sizes)
+
+    # With advantages: the reported parts add up to the loss that is backpropagated.
+    adv = torch.tensor([1.0, -0.5, 0.25], dtype=F64)
+    loss, stats = grpo_loss(logp.clone().requires_grad_(), None, ref, adv, mask, **kw)
+    assert stats["loss/kl"] > 0
+    assert loss.item() == pytest.approx(stats["loss/policy"] + stats["loss/kl"], rel=1e-12)
+    assert stats["loss/total"] == pytest.approx(loss.item(), rel=1e-12)
+    want_kl = beta * aggregate(kl_k3(logp, ref), mask, agg, **sizes)
+    assert stats["loss/kl"] == pytest.approx(want_kl.item(), rel=1e-12)
+
+    # Without advantages the gradient is the KL's alone: descending it moves every token's
+    # log-prob toward the reference's, and lowers the KL.
+    x = logp.clone().requires_grad_()
+    loss, _ = grpo_loss(x, None, ref, torch.zeros(B, dtype=F64), mask, **kw)
+    (grad,) = torch.autograd.grad(loss, x)
+    assert torch.equal(torch.sign(grad[mask]), torch.sign((logp - ref)[mask]))
+    assert (grad[~mask] == 0).all()
+    stepped = logp - 1e-2 * grad / grad.abs().max()
+    assert (kl_k3(stepped, ref)[mask] < kl_k3(logp, ref)[mask]).all()
