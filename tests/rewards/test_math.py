@@ -271,6 +271,13 @@ def test_several_boxes_without_tags_are_one_answer():
     assert acc("I guess \\boxed{1}. No: redoing it gives \\boxed{2}.", "2") == 1.0
 
 
+def test_the_answer_block_wins_over_boxes_outside_it():
+    # One answer per completion: a second value outside the tags is never a second chance.
+    assert acc("<answer>1</answer> or maybe \\boxed{2}", "2") == 0.0
+    assert acc("\\boxed{2} <answer>1</answer>", "2") == 0.0
+    assert acc("\\boxed{2} <answer>1</answer>", "1") == 1.0
+
+
 def test_a_zero_says_why():
     _, info = math_accuracy("<answer>1 or 2</answer>", {"answer": "2"})
     assert info["reason"] == "number of values: answer 2, reference 1"
