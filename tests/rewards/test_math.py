@@ -259,7 +259,7 @@ GUARDS = [
 
 
 @pytest.mark.parametrize("gold, answer, expected", HACKS + GUARDS)
-def test_reward_hacks_score_zero(gold, answer, expected):
+def test_reward_hacks_and_structured_answers(gold, answer, expected):
     assert acc(f"<think>...</think> <answer>{answer}</answer>", gold) == expected
 
 
