@@ -15,10 +15,12 @@ import importlib
 import inspect
 import sys
 import textwrap
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from r1lab.config import ConfigError, load_config
+from r1lab.config import ConfigError
+from r1lab.run.rundir import load_run_config
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
     """One line per key: dotted name, default, and the field's docstring."""
     lines: list[str] = []
     docs = _field_docs(cls)
+    hints = typing.get_type_hints(cls)
     default = cls()
     for f in dataclasses.fields(cls):
         value = getattr(default, f.name)
@@ -81,8 +84,11 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
             lines.extend(config_help(type(value), f"{prefix}{f.name}."))
         else:
             lines.append(f"  {prefix}{f.name} = {value!r}")
-            if f.name in docs:
-                lines.extend("      " + ln for ln in textwrap.wrap(docs[f.name], 88))
+            doc = docs.get(f.name, "")
+            if typing.get_origin(hints[f.name]) is typing.Literal:
+                choices = ", ".join(map(repr, typing.get_args(hints[f.name])))
+                doc = f"{doc} (one of: {choices})".strip()
+            lines.extend("      " + ln for ln in textwrap.wrap(doc, 88))
     return lines
 
 
@@ -150,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         i += 1
     _quiet_transformers()
     try:
-        cfg = load_config(cls, config_path, overrides)
+        cfg = load_run_config(cls, config_path, overrides)  # --resume RUN: that run's config
         result = getattr(module, cmd.run)(cfg)
     except ConfigError as e:
         print(f"r1lab {name}: {e}", file=sys.stderr)

@@ -6,12 +6,21 @@ values it changes; the command line changes more with dotted keys, in either spe
     r1lab zero --config configs/zero-countdown.yaml rl.beta=0.001 --rollout.group_size 8
 
 An unknown key is an error that names the key, its nearest valid neighbours and the valid keys.
+
+Values are checked where they are declared, before anything loads or is written: an enumerated
+setting is a `Literal` (a bad value names the allowed ones), and a config class may define
+`validate()`, which `load_config` calls on every section, innermost first, once all overrides
+are applied (not in `__post_init__`: a value set early may only be valid together with one set
+later). A `validate()` raises through `ensure(ok, key, allowed, value)`; the loader puts the
+section's dotted prefix on the key, so every error is one line naming the full key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -25,6 +34,41 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration value or key a user must fix; the message says where and how."""
+
+
+class FieldError(ConfigError):
+    """A value a section's `validate()` refuses; the loader adds the section's dotted prefix."""
+
+    def __init__(self, key: str, allowed: str, value: Any) -> None:
+        self.key, self.allowed, self.value = key, allowed, value
+        super().__init__(f"'{key}' must be {allowed}, got {value!r}")
+
+    def prefixed(self, prefix: str) -> FieldError:
+        return FieldError(prefix + self.key, self.allowed, self.value)
+
+
+def ensure(ok: bool, key: str, allowed: str, value: Any) -> None:
+    """In a `validate()`: refuse `value` of field `key` unless `ok`; `allowed` says what is."""
+    if not ok:
+        raise FieldError(key, allowed, value)
+
+
+def validate(cfg: Any, prefix: str = "") -> Any:
+    """Run `validate()` of every section of `cfg` (nested ones first); return `cfg`.
+
+    The loader calls this; code that builds a config in Python calls it before using one.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{prefix}{f.name}.")
+    check = getattr(cfg, "validate", None)
+    if callable(check):
+        try:
+            check()
+        except FieldError as e:
+            raise e.prefixed(prefix) from None
+    return cfg
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -77,6 +121,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (int, float)):
+            value = [value]  # ks=1 on the command line is the list [1]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: '{key}' must be a list, got {value!r}")
         inner = args[0] if args else Any
@@ -100,16 +146,19 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             f = float(value)
         except ValueError:
             raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
         return int(f)
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
         try:
-            return float(value)
+            f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}") from None
+        if not math.isfinite(f):
+            raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
+        return f
     if tp is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where}: '{key}' must be a string, got {value!r}")
@@ -152,8 +201,17 @@ def _set(
     return dataclasses.replace(obj, **{head: _coerce(value, tp, prefix + dotted, where)})
 
 
+_KEY_RE = re.compile(r"^[A-Za-z_][\w.-]*=")
+
+
+def _is_key(arg: str) -> bool:
+    # `--overwrite steps=2`: a flag followed by key=value or --key is a boolean flag.
+    return arg.startswith("--") or bool(_KEY_RE.match(arg))
+
+
 def parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
-    """Parse `a.b=1` and `--a.b 1` / `--a.b=1` into (key, raw value) pairs, in order."""
+    """Parse `a.b=1` and `--a.b 1` / `--a.b=1` into (key, raw value) pairs, in order; a
+    `--flag` followed by another key (or nothing) is `flag=true`."""
     pairs: list[tuple[str, str]] = []
     i = 0
     while i < len(args):
@@ -162,7 +220,7 @@ def parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
             body = arg[2:]
             if "=" in body:
                 key, value = body.split("=", 1)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            elif i + 1 < len(args) and not _is_key(args[i + 1]):
                 key, value = body, args[i + 1]
                 i += 1
             else:
@@ -180,9 +238,11 @@ def load_config(
     cls: type[T],
     path: str | Path | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    base: T | None = None,
 ) -> T:
-    """Build a config: dataclass defaults, then the YAML file, then overrides (later wins)."""
-    cfg: Any = cls()
+    """Build a config: dataclass defaults (or `base`, a run's saved config when resuming), then
+    the YAML file, then overrides (later wins); then every section's `validate()`."""
+    cfg: Any = cls() if base is None else base
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -204,10 +264,7 @@ def load_config(
         items = [(k, yaml.safe_load(v) if v != "" else "") for k, v in parse_overrides(overrides)]
     for key, value in items:
         cfg = _set(cfg, cls, key, value, "command line")
-    validate = getattr(cfg, "validate", None)
-    if callable(validate):
-        validate()
-    return cfg
+    return validate(cfg)
 
 
 def _key_lines(path: Path) -> dict[str, int]:
