@@ -1,0 +1,111 @@
+"""Model and tokenizer loading for every command: device, dtype, tokenizer and template checks.
+
+Everything a user can get wrong here (a device this machine lacks, float16 on a CPU, a model
+directory without a tokenizer, `template=chat` with a tokenizer that has no chat template) is a
+`ConfigError` raised before the weights load and before any run directory is written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from r1lab.config import ConfigError
+
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICES = "auto, cpu, cuda or cuda:N"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+# Files one of which a Hugging Face tokenizer directory holds (fast, SentencePiece, BPE).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def resolve_device(device: str) -> Any:
+    """`auto` is CUDA when available, else the CPU; `cuda` without a usable GPU is an error."""
+    import torch
+
+    if not DEVICE_RE.match(device):
+        raise ConfigError(f"'device' must be {DEVICES}, got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device={device}, but CUDA is not available on this machine "
+                f"(torch {torch.__version__}); use device=cpu or device=auto"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device={device}, but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: Any) -> Any:
+    """The torch dtype for `dtype` on `device`: `auto` is bf16 on GPUs that support it, else
+    fp32. float16 on a CPU is refused: its sampling probabilities overflow to NaN mid-run."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"'dtype' must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    cuda = torch.device(device).type == "cuda"
+    if dtype == "auto":
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype == "float16" and not cuda:
+        raise ConfigError(
+            "dtype=float16 is not supported on the CPU (its probabilities overflow to NaN while "
+            "sampling); use dtype=float32 or bfloat16"
+        )
+    return getattr(torch, dtype)
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Fail early, before anything loads, if a model directory or its tokenizer is not there."""
+    from r1lab.checkpoint import check_model_dir as check_hf_dir
+
+    p = check_hf_dir(path)
+    if not any((p / name).is_file() for name in TOKENIZER_FILES):
+        raise ConfigError(
+            f"model path {p} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the "
+            "tokenizer beside the model (tokenizer.save_pretrained)"
+        )
+    return p
+
+
+def load_tokenizer(path: str | Path, template: str | None = None) -> Any:
+    """The tokenizer of a model directory, checked: it encodes text, and has a chat template
+    when `template` is `chat`. A pad token is set (to EOS) when it has none."""
+    from transformers import AutoTokenizer
+
+    p = check_model_dir(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(p))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"model path {p}: its tokenizer does not load ({e})") from None
+    if not tokenizer("a b", add_special_tokens=False)["input_ids"]:
+        raise ConfigError(f"model path {p}: its tokenizer encodes text to no tokens")
+    if template == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"template=chat, but the tokenizer of {p} has no chat template; use template=r1zero "
+            "(base models) or a chat model"
+        )
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    path: str | Path, device: str = "auto", dtype: str = "auto", template: str | None = None
+) -> tuple[Any, Any]:
+    """Load an HF causal LM and its tokenizer from a local directory, checking everything a
+    user can get wrong (see the module docstring) before the weights load."""
+    from transformers import AutoModelForCausalLM
+
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    tokenizer = load_tokenizer(path, template)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt).to(dev)
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,62 @@
+"""The run layer's model loading: everything a user can get wrong fails first, in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1lab.config import ConfigError
+from r1lab.microworld import DEFAULT_BASE
+from r1lab.run import load_model, load_tokenizer, resolve_device, resolve_dtype
+
+
+def model_dir(tmp_path: Path, *names: str) -> Path:
+    """The shipped model with only some of its files (weights linked, not copied)."""
+    out = tmp_path / "model"
+    out.mkdir()
+    for name in names:
+        (out / name).symlink_to(Path(DEFAULT_BASE) / name)
+    return out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_a_config_error():
+    with pytest.raises(ConfigError, match="device=cuda, but CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+def test_a_device_torch_cannot_name_is_refused():
+    with pytest.raises(ConfigError, match="'device' must be auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+
+
+def test_float16_on_the_cpu_is_refused_before_it_makes_nan():
+    with pytest.raises(ConfigError, match="dtype=float16 is not supported on the CPU"):
+        resolve_dtype("float16", "cpu")
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+
+
+def test_a_model_directory_without_tokenizer_says_so(tmp_path):
+    path = model_dir(tmp_path, "config.json", "model.safetensors")
+    with pytest.raises(ConfigError, match="has no tokenizer"):
+        load_model(path, "cpu")
+
+
+def test_chat_template_needed_for_template_chat(tmp_path):
+    files = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    path = model_dir(tmp_path, *files)  # no chat_template.jinja
+    with pytest.raises(ConfigError, match="template=chat, but the tokenizer .* has no chat"):
+        load_tokenizer(path, "chat")
+    assert load_tokenizer(path, "r1zero").pad_token_id is not None
+    assert load_tokenizer(DEFAULT_BASE, "chat").chat_template  # the shipped one has one
+
+
+def test_evaluate_still_exports_the_run_layers_loaders():
+    import r1lab.evaluate as ev
+    import r1lab.run.model as rm
+
+    assert ev.load_model is rm.load_model and ev.resolve_device is rm.resolve_device
