@@ -51,3 +51,92 @@ def test_every_shipped_config_loads(path):
 
 def test_there_are_shipped_configs():
     assert len(CONFIGS) >= 2
+
+
+# --- user mistakes: one line on stderr, exit status 2, nothing written -------------------------
+
+NO_CHAT = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def _model_dir(tmp_path: Path, names) -> Path:
+    from r1lab.microworld import DEFAULT_BASE
+
+    out = tmp_path / "model"
+    out.mkdir(parents=True)
+    for name in names:
+        (out / name).symlink_to(Path(DEFAULT_BASE) / name)
+    return out
+
+
+MISTAKES = [
+    ["zero", "rollout.max_new_tokens=0"],
+    ["zero", "rollout.temperature=0"],
+    ["zero", "rollout.top_p=2"],
+    ["zero", "algo.lr=-1"],
+    ["zero", "template=chatml"],
+    ["zero", "algo.advantage=ppo"],
+    ["zero", "algo.loss_agg=foo"],
+    ["zero", "algo.scale=foo"],
+    ["zero", "device=cpu", "dtype=float16"],
+    ["zero", "template=chat", "model={nochat}"],
+    ["zero", "model={notok}"],
+    ["zero", "model=/nope"],
+    ["zero", "task.name=file", "task.path=/nope.jsonl"],
+    ["zero", "--resume", "/nope"],
+    ["demo", "rollout.top_p=0"],
+    ["eval", "n=0"],
+    ["eval", "model={notok}"],
+    ["eval", "template=chat", "model={nochat}"],
+    ["eval", "task.name=file", "task.path={tmp}"],
+    ["eval", "split=all"],
+    ["plot", "/nope"],
+    ["plot", "{tmp}", "smooth=0"],
+    ["score", "/nope.jsonl"],
+    ["pretrain", "model.num_heads=5"],
+    ["pretrain", "device=cuda:9"],
+]
+
+
+@pytest.mark.parametrize("argv", MISTAKES, ids=[" ".join(a) for a in MISTAKES])
+def test_user_mistakes_are_one_line_and_write_nothing(argv, tmp_path, capsys):
+    nochat = _model_dir(tmp_path / "a", NO_CHAT)
+    notok = _model_dir(tmp_path / "b", NO_CHAT[:2])
+    fill = {"nochat": nochat, "notok": notok, "tmp": tmp_path}
+    out = tmp_path / "out"
+    args = [a.format(**fill) for a in argv]
+    if argv[0] in ("zero", "demo", "eval", "pretrain"):
+        args.append(f"out={out}")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_score_blames_the_command_line_for_a_command_line_value(tmp_path, capsys):
+    data = tmp_path / "f.jsonl"
+    data.write_text('{"completion": "<think>x</think> <answer>1</answer>", "answer": "1"}\n')
+    assert main(["score", str(data), "rewards={formatt: 1}"]) == 2
+    err = capsys.readouterr().err
+    assert "'rewards'" in err and "Did you mean 'format'" in err
+    assert "line 1" not in err and str(data) not in err
+    # A bad `rewards` field of the file still names the file, the line and the field.
+    data.write_text(data.read_text() + '{"completion": "x", "rewards": {"formatt": 1}}\n')
+    assert main(["score", str(data)]) == 2
+    assert f"{data}, line 2: field 'rewards'" in capsys.readouterr().err
+
+
+def test_pretrain_writes_under_runs_and_never_into_the_shipped_model(capsys):
+    from r1lab.microworld import DEFAULT_BASE
+    from r1lab.microworld.pretrain import PretrainConfig
+
+    assert PretrainConfig().out == "runs/pretrain"
+    before = sorted(p.name for p in Path(DEFAULT_BASE).iterdir())
+    assert main(["pretrain", f"out={DEFAULT_BASE}", "steps=1", "num_docs=20"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in Path(DEFAULT_BASE).iterdir()) == before
+
+
+def test_help_lists_the_allowed_values_of_an_enumerated_key(capsys):
+    assert main(["zero", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(one of: 'dr_grpo', 'grpo', 'rloo')" in out

@@ -1,3 +1,4 @@
+import contextlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -83,3 +84,146 @@ def test_parse_overrides_forms():
 
 def test_valid_keys_nested():
     assert "rl.beta" in valid_keys(Outer) and "steps" in valid_keys(Outer)
+
+
+# --- every value checked at load, in one line naming the key and what is allowed -------------
+
+
+@dataclass
+class Checked:
+    low: int = 1
+    inner: Inner = field(default_factory=Inner)
+
+    def validate(self) -> None:
+        from r1lab.config import ensure
+
+        ensure(self.low >= 1, "low", ">= 1", self.low)
+
+
+@dataclass
+class Section:
+    size: int = 2
+
+    def validate(self) -> None:
+        from r1lab.config import ensure
+
+        ensure(self.size >= 2, "size", ">= 2", self.size)
+
+
+@dataclass
+class Nested:
+    section: Section = field(default_factory=Section)
+
+
+def test_validate_runs_on_every_section_with_its_dotted_key():
+    with pytest.raises(ConfigError, match=r"'section.size' must be >= 2, got 1"):
+        load_config(Nested, None, ["section.size=1"])
+    with pytest.raises(ConfigError, match=r"'low' must be >= 1, got 0"):
+        load_config(Checked, None, ["low=0"])
+
+
+def test_a_single_value_for_a_list_is_a_one_item_list():
+    assert load_config(Outer, None, ["stops=</answer>"]).stops == ["</answer>"]
+    from r1lab.evaluate import EvalConfig
+
+    assert load_config(EvalConfig, None, ["ks=1", "n=1"]).ks == [1]
+
+
+def test_a_flag_followed_by_a_key_is_a_flag():
+    assert parse_overrides(["--rl.flag", "steps=2"]) == [("rl.flag", "true"), ("steps", "2")]
+    assert parse_overrides(["--steps", "2"]) == [("steps", "2")]
+
+
+ZERO_BAD = [
+    ("rollout.max_new_tokens=0", "rollout.max_new_tokens", ">= 1"),
+    ("rollout.temperature=0", "rollout.temperature", "> 0"),
+    ("rollout.top_p=2", "rollout.top_p", "(0, 1]"),
+    ("rollout.group_size=1", "rollout.group_size", ">= 2"),
+    ("algo.lr=-1", "algo.lr", "> 0"),
+    ("algo.beta=-0.1", "algo.beta", ">= 0"),
+    ("template=chatml", "template", "'r1zero', 'prefill', 'chat'"),
+    ("algo.advantage=ppo", "algo.advantage", "'grpo'"),
+    ("algo.loss_agg=foo", "algo.loss_agg", "'token-mean'"),
+    ("algo.scale=foo", "algo.scale", "'group', 'batch', 'none'"),
+    ("algo.overlong=cut", "algo.overlong", "'mask'"),
+    ("dtype=float64", "dtype", "'float32'"),
+    ("device=gpu", "device", "cuda:N"),
+    ("task.name=gsm8k", "task.name", "'countdown'"),
+    ("task.format=csv", "task.format", "'gsm8k'"),
+    ("task.name=file", "task.path", "hf:NAME"),
+    ("task.test_path=t.jsonl", "task.test_path", "unless name=file"),
+    ("rewards={formatt: 1}", "rewards", "Did you mean 'format'"),
+    ("reward_params={format: {x: 1}}", "reward_params", "no param 'x'"),
+    ("steps=0", "steps", ">= 1"),
+    ("eval_n=0", "eval_n", ">= 1"),
+    ("workers=-1", "workers", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("override,key,allowed", ZERO_BAD, ids=[b[0] for b in ZERO_BAD])
+def test_zero_refuses_bad_values_at_load_naming_key_and_allowed(override, key, allowed):
+    from r1lab.rl.config import ZeroConfig
+
+    with pytest.raises(ConfigError) as e:
+        load_config(ZeroConfig, None, [override])
+    msg = str(e.value)
+    assert f"'{key}'" in msg and allowed in msg and "\n" not in msg, msg
+
+
+def test_enumerated_names_come_from_the_registries():
+    import typing
+
+    from r1lab.rl import algos
+    from r1lab.rl.config import AlgoConfig
+
+    hints = typing.get_type_hints(AlgoConfig)
+    assert set(typing.get_args(hints["advantage"])) == set(algos.ADVANTAGE_ESTIMATORS)
+    assert set(typing.get_args(hints["loss_agg"])) == set(algos.AGGREGATIONS)
+    assert set(typing.get_args(hints["scale"])) == {"", *algos.SCALES}
+
+
+def _command_configs():
+    import importlib
+
+    from r1lab.cli import COMMANDS
+
+    for name, command in sorted(COMMANDS.items()):
+        yield name, getattr(importlib.import_module(command.module), command.config)
+
+
+GARBAGE = ["abc", "-1", "0", "1e30", "nan", "[1, x]", "{a: 1}", ""]
+
+
+@pytest.mark.parametrize("name,cls", list(_command_configs()), ids=lambda x: str(x))
+def test_no_value_of_any_key_gets_past_the_loader_as_anything_but_a_config_error(name, cls):
+    # Every key of every command, each with values a user might type by mistake: the loader
+    # either accepts the value (the config is then valid) or says why in a ConfigError.
+    for key in valid_keys(cls):
+        for value in GARBAGE:
+            with contextlib.suppress(ConfigError):
+                load_config(cls, None, [f"{key}={value}"])
+
+
+@pytest.mark.parametrize(
+    "name,override",
+    [
+        ("eval", "n=0"),
+        ("eval", "top_p=0"),
+        ("eval", "temperature=-1"),
+        ("eval", "batch_questions=0"),
+        ("eval", "num_questions=-1"),
+        ("eval", "split=dev"),
+        ("plot", "smooth=0"),
+        ("score", "timeout=0"),
+        ("score", "rewards={formatt: 1}"),
+        ("pretrain", "steps=0"),
+        ("pretrain", "model.num_heads=5"),
+        ("pretrain", "block_size=100000"),
+        ("pretrain", "corpus.slip_rate=2"),
+        ("demo", "algo.lr=0"),
+    ],
+)
+def test_every_command_checks_its_values(name, override):
+    cls = dict(_command_configs())[name]
+    with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
+        load_config(cls, None, [override])

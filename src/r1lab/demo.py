@@ -28,4 +28,4 @@ class DemoConfig(ZeroConfig):
 def run(cfg: DemoConfig) -> int:
     from r1lab.rl.trainer import run as zero
 
-    return zero(cfg)
+    return zero(cfg, command="demo")

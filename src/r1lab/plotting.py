@@ -26,6 +26,9 @@ PANELS = (
 )
 
 
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
+
+
 @dataclass
 class PlotConfig:
     run_dir: str = ""
@@ -34,6 +37,13 @@ class PlotConfig:
     """Output PNG (empty: RUN_DIR/plot.png; with several runs, the first run's compare.png)."""
     smooth: int = 5
     """Moving-average window for train curves (1 = raw)."""
+
+    def validate(self) -> None:
+        from r1lab.config import ensure
+
+        ensure(self.smooth >= 1, "smooth", ">= 1 (1 = raw)", self.smooth)
+        ok = not self.out or Path(self.out).suffix.lower() in IMAGE_SUFFIXES
+        ensure(ok, "out", f"an image file ({', '.join(IMAGE_SUFFIXES)})", self.out)
 
 
 def _smooth(ys: Sequence[float], k: int) -> list[float]:
@@ -119,8 +129,9 @@ def summary_table(runs: dict[str, list[dict[str, Any]]], threshold: float = 0.5)
 
 
 def run(cfg: PlotConfig) -> int:
-    from r1lab.config import ConfigError
+    from r1lab.config import ConfigError, validate
 
+    validate(cfg)
     dirs = [Path(d) for d in cfg.run_dir.split(",") if d.strip()]
     if not dirs:
         raise ConfigError("plot needs a run directory: r1lab plot RUN_DIR[,RUN_DIR...]")
@@ -130,6 +141,8 @@ def run(cfg: PlotConfig) -> int:
         runs = {(d.name if unique else str(d)): read_metrics(d) for d in dirs}
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from None
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     if len(dirs) == 1:
         path = plot_run(dirs[0], cfg.out or None, cfg.smooth)
     else:

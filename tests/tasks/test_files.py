@@ -489,4 +489,14 @@ def test_documented_commands_build_the_task(tmp_path, monkeypatch, fake_hub):
     for command in commands:
         overrides = [a for a in shlex.split(command)[2:] if a.startswith("task.")]
         task = make_task(load_config(_DocCfg, None, overrides).task)
-        assert isinstance(task, FileTask) and task.train and task.test, command
+        assert isinstance(task, FileTask) and task.test, command
+        # A test file alone (r1lab eval) is all test; with task.path there is a train split.
+        assert bool(task.train) == ("task.path=" in command), command
+
+
+def test_a_test_file_alone_is_a_task_whose_test_split_is_the_whole_file():
+    from r1lab.tasks import TaskConfig, make_task
+
+    task = make_task(TaskConfig(name="file", test_path=str(GSM8K)))
+    rows = [line for line in GSM8K.read_text().splitlines() if line.strip()]
+    assert len(task.test) == len(rows) and task.train == []

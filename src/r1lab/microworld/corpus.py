@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from r1lab.tasks import arithmetic, countdown
 from r1lab.tasks.base import R1_ZERO_TEMPLATE
@@ -75,6 +75,17 @@ class CorpusConfig:
     """Countdown search: at most this many failed tries before the solution."""
     fact_share: float = 0.15
     """Share of drill pages (times tables, column sums): facts without any question."""
+
+    def validate(self) -> None:
+        from r1lab.config import ensure
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ("seed", "max_tries"):
+                ensure(0 <= value <= 1, f.name, "in [0, 1]", value)
+        ensure(self.max_tries >= 0, "max_tries", ">= 0", self.max_tries)
+        shares = self.guess_share + self.step_share + self.reflect_share
+        ensure(shares > 0, "guess_share", "> 0 when step_share and reflect_share are 0", 0)
 
 
 def _opener(rng: random.Random) -> str:

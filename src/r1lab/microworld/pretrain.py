@@ -1,7 +1,8 @@
 """`r1lab pretrain`: make the micro-world base model from a seed on a laptop CPU.
 
-    r1lab pretrain                       # the shipped base model (src/r1lab/assets/base)
+    r1lab pretrain                       # the shipped base model's recipe, into runs/pretrain
     r1lab pretrain out=runs/base2 seed=1 # another one
+    r1lab pretrain out=src/r1lab/assets/base --overwrite   # replace the shipped model
 
 Generates the corpus (`corpus.py`), trains the tokenizer on it (`tokenizer.py`), and trains a
 small Qwen2 model from scratch with next-token prediction on packed documents. Writes an HF
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 from r1lab.checkpoint import save_hf
-from r1lab.microworld import DEFAULT_BASE
+from r1lab.config import ensure, validate
 from r1lab.microworld.corpus import CorpusConfig, documents
 from r1lab.microworld.tokenizer import train_tokenizer
 
@@ -42,11 +43,32 @@ class ModelShape:
     max_positions: int = 512
     """Longest sequence the model is built for (prompt + completion)."""
 
+    def validate(self) -> None:
+        for key in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size"):
+            ensure(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        ensure(
+            self.hidden_size % self.num_heads == 0,
+            "num_heads",
+            f"a divisor of hidden_size ({self.hidden_size})",
+            self.num_heads,
+        )
+        ensure(
+            self.num_heads % self.num_kv_heads == 0,
+            "num_kv_heads",
+            f"a divisor of num_heads ({self.num_heads})",
+            self.num_kv_heads,
+        )
+        ensure(self.max_positions >= 2, "max_positions", ">= 2", self.max_positions)
+
 
 @dataclass
 class PretrainConfig:
-    out: str = str(DEFAULT_BASE)
-    """Output model directory (replaced atomically when training ends)."""
+    out: str = "runs/pretrain"
+    """Output model directory, written when training ends. One that holds anything is refused
+    (the shipped model included) unless overwrite is set."""
+    overwrite: bool = False
+    """`--overwrite`: write into an `out` that holds something, after moving its contents aside
+    to `<out>.old-<time>` (nothing is deleted)."""
     seed: int = 0
     """Seed of model init and data order; the corpus has its own seed in corpus.seed."""
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -70,7 +92,28 @@ class PretrainConfig:
     threads: int = 2
     """torch CPU threads (0 leaves torch's default)."""
     device: str = "cpu"
-    """Device to train on (cpu or cuda)."""
+    """Device to train on (cpu, cuda or cuda:N)."""
+
+    def validate(self) -> None:
+        from r1lab.run.model import DEVICE_RE
+
+        ensure(bool(self.out.strip()), "out", "a directory", self.out)
+        ensure(self.num_docs >= 1, "num_docs", ">= 1", self.num_docs)
+        ensure(self.vocab_size >= 1, "vocab_size", ">= 1", self.vocab_size)
+        ensure(
+            2 <= self.block_size <= self.model.max_positions,
+            "block_size",
+            f"in [2, model.max_positions={self.model.max_positions}]",
+            self.block_size,
+        )
+        ensure(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        ensure(self.steps >= 1, "steps", ">= 1", self.steps)
+        ensure(math.isfinite(self.lr) and self.lr > 0, "lr", "> 0", self.lr)
+        ensure(self.warmup >= 0, "warmup", ">= 0", self.warmup)
+        ensure(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
+        ensure(self.threads >= 0, "threads", ">= 0 (0 = torch's default)", self.threads)
+        ok = bool(DEVICE_RE.match(self.device)) and self.device != "auto"
+        ensure(ok, "device", "cpu, cuda or cuda:N", self.device)
 
 
 def _batches(ids: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator):
@@ -87,6 +130,11 @@ def run(cfg: PretrainConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
+    from r1lab.run import check_free, claim, resolve_device
+
+    validate(cfg)
+    check_free(cfg.out, cfg.overwrite)  # before minutes of training, not after
+    resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -198,6 +246,7 @@ def run(cfg: PretrainConfig) -> int:
         plt.close(fig)
 
     model.to("cpu")
+    claim(cfg.out, cfg.overwrite)
     save_hf(
         cfg.out,
         model,

@@ -97,6 +97,25 @@ def check_params(name: str, params: Mapping[str, Any]) -> None:
             raise ConfigError(f"reward '{name}' has no param '{key}'.{hint} Its params: {listed}")
 
 
+def check_reward_config(
+    weights: tuple[str, Mapping[str, Any]], params: tuple[str, Mapping[str, Any]]
+) -> None:
+    """A config's reward settings, `(key, weights by name)` and `(key, params by name)`: an
+    unknown reward or param is a ConfigError that names the config key it came from."""
+    for key, named in (weights, params):
+        for name in named:
+            try:
+                get_reward(name)
+            except ConfigError as e:
+                raise ConfigError(f"'{key}': {e}") from None
+    key, named = params
+    for name, p in named.items():
+        try:
+            check_params(name, p)
+        except ConfigError as e:
+            raise ConfigError(f"'{key}': {e}") from None
+
+
 def split_result(result: float | tuple[float, Mapping[str, Any]]) -> tuple[float, dict[str, Any]]:
     """A reward's return value as (score, info), whichever form the reward returned.
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1lab.config import ConfigError
+from r1lab.config import ConfigError, ensure
 from r1lab.rewards.composite import CompositeReward, RewardError, RewardResult
 from r1lab.rewards.pool import DEFAULT_TIMEOUT, RewardPool
-from r1lab.rewards.registry import check_params, get_reward
+from r1lab.rewards.registry import check_reward_config, get_reward
 
 RESERVED_FIELDS = ("completion", "rewards")
 
@@ -49,6 +49,13 @@ class ScoreConfig:
     per_item: bool = False
     """Also print one table row per line."""
 
+    def validate(self) -> None:
+        # Command-line values are checked here, as config, so an error names the key; the
+        # file's own `rewards` fields are checked by read_lines, naming the file and line.
+        check_reward_config(("rewards", self.rewards), ("params", self.params))
+        ensure(self.workers >= 0, "workers", ">= 0 (0 = in-process)", self.workers)
+        ensure(self.timeout > 0, "timeout", "> 0 seconds", self.timeout)
+
 
 @dataclass
 class _Line:
@@ -56,6 +63,18 @@ class _Line:
     completion: str
     example: dict[str, Any]
     weights: dict[str, float]
+
+
+def _check_line_weights(weights: Any, where: str) -> None:
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()
+    ):
+        raise ConfigError(f"{where}: field 'rewards' must map reward names to numbers")
+    for name in weights:
+        try:
+            get_reward(name)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: field 'rewards': {e}") from None
 
 
 def read_lines(path: Path, default: Mapping[str, float]) -> list[_Line]:
@@ -82,16 +101,9 @@ def read_lines(path: Path, default: Mapping[str, float]) -> list[_Line]:
                 raise ConfigError(f"{where}: missing field 'completion'")
             if not isinstance(obj["completion"], str):
                 raise ConfigError(f"{where}: field 'completion' must be a string")
+            if "rewards" in obj:  # without it, the command line's weights (checked as config)
+                _check_line_weights(obj["rewards"], where)
             weights = obj.get("rewards", default)
-            if not isinstance(weights, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()
-            ):
-                raise ConfigError(f"{where}: field 'rewards' must map reward names to numbers")
-            for name in weights:
-                try:
-                    get_reward(name)
-                except ConfigError as e:
-                    raise ConfigError(f"{where}: field 'rewards': {e}") from None
             example = {k: v for k, v in obj.items() if k not in RESERVED_FIELDS}
             lines.append(_Line(number, obj["completion"], example, dict(weights)))
     if not lines:
@@ -205,11 +217,11 @@ def run(cfg: ScoreConfig) -> int:
     """Read, score, print, write. Returns the exit status (0)."""
     from rich.progress import Progress
 
+    from r1lab.config import validate
+
+    validate(cfg)
     if not cfg.input:
         raise ConfigError("score needs an input file: r1lab score FILE.jsonl")
-    for name, p in cfg.params.items():
-        get_reward(name)
-        check_params(name, p)
     path = Path(cfg.input)
     lines = read_lines(path, cfg.rewards)
     with Progress(transient=True) as bar:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
-from r1lab.config import ConfigError
+from r1lab.config import ensure
 from r1lab.microworld import DEFAULT_BASE
-from r1lab.tasks import TaskConfig
+from r1lab.rl.algos import ADVANTAGE_ESTIMATORS, AGGREGATIONS, SCALES
+from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
+from r1lab.tasks import TEMPLATES, TaskConfig
+
+# The allowed names come from the registries, so a config can never offer a name the code
+# does not have (or miss one it does). Registering more after import does not extend them.
+Advantage = Literal[tuple(ADVANTAGE_ESTIMATORS)]  # type: ignore[valid-type]
+LossAgg = Literal[tuple(AGGREGATIONS)]  # type: ignore[valid-type]
+Scale = Literal[("", *SCALES)]  # type: ignore[valid-type]
+Template = Literal[TEMPLATES]  # type: ignore[valid-type]
+Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -16,7 +28,8 @@ class RolloutConfig:
     group_size: int = 8
     """G: completions per prompt (the report used 16)."""
     temperature: float = 1.0
-    """Sampling temperature (the report used 1.0); log-probs are taken at the same temperature."""
+    """Sampling temperature (the report used 1.0), > 0: log-probs are taken at the same
+    temperature, and GRPO needs a group's samples to differ (no greedy training)."""
     top_p: float = 1.0
     """Nucleus sampling during training (1.0 = off, as on-policy GRPO assumes)."""
     top_k: int = 0
@@ -26,6 +39,24 @@ class RolloutConfig:
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     """Stop strings; the completion keeps the stop string, so the format reward sees it."""
 
+    def validate(self) -> None:
+        ensure(
+            self.group_size >= 2,
+            "group_size",
+            "an integer >= 2 (GRPO compares a group)",
+            self.group_size,
+        )
+        ensure(
+            _finite(self.temperature) and self.temperature > 0,
+            "temperature",
+            "> 0 (GRPO needs a group's samples to differ; greedy training has no variance)",
+            self.temperature,
+        )
+        ensure(_finite(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
+        ensure(self.top_k >= 0, "top_k", ">= 0 (0 = off)", self.top_k)
+        ensure(self.max_new_tokens >= 1, "max_new_tokens", ">= 1", self.max_new_tokens)
+        ensure(all(self.stop), "stop", "non-empty strings", self.stop)
+
 
 @dataclass
 class AlgoConfig:
@@ -33,11 +64,11 @@ class AlgoConfig:
 
     prompts_per_step: int = 16
     """P: prompts per step (the report used 32). Each data-parallel rank owns whole groups."""
-    advantage: str = "grpo"
+    advantage: Advantage = "grpo"
     """Advantage estimator: `grpo` (group mean and std), `dr_grpo` (mean only), `rloo`."""
-    scale: str = ""
+    scale: Scale = ""
     """Advantage scaling: `group`, `batch`, `none`; empty = the estimator's default."""
-    loss_agg: str = "seq-mean-token-mean"
+    loss_agg: LossAgg = "seq-mean-token-mean"
     """`seq-mean-token-mean` (GRPO), `token-mean` (DAPO), `seq-mean-token-sum-norm` (Dr. GRPO)."""
     eps_low: float = 0.2
     """Lower clip range of the ratio (1 - eps_low)."""
@@ -66,12 +97,47 @@ class AlgoConfig:
     """DAPO: drop groups whose rewards are all equal and sample more prompts to refill."""
     max_resample_rounds: int = 3
     """Dynamic sampling: at most this many extra sampling rounds per step."""
-    overlong: str = "none"
+    overlong: Literal["none", "mask", "penalty"] = "none"
     """Truncated completions: `none`, `mask` (excluded from the loss), `penalty` (DAPO soft)."""
     overlong_cache: int = 32
     """Soft overlong punishment: the penalty ramps over the last this-many tokens."""
     max_nan_steps: int = 3
     """Stop after this many consecutive steps with a non-finite loss (each is skipped)."""
+
+    def validate(self) -> None:
+        ensure(self.prompts_per_step >= 1, "prompts_per_step", ">= 1", self.prompts_per_step)
+        ensure(
+            _finite(self.eps_low) and 0 <= self.eps_low < 1, "eps_low", "in [0, 1)", self.eps_low
+        )
+        ensure(_finite(self.eps_high) and self.eps_high >= 0, "eps_high", ">= 0", self.eps_high)
+        ensure(_finite(self.beta) and self.beta >= 0, "beta", ">= 0 (0 = no KL)", self.beta)
+        ensure(self.mu >= 1, "mu", ">= 1", self.mu)
+        ensure(self.micro_batch >= 1, "micro_batch", ">= 1", self.micro_batch)
+        ensure(
+            self.micro_batch_cut_cost >= 0,
+            "micro_batch_cut_cost",
+            ">= 0 (0 = auto)",
+            self.micro_batch_cut_cost,
+        )
+        ensure(_finite(self.lr) and self.lr > 0, "lr", "> 0", self.lr)
+        ensure(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)
+        ensure(
+            _finite(self.weight_decay) and self.weight_decay >= 0,
+            "weight_decay",
+            ">= 0",
+            self.weight_decay,
+        )
+        ensure(
+            _finite(self.max_grad_norm) and self.max_grad_norm > 0,
+            "max_grad_norm",
+            "> 0",
+            self.max_grad_norm,
+        )
+        ensure(
+            self.max_resample_rounds >= 0, "max_resample_rounds", ">= 0", self.max_resample_rounds
+        )
+        ensure(self.overlong_cache >= 1, "overlong_cache", ">= 1", self.overlong_cache)
+        ensure(self.max_nan_steps >= 1, "max_nan_steps", ">= 1", self.max_nan_steps)
 
 
 @dataclass
@@ -81,7 +147,7 @@ class ZeroConfig:
     model: str = str(DEFAULT_BASE)
     """Policy to start from (a local HF causal LM directory); also the frozen reference."""
     task: TaskConfig = field(default_factory=TaskConfig)
-    template: str = "r1zero"
+    template: Template = "r1zero"
     """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`."""
     rewards: dict[str, float] = field(default_factory=dict)
     """Reward weights by name; empty = the task's own (format + accuracy)."""
@@ -106,19 +172,25 @@ class ZeroConfig:
     checkpoint_every: int = 20
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 2
-    """Keep the last this-many checkpoints."""
+    """Keep the last this-many checkpoints (0 keeps all)."""
     out: str = "runs/zero"
-    """Run directory."""
+    """Run directory; one that holds anything is refused (see resume and overwrite)."""
     resume: str = ""
-    """A run directory to continue from its last checkpoint (its config is used as saved)."""
+    """A run directory to continue from its last checkpoint (`--resume RUN`): its saved config,
+    with changes allowed only to what is not computed yet (steps, eval_*, sample_every,
+    checkpoint_every, keep_checkpoints, progress, logging, workers, threads)."""
+    overwrite: bool = False
+    """`--overwrite`: start afresh in an `out` that holds something, after moving its contents
+    aside to `<out>.old-<time>` (nothing is deleted)."""
     seed: int = 0
     """Seed of data order and sampling."""
     workers: int = 2
     """Reward worker processes (0 scores in the training process)."""
     device: str = "auto"
-    """`auto` (cuda if available), `cpu` or `cuda`."""
-    dtype: str = "auto"
-    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32` or `bfloat16`."""
+    """`auto` (cuda if available), `cpu`, `cuda` or `cuda:N`."""
+    dtype: Dtype = "auto"
+    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32`, `bfloat16`, `float16`
+    (GPU only)."""
     threads: int = 2
     """torch CPU threads (0 leaves torch's default)."""
     tensorboard: bool = False
@@ -128,19 +200,52 @@ class ZeroConfig:
     progress: bool = True
     """Live progress display (a line per step when the output is not a terminal)."""
 
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "steps",
+            "eval_every",
+            "eval_questions",
+            "eval_n",
+            "eval_temperature",
+            "sample_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "workers",
+            "threads",
+            "tensorboard",
+            "wandb",
+            "progress",
+        }
+    )
+    """What `--resume` may change: none of it alters a step already computed."""
+
     def validate(self) -> None:
-        a, r = self.algo, self.rollout
-        if a.prompts_per_step < 1 or r.group_size < 2:
-            raise ConfigError("algo.prompts_per_step must be >= 1 and rollout.group_size >= 2")
-        if a.mu < 1:
-            raise ConfigError(f"algo.mu must be >= 1, got {a.mu}")
-        if a.overlong not in ("none", "mask", "penalty"):
-            raise ConfigError(f"algo.overlong must be none, mask or penalty, got {a.overlong!r}")
-        if a.micro_batch < 1:
-            raise ConfigError(f"algo.micro_batch must be >= 1, got {a.micro_batch}")
-        if a.micro_batch_cut_cost < 0:
-            raise ConfigError(
-                f"algo.micro_batch_cut_cost must be >= 0 (0 = auto), got {a.micro_batch_cut_cost}"
-            )
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        from r1lab.rewards.registry import check_reward_config
+
+        check_reward_config(("rewards", self.rewards), ("reward_params", self.reward_params))
+        for name, weight in self.rewards.items():
+            ensure(_finite(weight), f"rewards.{name}", "a finite number", weight)
+        ensure(self.steps >= 1, "steps", ">= 1", self.steps)
+        ensure(self.train_pool >= 1, "train_pool", ">= 1", self.train_pool)
+        ensure(self.eval_every >= 0, "eval_every", ">= 0 (0 = never)", self.eval_every)
+        ensure(self.eval_questions >= 1, "eval_questions", ">= 1", self.eval_questions)
+        ensure(self.eval_n >= 1, "eval_n", ">= 1", self.eval_n)
+        ensure(
+            _finite(self.eval_temperature) and self.eval_temperature >= 0,
+            "eval_temperature",
+            ">= 0 (0 = greedy)",
+            self.eval_temperature,
+        )
+        ensure(self.sample_every >= 0, "sample_every", ">= 0 (0 = never)", self.sample_every)
+        ensure(self.checkpoint_every >= 1, "checkpoint_every", ">= 1", self.checkpoint_every)
+        ensure(
+            self.keep_checkpoints >= 0, "keep_checkpoints", ">= 0 (0 = all)", self.keep_checkpoints
+        )
+        ensure(bool(self.out.strip()), "out", "a directory", self.out)
+        ensure(self.workers >= 0, "workers", ">= 0 (0 = in-process)", self.workers)
+        ensure(bool(DEVICE_RE.match(self.device)), "device", DEVICES, self.device)
+        ensure(self.threads >= 0, "threads", ">= 0 (0 = torch's default)", self.threads)
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)

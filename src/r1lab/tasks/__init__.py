@@ -3,45 +3,70 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from r1lab.config import ensure
 from r1lab.tasks.arithmetic import ArithmeticTask
-from r1lab.tasks.base import R1_ZERO_TEMPLATE, RewardSpec, Task, render_prompt, reward_score
+from r1lab.tasks.base import (
+    R1_ZERO_TEMPLATE,
+    TEMPLATES,
+    RewardSpec,
+    Task,
+    encode_prompts,
+    render_prompt,
+    reward_score,
+)
 from r1lab.tasks.countdown import CountdownTask
+
+BUILTIN = ("arithmetic", "countdown", "file")
 
 __all__ = [
     "R1_ZERO_TEMPLATE",
+    "TEMPLATES",
     "ArithmeticTask",
     "CountdownTask",
     "RewardSpec",
     "Task",
     "TaskConfig",
+    "encode_prompts",
     "make_task",
     "render_prompt",
     "reward_score",
 ]
-
-BUILTIN = ("arithmetic", "countdown", "file")
 
 
 @dataclass
 class TaskConfig:
     """Which task to train or evaluate on."""
 
-    name: str = "arithmetic"
+    name: Literal[BUILTIN] = "arithmetic"  # type: ignore[valid-type]
     """`arithmetic`, `countdown` (the micro-world's), or `file` (your data: see task.path)."""
     seed: int = 0
     """Seed of the example generator (generated tasks) or of the train/test split (file tasks)."""
     path: str = ""
-    """For `file`: a JSONL/Parquet file, or `hf:NAME` for a Hugging Face dataset (hub access)."""
-    format: str = "auto"
+    """For `file`: a JSONL/Parquet file, or `hf:NAME` for a Hugging Face dataset (hub access).
+    `r1lab eval` may leave it empty and give only test_path."""
+    format: Literal["auto", "jsonl", "gsm8k", "math"] = "auto"
     """For `file`: `auto`, `jsonl`, `gsm8k` or `math` (how questions and answers are read)."""
     test_path: str = ""
-    """For `file`: a separate test file; empty splits `path` by a seeded hash."""
+    """For `file`: a separate test file, evaluated whole; empty holds out a seeded-hash 10% of
+    `path` as the test split."""
     question_field: str = ""
     """For `file`: the column holding the question (empty: the format's default)."""
     answer_field: str = ""
     """For `file`: the column holding the reference answer (empty: the format's default)."""
+
+    def validate(self) -> None:
+        from r1lab.tasks.files import FORMATS
+
+        ensure(self.format in FORMATS, "format", f"one of {', '.join(FORMATS)}", self.format)
+        if self.name == "file":
+            ok = bool(self.path or self.test_path)
+            ensure(ok, "path", "a JSONL/Parquet file or hf:NAME for name=file", self.path)
+        else:
+            for key in ("path", "test_path", "question_field", "answer_field"):
+                value = getattr(self, key)
+                ensure(not value, key, f"empty unless name=file (name is {self.name!r})", value)
 
 
 def make_task(cfg: TaskConfig) -> Any:
@@ -54,8 +79,17 @@ def make_task(cfg: TaskConfig) -> Any:
         from r1lab.config import ConfigError
         from r1lab.tasks.files import load_file_task
 
-        if not cfg.path:
+        if not cfg.path and not cfg.test_path:
             raise ConfigError("task.name=file needs task.path (a JSONL/Parquet file or hf:NAME)")
+        if not cfg.path:  # a test file alone (r1lab eval): all of it is the test split
+            return load_file_task(
+                cfg.test_path,
+                format=cfg.format,
+                question_field=cfg.question_field or None,
+                answer_field=cfg.answer_field or None,
+                test_size=1.0,
+                seed=cfg.seed,
+            )
         return load_file_task(
             cfg.path,
             format=cfg.format,
