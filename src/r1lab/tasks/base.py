@@ -11,7 +11,7 @@ Examples are plain dicts (they cross process boundaries to the reward pool). Eve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +51,17 @@ def render_prompt(question: str, template: str = "r1zero", tokenizer: Any = None
         messages = [{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=question)}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ValueError(f"unknown template '{template}'; valid: {', '.join(TEMPLATES)}")
+
+
+def encode_prompts(prompts: Sequence[str], template: str, tokenizer: Any) -> list[list[int]]:
+    """Token ids of rendered prompts, as the model sees them.
+
+    A chat template writes every special token itself (`{{ bos_token }}` in Llama 3's and
+    Gemma's), so a chat prompt is tokenized without the tokenizer's own: adding them would give
+    a double BOS. The raw `r1zero` / `prefill` text gets them as any plain text would.
+    """
+    special = template != "chat"
+    return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=special)["input_ids"]]
 
 
 @dataclass(frozen=True)
