@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-compat lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,18 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The tests that drive a model (rollout, trainer, eval) against the oldest transformers that
+# pyproject.toml allows, in a throwaway venv; `make test` covers the newest. About 4 minutes.
+COMPAT_VENV        ?= /tmp/r1lab-compat
+COMPAT_TRANSFORMERS ?= transformers==4.56.*
+test-compat:
+	rm -rf $(COMPAT_VENV)
+	$(PY) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/pip install -q $(TORCH) '$(COMPAT_TRANSFORMERS)' -e '.[dev]'
+	$(COMPAT_VENV)/bin/python -c "import transformers as t; print('transformers', t.__version__)"
+	$(COMPAT_VENV)/bin/python -m pytest -q tests/rollout tests/rl tests/test_evaluate.py
 
 # Every benchmark of docs/benchmarks.md, one after the other (each also runs on its own).
 bench: $(STAMP)

@@ -195,18 +195,19 @@ def one_token_forward_s(model, reps: int = 50, rounds: int = 5) -> float:
     """Wall time of a batch-1, one-token forward with a short cache: the per-call floor
     (Python, dispatch, kernel launch) that every decode step pays whatever the batch size.
     The best of `rounds` rounds of `reps` calls: a floor, so the least disturbed round."""
+    from r1lab.rollout.engine import cache_kwargs
     from r1lab.rollout.kv_cache import make_cache
 
     ids = torch.zeros((1, 8), dtype=torch.long)
     best = float("inf")
     with torch.inference_mode():
         for _ in range(rounds):
-            cache = make_cache(model, 8 + reps + 1)
-            model(input_ids=ids, past_key_values=cache, use_cache=True)
+            kw = cache_kwargs(model, make_cache(model, 8 + reps + 1))  # outside the timing
+            model(input_ids=ids, use_cache=True, **kw)
             t0 = time.perf_counter()
             for i in range(reps):
                 pos = torch.tensor([[8 + i]])
-                model(input_ids=ids[:, :1], position_ids=pos, past_key_values=cache, use_cache=True)
+                model(input_ids=ids[:, :1], position_ids=pos, use_cache=True, **kw)
             best = min(best, (time.perf_counter() - t0) / reps)
     return best
 

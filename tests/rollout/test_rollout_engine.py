@@ -64,7 +64,8 @@ def test_top_k_one_equals_greedy_and_hf_generate(model, tokenizer):
     enc = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     with torch.no_grad():
         hf = model.generate(
-            **enc,
+            input_ids=enc["input_ids"],  # not **enc: older tokenizers add token_type_ids
+            attention_mask=enc["attention_mask"],
             do_sample=False,
             max_new_tokens=20,
             min_new_tokens=20,
@@ -306,3 +307,33 @@ def test_finish_tracker_finds_long_stop_string_fed_token_by_token(tokenizer):
     assert finished_at == text.index("</answer>") + len("</answer>") - 1
     assert tracker.reasons == ["stop", "eos"]
     assert len(tracker.tokens[1]) == 4
+
+
+def test_cache_keyword_follows_the_forward_signature(model, tokenizer):
+    class Renamed(torch.nn.Module):  # transformers >= 5.x: `cache`
+        def forward(self, input_ids=None, cache=None, use_cache=None, **kwargs): ...
+
+    class Legacy(torch.nn.Module):  # transformers 4.56 ..: `past_key_values`
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs): ...
+
+    assert engine_module.cache_keyword(Renamed()) == "cache"
+    assert engine_module.cache_keyword(Legacy()) == "past_key_values"
+    assert engine_module.cache_kwargs(Legacy(), "kv") == {"past_key_values": "kv"}
+    # The installed transformers: the name is one the model declares, and sampling and the
+    # trainer's cached forwards raise no deprecation warning (the old name warns from the
+    # release that renames it until 5.40, which removes it).
+    import inspect
+    import warnings
+
+    assert engine_module.cache_keyword(model) in inspect.signature(model.forward).parameters
+    groups = Sampler(model, tokenizer).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=4))
+    batch = collate(_flat(groups))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        Sampler(model, tokenizer).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=4))
+        Sampler(model, tokenizer, shared_prefix=False).generate(
+            PROMPTS, SamplingParams(n=2, max_new_tokens=4)
+        )
+        from r1lab.rollout.batch import PromptCache, completion_logits
+
+        completion_logits(model, batch, slice(None), PromptCache(model, batch))

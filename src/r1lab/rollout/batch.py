@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from r1lab.rollout.engine import Completion, logits_to_keep_kwargs
+from r1lab.rollout.engine import Completion, cache_kwargs, logits_to_keep_kwargs
 from r1lab.rollout.kv_cache import full_attention_only
 from r1lab.rollout.sampling import token_logprobs
 
@@ -179,7 +179,7 @@ class PromptCache:
             model(
                 input_ids=ids[:1, lp - int(lengths[0]) :][:, :common],
                 position_ids=torch.arange(common, device=ids.device)[None],
-                past_key_values=cache,
+                **cache_kwargs(model, cache),
                 use_cache=True,
                 **logits_to_keep_kwargs(model, 1),
             )
@@ -193,7 +193,7 @@ class PromptCache:
             input_ids=ids[:, lp - width :],
             attention_mask=self.mask,  # [U, c + W]: the shared part, then each rest
             position_ids=batch.position_ids[heads, lp - width : lp],
-            past_key_values=cache,
+            **cache_kwargs(model, cache),
             use_cache=True,
             **logits_to_keep_kwargs(model, 1),
         )
@@ -277,7 +277,7 @@ def completion_logits(
                 input_ids=batch.input_ids[rows, lp:end],
                 attention_mask=torch.cat([prompt_mask, attn[:, lp:end]], dim=1),
                 position_ids=batch.position_ids[rows, lp:end],
-                past_key_values=cache,
+                **cache_kwargs(model, cache),
                 use_cache=True,
             )
             logits = torch.cat([logits, rest.logits], dim=1)  # [b, k, V]

@@ -107,6 +107,20 @@ def logits_to_keep_kwargs(model: torch.nn.Module, keep: int) -> dict[str, int]:
     return {}
 
 
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The forward argument that takes a KV cache: `cache` where the model's forward has it
+    (transformers 5.x, which deprecates `past_key_values` and removes it in 5.40), else
+    `past_key_values` (4.56 .. the rename). The signature decides, not the version number, so
+    a model whose own code lags the library's rename still gets the name it accepts."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_kwargs(model: torch.nn.Module, cache) -> dict[str, object]:
+    """`{cache_keyword(model): cache}`, to splat into a forward call."""
+    return {cache_keyword(model): cache}
+
+
 def find_stop(text: str, stops: Sequence[str]) -> int | None:
     """End index (exclusive) of the earliest-ending stop string in `text`, or None."""
     best: int | None = None
@@ -195,6 +209,7 @@ class Sampler:
             pad = self.eos_token_ids[0] if self.eos_token_ids else 0
         self.pad_token_id = int(pad)
         self._last_logits_only = logits_to_keep_kwargs(model, 1)
+        self._cache_keyword = cache_keyword(model)
         self._detok = _Detokenizer(tokenizer)
 
     @property
@@ -282,8 +297,8 @@ class Sampler:
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=cache,
             use_cache=True,
+            **{self._cache_keyword: cache},
             **self._last_logits_only,
             **kw,
         )

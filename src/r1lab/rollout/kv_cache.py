@@ -90,6 +90,7 @@ if DynamicLayer is not None:
             super().__init__()
             self.capacity = capacity
             self.length = 0
+            self.is_initialized = False  # transformers 4.56's layers have no such flag yet
 
         def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
             self.dtype, self.device = key_states.dtype, key_states.device
