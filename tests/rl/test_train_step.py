@@ -43,8 +43,10 @@ class ToyPool:
 
     def __init__(self, fn, accuracy: str = "math_accuracy", fmt: str = "format"):
         self.fn, self.accuracy, self.format = fn, accuracy, fmt
+        self.examples: list = []
 
     def score(self, reward, texts, examples):
+        self.examples.extend(examples)
         scores = [float(self.fn(t, ex)) for t, ex in zip(texts, examples, strict=True)]
         return [RewardResult(s, {self.accuracy: s, self.format: 0.0}) for s in scores]
 
@@ -109,14 +111,18 @@ class Spy:
         monkeypatch.setattr(trainer, "grpo_loss", grpo_loss)
 
 
-def expected_advantages(completions, rewards, name="grpo") -> torch.Tensor:
-    """[N] advantage of each completion from its own group's rewards, grouped by the
-    completion's prompt_index (not by its position in the batch)."""
+def expected_advantages(completions, rewards, name="grpo", scale="") -> torch.Tensor:
+    """[N] advantage of each completion, its group found by the completion's prompt_index (not
+    by its position in the batch)."""
+    groups = [
+        [i for i, c in enumerate(completions) if c.prompt_index == p]
+        for p in sorted({c.prompt_index for c in completions})
+    ]
+    table = torch.tensor([[rewards[i] for i in g] for g in groups])  # [P, G]
+    adv = compute_advantages(name, table, scale or None)
     out = torch.zeros(len(completions))
-    for p in sorted({c.prompt_index for c in completions}):
-        idx = [i for i, c in enumerate(completions) if c.prompt_index == p]
-        adv = compute_advantages(name, torch.tensor([[rewards[i] for i in idx]]))[0]
-        out[idx] = adv.float()
+    for g, row in zip(groups, adv, strict=True):
+        out[g] = row.float()
     return out
 
 
@@ -127,8 +133,16 @@ def sampler_logprobs(completions, width: int) -> torch.Tensor:
     return out
 
 
+@pytest.mark.parametrize(
+    "advantage, scale, agg",
+    [
+        ("grpo", "", "token-mean"),
+        ("dr_grpo", "", "seq-mean-token-sum-norm"),
+        ("rloo", "batch", "seq-mean-token-mean"),
+    ],
+)
 def test_each_row_gets_its_own_groups_advantage_log_probs_mask_and_the_loss_settings(
-    tiny_model, monkeypatch
+    tiny_model, monkeypatch, advantage, scale, agg
 ):
     algo = AlgoConfig(
         prompts_per_step=3,
@@ -138,18 +152,24 @@ def test_each_row_gets_its_own_groups_advantage_log_probs_mask_and_the_loss_sett
         eps_low=0.15,
         eps_high=0.28,
         beta=0.02,
-        loss_agg="token-mean",
+        loss_agg=agg,
+        advantage=advantage,
+        scale=scale,
     )
     cfg = make_config(tiny_model, algo=algo)
-    t = trainer.build(cfg, ToyPool(by_length))
+    pool = ToyPool(by_length)
+    t = trainer.build(cfg, pool)
     spy = Spy(monkeypatch)
     out = trainer.train_step(t, 0)
 
     (completions,), (batch,), (micro,) = spy.completions, spy.batches, spy.micro
     n = len(completions)
     assert n == 12 and len(spy.calls) == len(micro) > 1
+    # Length-shaping rewards read each completion's own token count.
+    assert [ex["num_tokens"] for ex in pool.examples] == [len(c.token_ids) for c in completions]
+    assert {ex["max_tokens"] for ex in pool.examples} == {24}
     rewards = [float(len(c.text)) for c in completions]
-    want_adv = expected_advantages(completions, rewards)
+    want_adv = expected_advantages(completions, rewards, advantage, scale)
     assert want_adv.abs().sum() > 0
     seen = torch.cat(micro).sort().values
     assert torch.equal(seen, torch.arange(n))  # every row once
@@ -171,7 +191,7 @@ def test_each_row_gets_its_own_groups_advantage_log_probs_mask_and_the_loss_sett
             eps_low=0.15,
             eps_high=0.28,
             beta=0.02,
-            agg="token-mean",
+            agg=agg,
             num_seqs=n,
             num_tokens=total_tokens,
             max_len=24,
@@ -279,11 +299,25 @@ def test_beta_zero_loads_no_reference_and_has_no_kl_term(tiny_model, monkeypatch
 
 
 def test_the_learning_rate_warms_up_once_per_step(tiny_model):
-    algo = AlgoConfig(prompts_per_step=1, micro_batch=8, lr=1e-3, warmup_steps=3)
+    algo = AlgoConfig(prompts_per_step=1, micro_batch=8, lr=1e-3, warmup_steps=3, weight_decay=0.05)
     rollout = RolloutConfig(group_size=2, max_new_tokens=4)
     t = trainer.build(make_config(tiny_model, algo=algo, rollout=rollout), ToyPool(by_length))
     lrs = [trainer.train_step(t, step)["policy/lr"] for step in range(4)]
     assert lrs == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3], rel=1e-6)
+    assert t.optimizer.param_groups[0]["weight_decay"] == algo.weight_decay
+
+
+def test_overlong_penalty_adds_the_soft_penalty_sized_to_the_rollout(tiny_model):
+    algo = AlgoConfig(overlong="penalty", overlong_cache=8)
+    reward = trainer.build_reward(
+        make_config(tiny_model, algo=algo), trainer.make_task(TaskConfig(name="arithmetic"))
+    )
+    assert reward.weights["overlong_penalty"] == 1.0
+    assert reward.params["overlong_penalty"] == {"max_length": 24, "cache_length": 8}
+    plain = trainer.build_reward(
+        make_config(tiny_model), trainer.make_task(TaskConfig(name="arithmetic"))
+    )
+    assert "overlong_penalty" not in plain.weights
 
 
 def test_dynamic_sampling_trains_only_on_groups_whose_rewards_differ(tiny_model, monkeypatch):
@@ -306,9 +340,6 @@ def test_dynamic_sampling_trains_only_on_groups_whose_rewards_differ(tiny_model,
     spy = Spy(monkeypatch)
     out = trainer.train_step(t, 0)
     (completions,) = spy.completions
-    questions = {}
-    for c in completions:
-        questions.setdefault(c.prompt_index, set()).add(len(c.text))
     assert out["batch/groups"] == 3 and len(completions) == 12
     assert 0 < out["batch/zero_std_groups"] < 1 and out["batch/sampling_rounds"] > 1
     # Every group that reached the loss has rewards that differ, so a non-zero advantage.
