@@ -140,3 +140,10 @@ def test_help_lists_the_allowed_values_of_an_enumerated_key(capsys):
     assert main(["zero", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "(one of: 'dr_grpo', 'grpo', 'rloo')" in out
+
+
+def test_eval_refuses_an_out_that_is_a_file_before_evaluating(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    out.write_text("{}")
+    assert main(["eval", f"out={out}", "num_questions=1", "n=1", "ks=1"]) == 2
+    assert "is a file" in capsys.readouterr().err and out.read_text() == "{}"
