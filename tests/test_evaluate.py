@@ -113,3 +113,76 @@ def test_markdown_table_shows_rates_as_percent_and_counts_as_integers():
     table = markdown_table({"eval/pass@1": 0.25, "eval/questions": 64.0, "eval/length_mean": 57.25})
     assert "| pass@1 | 25.0% |" in table and "| questions | 64 |" in table
     assert "| length_mean | 57.2 |" in table or "| length_mean | 57.3 |" in table
+
+
+def test_sampling_uses_the_configured_temperature_and_top_p_greedy_uses_zero(base, monkeypatch):
+    import r1lab.rollout
+
+    calls = []
+
+    class RecordingSampler(r1lab.rollout.Sampler):
+        def generate(self, prompts, params, seed=None):
+            calls.append(params)
+            return super().generate(prompts, params, seed=seed)
+
+    monkeypatch.setattr(r1lab.rollout, "Sampler", RecordingSampler)
+    model, tok = base
+    task = make_task(TaskConfig(name="arithmetic"))
+    kw = dict(n=2, ks=[1, 2], max_new_tokens=8, progress=False, top_p=0.9, greedy=True)
+    evaluate(model, tok, task, task.examples("test", 2), temperature=0.85, **kw)
+    sampled, greedy = calls
+    assert (sampled.temperature, sampled.top_p, sampled.n) == (0.85, 0.9, 2)
+    assert greedy.temperature == 0.0
+
+
+# --- a user's own file: say what is evaluated, evaluate a given test file whole -------------
+
+
+def _eval_file(tmp_path, capsys, split="test", num_questions=0, **task):
+    path = str(FIXTURES / "gsm8k_sample.jsonl")
+    task = TaskConfig(name="file", format="gsm8k", **{k: path for k in task})
+    out = tmp_path / "eval"
+    cfg = EvalConfig(
+        model=BASE,
+        task=task,
+        split=split,
+        num_questions=num_questions,
+        n=1,
+        ks=[1],
+        max_new_tokens=8,
+        greedy=False,
+        workers=0,
+        out=str(out),
+    )
+    assert run(cfg) == 0
+    said = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("evaluating"))
+    return json.loads((out / "eval.json").read_text()), said
+
+
+def test_a_test_file_alone_is_evaluated_whole(tmp_path, capsys):
+    data, said = _eval_file(tmp_path, capsys, test_path=True)
+    rows = (FIXTURES / "gsm8k_sample.jsonl").read_text().splitlines()
+    assert data["metrics"]["eval/questions"] == len(rows) == 12
+    assert "all of the test file" in said and said.startswith("evaluating 12 questions")
+    assert data["questions_from"] in said
+    data, said = _eval_file(tmp_path, capsys, test_path=True, num_questions=5)
+    assert data["metrics"]["eval/questions"] == 5
+    assert "the first 5" in said and "num_questions=0 evaluates all" in said
+
+
+def test_more_questions_than_the_split_holds_is_said(tmp_path, capsys):
+    data, said = _eval_file(tmp_path, capsys, path=True, num_questions=100)
+    held_out = int(data["metrics"]["eval/questions"])
+    assert held_out < 12  # the seeded-hash test split of one file
+    assert f"num_questions=100 asked for more, so all {held_out} are evaluated" in said
+    assert "split=all" in said  # and how to evaluate the whole file
+    data, said = _eval_file(tmp_path, capsys, split="all", path=True)
+    assert data["metrics"]["eval/questions"] == 12 and "every row of" in said
+
+
+def test_eval_json_stores_the_exact_prompt(tmp_path, capsys):
+    from r1lab.tasks import render_prompt
+
+    data, _ = _eval_file(tmp_path, capsys, test_path=True, num_questions=2)
+    for q in data["samples"]:
+        assert q["prompt"] == render_prompt(q["question"], "r1zero")

@@ -13,15 +13,24 @@ accuracy is reported beside them. `evaluate()` is the library function the train
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from r1lab.config import ConfigError, ensure
 from r1lab.microworld import DEFAULT_BASE
-from r1lab.tasks import TaskConfig, make_task, render_prompt
+from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES, load_model, resolve_device
+from r1lab.tasks import TEMPLATES, TaskConfig, encode_prompts, make_task, render_prompt
+
+__all__ = ["EvalConfig", "EvalResult", "evaluate", "load_model", "resolve_device", "run"]
+
+
+GENERATED_QUESTIONS = 128
+"""Questions of a generated task when num_questions is 0 (its splits never run out)."""
 
 
 @dataclass
@@ -29,11 +38,14 @@ class EvalConfig:
     model: str = str(DEFAULT_BASE)
     """Model directory (any Hugging Face causal LM with its tokenizer)."""
     task: TaskConfig = field(default_factory=TaskConfig)
-    split: str = "test"
-    """Which split to evaluate on (`test` is held out from pretraining and RL)."""
-    num_questions: int = 128
-    """Questions to evaluate (the first ones of the split, the same for every model)."""
-    template: str = "r1zero"
+    split: Literal["test", "train", "all"] = "test"
+    """Which split to evaluate on (`test` is held out from pretraining and RL); `all`, for a
+    file task, is every row of task.path and task.test_path."""
+    num_questions: int = 0
+    """Questions to evaluate (the first ones of the split, the same for every model); 0 = the
+    whole split of a file task, 128 questions of a generated task. A split that holds fewer is
+    evaluated whole, with a notice."""
+    template: Literal[TEMPLATES] = "r1zero"  # type: ignore[valid-type]
     """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`."""
     n: int = 8
     """Samples per question for pass@1, pass@k and maj@k."""
@@ -60,11 +72,46 @@ class EvalConfig:
     out: str = ""
     """Directory for eval.json and eval.md (empty: runs/eval/<model name>-<task>)."""
     device: str = "auto"
-    """`auto` (cuda if available), `cpu` or `cuda`."""
-    dtype: str = "auto"
-    """`auto` (bf16 on GPUs that support it, else fp32), `float32` or `bfloat16`."""
+    """`auto` (cuda if available), `cpu`, `cuda` or `cuda:N`."""
+    dtype: Literal[DTYPES] = "auto"  # type: ignore[valid-type]
+    """`auto` (bf16 on GPUs that support it, else fp32), `float32`, `bfloat16`, `float16`
+    (GPU only)."""
     threads: int = 2
     """torch CPU threads (0 leaves torch's default)."""
+
+    def validate(self) -> None:
+        ensure(
+            self.num_questions >= 0,
+            "num_questions",
+            ">= 0 (0 = the whole split of a file, 128 of a generated task)",
+            self.num_questions,
+        )
+        ensure(self.n >= 1, "n", ">= 1", self.n)
+        ensure(
+            bool(self.ks) and all(1 <= k <= self.n for k in self.ks),
+            "ks",
+            f"a list of k in [1, n={self.n}]",
+            self.ks,
+        )
+        ensure(
+            math.isfinite(self.temperature) and self.temperature >= 0,
+            "temperature",
+            ">= 0 (0 = greedy)",
+            self.temperature,
+        )
+        ensure(math.isfinite(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
+        ensure(self.max_new_tokens >= 1, "max_new_tokens", ">= 1", self.max_new_tokens)
+        ensure(all(self.stop), "stop", "non-empty strings", self.stop)
+        ensure(self.batch_questions >= 1, "batch_questions", ">= 1", self.batch_questions)
+        ensure(
+            all(p.strip() for p in self.reflection_phrases),
+            "reflection_phrases",
+            "non-empty phrases",
+            self.reflection_phrases,
+        )
+        ensure(self.workers >= 0, "workers", ">= 0 (0 = in-process)", self.workers)
+        ensure(bool(DEVICE_RE.match(self.device)), "device", DEVICES, self.device)
+        ensure(self.threads >= 0, "threads", ">= 0 (0 = torch's default)", self.threads)
 
 
 @dataclass
@@ -97,12 +144,13 @@ def evaluate(
 ) -> EvalResult:
     """Sample, grade and summarise. `pool` is an r1lab RewardPool (None: score in-process)."""
     from r1lab import metrics
-    from r1lab.rewards import CompositeReward
+    from r1lab.rewards import CompositeReward, RewardPool
     from r1lab.rollout import Sampler, SamplingParams
 
     ks = sorted({k for k in ks if k <= n})
     sampler = Sampler(model, tokenizer)
-    prompts = [render_prompt(ex["question"], template, tokenizer) for ex in examples]
+    prompt_texts = [render_prompt(ex["question"], template, tokenizer) for ex in examples]
+    prompts = encode_prompts(prompt_texts, template, tokenizer)  # what the sampler feeds the model
     sampled = SamplingParams(
         temperature=temperature,
         top_p=top_p,
@@ -136,10 +184,8 @@ def evaluate(
     for gi, g in enumerate(greedy_groups):
         flat_examples.extend([examples[gi]] * len(g))
     texts = [c.text for c in flat]
-    if pool is not None:
-        graded = pool.score(grader, texts, flat_examples)
-    else:
-        graded = [grader(t, ex) for t, ex in zip(texts, flat_examples, strict=True)]
+    # In-process without a pool, under the same guard: one failed item scores 0, not the run.
+    graded = (pool or RewardPool(workers=0)).score(grader, texts, flat_examples)
 
     def ok(part: float) -> bool:
         return part >= 1 - 1e-9
@@ -170,6 +216,7 @@ def evaluate(
         record = {
             "id": ex.get("id"),
             "question": ex["question"],
+            "prompt": prompt_texts[qi],
             "reference": ex.get("answer"),
             "samples": [
                 {
@@ -242,51 +289,67 @@ def markdown_table(metrics: Mapping[str, float], title: str = "") -> str:
     return "\n".join(rows)
 
 
-def resolve_device(device: str) -> Any:
-    """`auto` is CUDA when available, else the CPU; anything else is taken as torch names it."""
-    import torch
+def eval_examples(task: Any, cfg: EvalConfig) -> tuple[list[dict[str, Any]], str]:
+    """The questions `cfg` evaluates, and a line saying how many, of what, from where.
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def load_model(path: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """Load an HF causal LM and tokenizer from a local directory, failing early if absent."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from r1lab.checkpoint import check_model_dir
-
-    check_model_dir(path)
-    dev = resolve_device(device)
-    if dtype == "auto":
-        cuda = dev.type == "cuda"
-        dt = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    A file task's split is evaluated whole unless `num_questions` asks for fewer (and when it
+    asks for more, the line says so); a test file alone is its test split; `split=all` is every
+    row. A generated task has no end, so it takes `num_questions` (default 128) questions.
+    """
+    n = cfg.num_questions or None
+    if not hasattr(task, "source"):  # a generated task: any number of questions per split
+        if cfg.split == "all":
+            raise ConfigError(
+                f"'split' must be test or train for the generated task {task.name}, got 'all'"
+            )
+        examples = task.examples(cfg.split, n or GENERATED_QUESTIONS)
+        return examples, f"the {cfg.split} split of the generated {task.name} task"
+    t = cfg.task
+    if cfg.split == "all":
+        pool = [*task.train, *task.test]
+        where = f"every row of {' and '.join(p for p in (t.path, t.test_path) if p)}"
+    elif cfg.split == "test" and t.test_path:
+        pool, where = task.test, f"the test file {t.test_path}"
+    elif cfg.split == "test":
+        pool = task.test
+        where = (
+            f"the test split of {t.path}, the {len(pool)} of its {len(task.train) + len(pool)} "
+            "rows a seeded hash holds out from training (split=all, or task.test_path=FILE, "
+            "evaluates a whole file)"
+        )
     else:
-        dt = getattr(torch, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dt).to(dev)
-    model.eval()
-    return model, tokenizer
+        pool, where = task.train, f"the train split of {t.path}"
+    if not pool:
+        raise ConfigError(f"{t.path or t.test_path}: the {cfg.split} split is empty")
+    examples = [dict(ex) for ex in pool[:n]]
+    if n is not None and n > len(pool):
+        where += f"; num_questions={n} asked for more, so all {len(pool)} are evaluated"
+    elif n is not None and n < len(pool):
+        where = f"the first {n} (seeded-hash order) of {where}; num_questions=0 evaluates all"
+    else:
+        where = f"all of {where}"
+    return examples, where
 
 
 def run(cfg: EvalConfig) -> int:
     import torch
     from rich.console import Console
 
+    from r1lab.config import validate
     from r1lab.rewards import RewardPool
 
+    validate(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    bad = [k for k in cfg.ks if k > cfg.n or k < 1]
-    if bad:
-        from r1lab.config import ConfigError
-
-        raise ConfigError(f"ks {bad} must be between 1 and n={cfg.n}")
     task = make_task(cfg.task)
-    examples = task.examples(cfg.split, cfg.num_questions)
-    model, tokenizer = load_model(cfg.model, cfg.device, cfg.dtype)
+    out = Path(cfg.out or f"runs/eval/{Path(cfg.model).name}-{task.name}")
+    if out.exists() and not out.is_dir():  # found now, not after the evaluation
+        raise ConfigError(
+            f"out={out} is a file; eval writes eval.json and eval.md into a directory"
+        )
+    examples, where = eval_examples(task, cfg)
+    model, tokenizer = load_model(cfg.model, cfg.device, cfg.dtype, cfg.template)
+    print(f"evaluating {len(examples)} questions x {cfg.n} samples: {where}")
     t0 = time.time()
     with RewardPool(workers=cfg.workers) as pool:
         result = evaluate(
@@ -308,11 +371,15 @@ def run(cfg: EvalConfig) -> int:
             seed=cfg.seed,
         )
     elapsed = time.time() - t0
-    out = Path(cfg.out or f"runs/eval/{Path(cfg.model).name}-{task.name}")
     out.mkdir(parents=True, exist_ok=True)
     title = f"{Path(cfg.model).name} on {task.name}/{cfg.split}"
     table = markdown_table(result.metrics, title)
-    payload = {"config": asdict(cfg), "metrics": result.metrics, "seconds": elapsed}
+    payload = {
+        "config": asdict(cfg),
+        "questions_from": where,
+        "metrics": result.metrics,
+        "seconds": elapsed,
+    }
     (out / "eval.json").write_text(json.dumps({**payload, "samples": result.samples}, indent=1))
     (out / "eval.md").write_text(table + "\n")
     console = Console()

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from r1lab import metrics as M
-from r1lab.config import ConfigError, load_config, save_config
+from r1lab.checkpoint import own_memory
+from r1lab.config import ConfigError, validate
 from r1lab.rl.algos import compute_advantages, entropy_from_logits, grpo_loss
 from r1lab.rl.config import AlgoConfig, ZeroConfig
 from r1lab.rl.state import (
@@ -42,7 +43,8 @@ from r1lab.rollout.batch import (
     completion_logits,
     micro_batches,
 )
-from r1lab.tasks import make_task, render_prompt
+from r1lab.run import check_free, claim, resume_command, resume_config, save_run_config
+from r1lab.tasks import encode_prompts, make_task, render_prompt
 
 
 @dataclass
@@ -79,13 +81,14 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     # 1-2. Rollout and reward. Dynamic sampling (DAPO) keeps only groups whose rewards differ
     # and samples more prompts until P groups are kept or the extra rounds run out.
     kept: list[tuple[Mapping[str, Any], list[Completion], list[Any]]] = []
-    zero_var_groups = seen_groups = 0
+    zero_var_groups = seen_groups = errors = 0
     rounds = 1 + (algo.max_resample_rounds if algo.dynamic_sampling else 0)
     for rnd in range(rounds):
         examples = t.stream.take(algo.prompts_per_step)
         prompts = [render_prompt(ex["question"], cfg.template, t.tokenizer) for ex in examples]
         t0 = time.perf_counter()
-        groups = t.sampler.generate(prompts, t.sampling, seed=_seed(cfg.seed, step, rnd))
+        prompt_ids = encode_prompts(prompts, cfg.template, t.tokenizer)
+        groups = t.sampler.generate(prompt_ids, t.sampling, seed=_seed(cfg.seed, step, rnd))
         t1 = time.perf_counter()
         flat = [c for g in groups for c in g]
         scored = t.pool.score(
@@ -93,6 +96,9 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
             [c.text for c in flat],
             [_with_lengths(ex, c, cfg) for ex, g in zip(examples, groups, strict=True) for c in g],
         )
+        # A part that raised or was not a finite number scored 0 (logged by the pool); a reward
+        # failing on every item raised RewardError above.
+        errors += sum(len(r.info.get("errors", ())) for r in scored)
         times["rollout"] += t1 - t0
         times["reward"] += time.perf_counter() - t1
         for i, (ex, group) in enumerate(zip(examples, groups, strict=True)):
@@ -107,7 +113,12 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
             break
     kept = kept[: algo.prompts_per_step]
     if not kept:
-        return {"batch/skipped": 1.0, "batch/zero_std_groups": 1.0, **_times(times)}
+        return {
+            "batch/skipped": 1.0,
+            "batch/zero_std_groups": 1.0,
+            "reward/errors": float(errors),
+            **_times(times),
+        }
 
     # 3. Group-relative advantages: each group is normalised on its own rewards only.
     rewards = torch.tensor([[r.total for r in res] for _, _, res in kept])  # [P, G]
@@ -195,6 +206,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         out[f"reward/{name}"] = _mean([r.parts[name] for r in results])
     out["reward/accuracy"] = _mean([r.parts[spec.accuracy] >= 1 - 1e-9 for r in results])
     out["reward/format_rate"] = _mean([r.parts[spec.format] >= 1 - 1e-9 for r in results])
+    out["reward/errors"] = float(errors)  # failed parts over every item scored this step
     out.update({f"response/length_{k}": float(v) for k, v in M.length_stats(lengths).items()})
     out["response/clipped_ratio"] = truncated.float().mean().item()
     out["response/reflection_rate"] = M.reflection_rate(texts)
@@ -210,13 +222,16 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     t.last_samples = [
         {
             "question": ex["question"],
+            "prompt": prompt,  # the exact text the model continued
             "reference": ex.get("answer"),
             "completion": c.text,
             "reward": r.total,
             "parts": r.parts,
             "advantage": float(a),
+            **({"errors": r.info["errors"]} if r.info.get("errors") else {}),
         }
         for (ex, group, res), adv_row in zip(kept, advantages, strict=True)
+        for prompt in [render_prompt(ex["question"], cfg.template, t.tokenizer)]
         for c, r, a in zip(group, res, adv_row, strict=True)
     ]
     return out
@@ -330,8 +345,9 @@ def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroCo
     if limit is None:
         return
     budget = limit - cfg.rollout.max_new_tokens
-    for ex in examples:
-        n = len(tok(render_prompt(ex["question"], cfg.template, tok))["input_ids"])
+    texts = [render_prompt(ex["question"], cfg.template, tok) for ex in examples]
+    for ex, ids in zip(examples, encode_prompts(texts, cfg.template, tok), strict=True):
+        n = len(ids)
         if n > budget:
             raise ConfigError(
                 f"task {task.name}: example {ex.get('id')!r} has a {n}-token prompt, but the "
@@ -342,17 +358,25 @@ def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroCo
 
 
 def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer:
-    from r1lab.evaluate import load_model, resolve_device
+    from r1lab.run.model import load_model, load_tokenizer, resolve_device, resolve_dtype
 
     device = resolve_device(cfg.device)
+    resolve_dtype(cfg.dtype, device)  # float16 on a CPU fails here, before anything loads
+    load_tokenizer(cfg.model, cfg.template)  # so does a model without a (chat) tokenizer
     task = make_task(cfg.task)
-    policy, tokenizer = load_model(str(checkpoint or cfg.model), str(device), cfg.dtype)
+    policy, tokenizer = load_model(
+        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
+    )
+    # Loaded weights sit at the offsets safetensors left them at, a deepcopy's at the
+    # allocator's; CPU kernels round by alignment, so a resumed run (reference loaded from
+    # disk) would compute other bits than an uninterrupted one (reference deep-copied).
+    policy = own_memory(policy)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     ref = None
     if cfg.algo.beta > 0:
         # The reference is the starting model, also when resuming from a later checkpoint.
-        ref = load_model(cfg.model, str(device), cfg.dtype)[0] if checkpoint else None
+        ref = own_memory(load_model(cfg.model, str(device), cfg.dtype)[0]) if checkpoint else None
         ref = ref if ref is not None else copy.deepcopy(policy)
         ref.requires_grad_(False)
         ref.eval()
@@ -425,24 +449,27 @@ def run_eval(t: Trainer, pool: Any) -> dict[str, float]:
 # The command
 
 
-def run(cfg: ZeroConfig) -> int:
+def run(cfg: ZeroConfig, command: str = "zero") -> int:
+    """Train, in a fresh run directory or (cfg.resume) the one being continued.
+
+    Nothing is written until start-up has succeeded (config valid, task, model and tokenizer
+    loaded); the run layer refuses an `out` that holds anything (see `r1lab.run.rundir`).
+    `command` names the CLI command in the resume hint printed on Ctrl-C."""
     from r1lab.rewards import RewardPool
     from r1lab.tracking import MetricsLogger
 
+    validate(cfg)
     checkpoint = None
     if cfg.resume:
+        cfg = resume_config(cfg)
         run_dir = Path(cfg.resume)
-        saved = run_dir / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"resume: {saved} does not exist; is {run_dir} a run directory?")
-        cfg = load_config(ZeroConfig, saved)
         found = checkpoints(run_dir)
         checkpoint = found[-1] if found else None
         if checkpoint is None:
             print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
-    run_dir = Path(cfg.out if not checkpoint else checkpoint.parent.parent)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    else:
+        run_dir = check_free(cfg.out, cfg.overwrite)
+    _check_loggers(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -457,6 +484,9 @@ def run(cfg: ZeroConfig) -> int:
             t.stream.load_state_dict(state["stream"])
             start = state["step"]
             print(f"resumed from {checkpoint} (step {start})")
+        if not cfg.resume:
+            claim(run_dir, cfg.overwrite)  # start-up succeeded: only now is anything written
+        save_run_config(cfg, run_dir)
         truncate_metrics(run_dir / "metrics.jsonl", start)
         logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
         display = _Display(cfg.steps, start, cfg.progress)
@@ -481,11 +511,39 @@ def run(cfg: ZeroConfig) -> int:
                 done = step + 1
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     _checkpoint(t, run_dir, done)
+        except KeyboardInterrupt:
+            display.close()
+            _interrupted(run_dir, command)
+            raise
         finally:
             display.close()
             logger.close()
     _finish(run_dir)
     return 0
+
+
+def _check_loggers(cfg: ZeroConfig) -> None:
+    # A missing optional logger fails the start, not the first step after the run dir exists.
+    import importlib.util
+
+    for wanted, module, extra in (
+        (cfg.tensorboard, "tensorboard", "tb"),
+        (cfg.wandb, "wandb", "wandb"),
+    ):
+        if wanted and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{module}=true needs `pip install r1lab[{extra}]`")
+
+
+def _interrupted(run_dir: Path, command: str) -> None:
+    import sys
+
+    found = checkpoints(run_dir)
+    since = f"its last checkpoint (step {int(found[-1].name[5:])})" if found else "step 0"
+    print(
+        f"\ninterrupted: the run in {run_dir} continues from {since} with\n"
+        f"  {resume_command(command, run_dir)}",
+        file=sys.stderr,
+    )
 
 
 def _checkpoint(t: Trainer, run_dir: Path, step: int) -> None:
