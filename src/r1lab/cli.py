@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from r1lab.config import ConfigError
+from r1lab.rewards.composite import RewardError
 from r1lab.run.rundir import load_run_config
 
 
@@ -161,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"r1lab {name}: {e}", file=sys.stderr)
         return 2
+    except RewardError as e:
+        # A reward that failed on every item of a batch: missing reference data or a bug in the
+        # reward, not one bad completion (those score 0 and are counted in reward/errors).
+        print(f"r1lab {name}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\nr1lab {name}: interrupted", file=sys.stderr)
         return 130

@@ -108,3 +108,26 @@ def test_pickles_to_names_and_rebuilds_in_a_fresh_process():
     assert out.stdout.decode().strip() == "0.5", (
         out.stderr.decode()
     )  # `= 5` not allowed: format only
+
+
+def test_preflight_runs_once_with_the_defaults_and_a_failure_names_the_reward(monkeypatch):
+    from r1lab.rewards import registry
+
+    seen = []
+
+    def check(*, level: int, name: str) -> None:
+        seen.append((level, name))
+        if level > 1:
+            raise RuntimeError(f"level {level} is not available here")
+
+    def picky(completion, example, *, level: int = 1, name: str = "x"):
+        return 1.0
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_PREFLIGHT", dict(registry._PREFLIGHT))
+    register_reward("picky_test", preflight=check)(picky)
+    CompositeReward({"picky_test": 1.0}, {"picky_test": {"name": "y"}}).preflight()
+    assert seen == [(1, "y")]  # the reward's default for what the config leaves out
+    with pytest.raises(ConfigError, match="reward 'picky_test' cannot run here: level 2"):
+        CompositeReward({"picky_test": 0.0}, {"picky_test": {"level": 2}}).preflight()
+    CompositeReward({"format": 1.0}).preflight()  # no preflight registered: nothing to check

@@ -110,3 +110,34 @@ def test_evaluation_without_a_pool_scores_a_failed_item_zero(tiny_model, monkeyp
     )
     assert len(calls) == 2 * 2 + 2  # sampled and greedy answers, all graded
     assert result.samples[0]["samples"][0]["correct"] is False
+
+
+def test_parts_the_pool_killed_are_counted_as_timeouts(tiny_model):
+    # The pool scores a part 0 when its worker overruns the time limit or dies; the step says
+    # how many, apart from the parts that raised.
+    reward = CompositeReward({"format": 0.0, "math_accuracy": 1.0})
+
+    class KillingPool(RewardPool):
+        def score(self, composite, completions, examples, progress=None):
+            results = super().score(composite, completions, examples, progress)
+            zero = dict.fromkeys(composite.names, 0.0)
+            results[2] = composite.result(zero, timed_out=["math_accuracy"])
+            results[5] = composite.result(zero, crashed=["format", "math_accuracy"])
+            return results
+
+    cfg = ZeroConfig(
+        model=str(tiny_model),
+        task=TaskConfig(name="arithmetic"),
+        rollout=RolloutConfig(group_size=4, max_new_tokens=8),
+        algo=AlgoConfig(prompts_per_step=2, micro_batch=8),
+        train_pool=16,
+        workers=0,
+        threads=1,
+        progress=False,
+    )
+    with KillingPool(workers=0) as pool:
+        t = trainer.build(cfg, pool)
+        t.reward = reward
+        metrics = trainer.train_step(t, 0)
+    assert metrics["reward/timeouts"] == 3.0
+    assert metrics["reward/errors"] == 0.0

@@ -330,3 +330,46 @@ def test_cli_runs_a_step_and_resumes_by_flag(tiny_model, tmp_path, capsys):
     assert {p.name: (p / "model.safetensors").read_bytes() for p in checkpoints(out)} == before
     assert main(["zero", f"model={tmp_path / 'nope'}", f"out={out}2"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_code_reward_requiring_full_isolation_refuses_the_run_before_the_model_loads(
+    tiny_model, tmp_path, monkeypatch, capsys
+):
+    # `unshare` refused (a container without CAP_SYS_ADMIN): the run must not start and score
+    # every code item 0 (or run programs with less isolation than asked for).
+    import warnings
+
+    from r1lab.cli import main
+    from r1lab.rewards import sandbox
+    from r1lab.run import model as run_model
+
+    loaded = []
+    real_load = run_model.load_model
+    monkeypatch.setattr(
+        run_model, "load_model", lambda *a, **k: loaded.append(a) or real_load(*a, **k)
+    )
+    monkeypatch.setattr(sandbox, "_unshare_works", lambda cmd: False)
+    sandbox.probe_isolation.cache_clear()
+    out = tmp_path / "run"
+    args = [
+        "zero",
+        f"model={tiny_model}",
+        f"out={out}",
+        "steps=1",
+        "workers=0",
+        "progress=false",
+        "rewards={code: 1.0, format: 0.0}",
+    ]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the floor-mode warning itself
+            assert main([*args, "reward_params={code: {require: full}}"]) == 2
+            err = capsys.readouterr().err
+            assert "reward 'code' cannot run here" in err and "netns" in err
+            assert not out.exists() and loaded == []
+            monkeypatch.setenv("R1LAB_SANDBOX_REQUIRE", "full")  # the same, machine-wide
+            assert main(args) == 2
+            assert "R1LAB_SANDBOX_REQUIRE" in capsys.readouterr().err
+            assert not out.exists() and loaded == []
+    finally:
+        sandbox.probe_isolation.cache_clear()

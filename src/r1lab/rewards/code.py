@@ -43,7 +43,13 @@ from typing import Any
 
 from r1lab.rewards.math import answer_block
 from r1lab.rewards.registry import register_reward
-from r1lab.rewards.sandbox import WORLD_WRITABLE, Limits, SandboxResult, run_python
+from r1lab.rewards.sandbox import (
+    WORLD_WRITABLE,
+    Limits,
+    SandboxResult,
+    require_isolation,
+    run_python,
+)
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -498,6 +504,24 @@ def _why(result: SandboxResult) -> str:
     return "wrong output"
 
 
+def _limits(timeout: float, memory_mb: int, require: str, hide: Sequence[str]) -> Limits:
+    return Limits(
+        wall_time=timeout,
+        cpu_time=max(1, int(timeout + 0.999)),
+        memory_bytes=memory_mb << 20,
+        masks=WORLD_WRITABLE + ((hide,) if isinstance(hide, str) else tuple(map(str, hide))),
+        require=require,
+    )
+
+
+def _preflight(
+    *, timeout: float, memory_mb: int, require: str, hide: Sequence[str], **_: Any
+) -> None:
+    # At start-up: require=full (or R1LAB_SANDBOX_REQUIRE=full) without every isolation layer,
+    # or `hide` without a mount namespace, refuses the run here rather than failing every item.
+    require_isolation(_limits(timeout, memory_mb, require, hide))
+
+
 def _score_tests(
     completion: str,
     example: Mapping[str, Any],
@@ -517,13 +541,7 @@ def _score_tests(
     program = extract_code(completion)
     if program is None:
         return 0, len(tests), {"reason": "no code"}
-    limits = Limits(
-        wall_time=timeout,
-        cpu_time=max(1, int(timeout + 0.999)),
-        memory_bytes=memory_mb << 20,
-        masks=WORLD_WRITABLE + ((hide,) if isinstance(hide, str) else tuple(map(str, hide))),
-        require=require,
-    )
+    limits = _limits(timeout, memory_mb, require, hide)
     start = time.monotonic()
     passed = 0
     info: dict[str, Any] = {}
@@ -542,7 +560,7 @@ def _score_tests(
     return passed, len(tests), info
 
 
-@register_reward("code")
+@register_reward("code", preflight=_preflight)
 def code(
     completion: str,
     example: Mapping[str, Any],
@@ -567,7 +585,7 @@ def code(
     return passed / total, {"passed": passed, "total": total, **info}
 
 
-@register_reward("code_binary")
+@register_reward("code_binary", preflight=_preflight)
 def code_binary(
     completion: str,
     example: Mapping[str, Any],

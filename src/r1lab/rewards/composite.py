@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.config import ConfigError
-from r1lab.rewards.registry import check_params, get_reward, list_rewards, split_result
+from r1lab.rewards.registry import (
+    check_params,
+    get_reward,
+    list_rewards,
+    preflight,
+    split_result,
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,11 @@ class CompositeReward:
     @property
     def names(self) -> list[str]:
         return list(self.weights)
+
+    def preflight(self) -> None:
+        """Check once, before a run loads anything, that every part can run here (ConfigError)."""
+        for name in self.weights:
+            preflight(name, self.params.get(name, {}))
 
     def part(
         self, name: str, completion: str, example: Mapping[str, Any]

@@ -34,10 +34,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 RESERVED_KEYS = ("num_tokens", "max_tokens", "correct")
 
 _REGISTRY: dict[str, RewardFn] = {}
+_PREFLIGHT: dict[str, Callable[..., None]] = {}
 
 
-def register_reward(name: str) -> Callable[[F], F]:
-    """Register `fn` under `name`; the signature is checked here so a bad reward fails at import."""
+def register_reward(name: str, *, preflight: Callable[..., None] | None = None) -> Callable[[F], F]:
+    """Register `fn` under `name`; the signature is checked here so a bad reward fails at import.
+
+    `preflight(**params)`, if given, checks once at start-up that the reward can run here with
+    those params (the code rewards: the sandbox isolation they require) and raises if not, so a
+    run refuses to start instead of scoring every item 0.
+    """
 
     def decorator(fn: F) -> F:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
@@ -46,9 +52,23 @@ def register_reward(name: str) -> Callable[[F], F]:
             )
         _check_signature(name, fn)
         _REGISTRY[name] = fn
+        if preflight is not None:
+            _PREFLIGHT[name] = preflight
         return fn
 
     return decorator
+
+
+def preflight(name: str, params: Mapping[str, Any]) -> None:
+    """Run `name`'s start-up check with `params` (the reward's defaults filled in); a failure is
+    a ConfigError naming the reward."""
+    check = _PREFLIGHT.get(name)
+    if check is None:
+        return
+    try:
+        check(**{**reward_params(name), **params})
+    except Exception as e:
+        raise ConfigError(f"reward '{name}' cannot run here: {e}") from None
 
 
 def _check_signature(name: str, fn: Callable[..., Any]) -> None:

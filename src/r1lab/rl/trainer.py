@@ -81,7 +81,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     # 1-2. Rollout and reward. Dynamic sampling (DAPO) keeps only groups whose rewards differ
     # and samples more prompts until P groups are kept or the extra rounds run out.
     kept: list[tuple[Mapping[str, Any], list[Completion], list[Any]]] = []
-    zero_var_groups = seen_groups = errors = 0
+    zero_var_groups = seen_groups = errors = timeouts = 0
     rounds = 1 + (algo.max_resample_rounds if algo.dynamic_sampling else 0)
     for rnd in range(rounds):
         examples = t.stream.take(algo.prompts_per_step)
@@ -99,6 +99,8 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         # A part that raised or was not a finite number scored 0 (logged by the pool); a reward
         # failing on every item raised RewardError above.
         errors += sum(len(r.info.get("errors", ())) for r in scored)
+        # Parts whose worker overran the pool's time limit or died also scored 0.
+        timeouts += sum(len(r.info["timed_out"]) + len(r.info["crashed"]) for r in scored)
         times["rollout"] += t1 - t0
         times["reward"] += time.perf_counter() - t1
         for i, (ex, group) in enumerate(zip(examples, groups, strict=True)):
@@ -117,6 +119,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
             "batch/skipped": 1.0,
             "batch/zero_std_groups": 1.0,
             "reward/errors": float(errors),
+            "reward/timeouts": float(timeouts),
             **_times(times),
         }
 
@@ -207,6 +210,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     out["reward/accuracy"] = _mean([r.parts[spec.accuracy] >= 1 - 1e-9 for r in results])
     out["reward/format_rate"] = _mean([r.parts[spec.format] >= 1 - 1e-9 for r in results])
     out["reward/errors"] = float(errors)  # failed parts over every item scored this step
+    out["reward/timeouts"] = float(timeouts)  # parts killed by the pool (time limit or crash)
     out.update({f"response/length_{k}": float(v) for k, v in M.length_stats(lengths).items()})
     out["response/clipped_ratio"] = truncated.float().mean().item()
     out["response/reflection_rate"] = M.reflection_rate(texts)
@@ -364,6 +368,8 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     resolve_dtype(cfg.dtype, device)  # float16 on a CPU fails here, before anything loads
     load_tokenizer(cfg.model, cfg.template)  # so does a model without a (chat) tokenizer
     task = make_task(cfg.task)
+    reward = build_reward(cfg, task)
+    reward.preflight()  # e.g. a code reward requiring full sandbox isolation the machine lacks
     policy, tokenizer = load_model(
         str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
     )
@@ -406,7 +412,7 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         sampler=Sampler(policy, tokenizer),
         sampling=sampling,
         pool=pool,
-        reward=build_reward(cfg, task),
+        reward=reward,
         task=task,
         stream=PromptStream(train, cfg.seed, rank, world),
         device=device,
