@@ -147,3 +147,19 @@ def test_eval_refuses_an_out_that_is_a_file_before_evaluating(tmp_path, capsys):
     out.write_text("{}")
     assert main(["eval", f"out={out}", "num_questions=1", "n=1", "ks=1"]) == 2
     assert "is a file" in capsys.readouterr().err and out.read_text() == "{}"
+
+
+def test_a_broken_reward_stops_a_command_with_one_line_not_a_traceback(monkeypatch, capsys):
+    from r1lab.cli import main
+    from r1lab.rewards import RewardError
+    from r1lab.rl import trainer
+
+    def broken(cfg, *a, **k):
+        raise RewardError("countdown", "KeyError: 'numbers' (it failed on all 32 items)", 0)
+
+    monkeypatch.setattr(trainer, "run", broken)
+    assert main(["zero", "steps=1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "r1lab zero: reward 'countdown' failed on item 0: KeyError: 'numbers' (it failed on all 32 items)"
+    ]

@@ -122,3 +122,12 @@ def test_cli_overrides_and_exit_codes(tmp_path, capsys):
     assert "1.500" in capsys.readouterr().out
     assert main(["score", str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_reward_failing_on_every_line_is_one_line_naming_the_file(tmp_path, capsys):
+    # Countdown without its reference data on every line: a broken dataset, not a bad completion.
+    line = '{"completion": "<think>a</think> <answer>2 + 3</answer>", "target": 5}'
+    path = write(tmp_path, line + "\n" + line)
+    assert main(["score", path, "rewards={countdown: 1}", "workers=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "in.jsonl, line 1: reward 'countdown' failed" in err[0]
