@@ -63,12 +63,25 @@ def save_hf(
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        _portable_tokenizer_class(tmp / "tokenizer_config.json")
         if extra is not None:
             (tmp / "r1lab.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
         for name, fn in (extra_files or {}).items():
             fn(tmp / name)
 
     return atomic_dir(path, write)
+
+
+def _portable_tokenizer_class(path: Path) -> None:
+    # transformers 5 names its generic fast tokenizer `TokenizersBackend`, a class 4.x cannot
+    # load; `PreTrainedTokenizerFast` loads as the same tokenizer under both (same ids), so a
+    # checkpoint written here loads with every transformers in the supported range.
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def own_memory(model: Any) -> Any:

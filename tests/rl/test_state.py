@@ -58,3 +58,24 @@ def test_truncate_metrics_keeps_only_earlier_steps(tmp_path):
         '{"step": 1',
         '{"step": 2',
     ]
+
+
+def test_a_saved_tokenizer_names_a_class_every_supported_transformers_loads(tmp_path):
+    # transformers 5 writes a tokenizer built from scratch (as `r1lab pretrain` builds one) as
+    # `TokenizersBackend`, which 4.56, the oldest supported, cannot load.
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1lab.checkpoint import save_hf
+    from r1lab.microworld import DEFAULT_BASE
+    from r1lab.microworld.tokenizer import train_tokenizer
+
+    texts = ["<think> 12 + 30 = 42 </think> <answer> 42 </answer>", "User: 7 * 6? Assistant:"] * 20
+    tok = train_tokenizer(texts, vocab_size=300)
+    model = AutoModelForCausalLM.from_pretrained(DEFAULT_BASE)
+    out = save_hf(tmp_path / "ckpt", model, tok)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    again = AutoTokenizer.from_pretrained(out)
+    assert again(texts[0])["input_ids"] == tok(texts[0])["input_ids"]
