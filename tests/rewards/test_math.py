@@ -216,6 +216,51 @@ HACKS = [
     ("2", "If n is even, 2", 0),
     # An empty box beside the answer.
     ("2", "\\boxed{} \\boxed{2}", 0),
+    # A second value math-verify drops or merges: every value shown must be accounted for.
+    # Inside text or another font (math-verify drops text, and reads `\mathbf{4}` half).
+    ("3", "3 \\text{(or 4)}", 0),
+    ("3", "3 \\text{ (maybe 4)}", 0),
+    ("3", "3 \\textbf{or 4}", 0),
+    ("3", "3 \\mbox{ or 4}", 0),
+    ("3", "3 \\textit{alternatively 4}", 0),
+    ("3", "3 \\text{4}", 0),
+    ("3", "3\\text{ 4}", 0),
+    ("3", "3 \\text{4.}", 0),
+    ("3", "3 \\text{#4}", 0),
+    ("3", "3 \\ \\text{(}4\\text{)}", 0),
+    ("3", "3 \\mathbf{4}", 0),
+    ("3", "3\\mathrm{4}", 0),
+    ("3", "3 \\mathit{4}", 0),
+    ("3", "3 \\textnormal{4}", 0),
+    ("3", "3 \\,\\text{or}\\,\\textbf{4}", 0),
+    ("3", "3 \\text{\\,or\\,4}", 0),
+    ("3", "3 \\text{\\textbf{4}}", 0),
+    ("3", "3 \\\\\\text{(or 4)}", 0),
+    # Beside it with nothing between: read as a sum (`1 2` is 3, `{3}{4}` is 7).
+    ("3", "1 2", 0),
+    ("7", "{3}{4}", 0),
+    ("7", "3 '4'", 0),
+    ("3", "\\boxed{\\boxed{3} 4}", 0),
+    # As a subscript, or on the far side of a relation other than `=`.
+    ("3", "3_{4}", 0),
+    ("3", "3_4", 0),
+    ("3", "3 \\approx 4", 0),
+    ("3", "3 ≈ 4", 0),
+    ("4", "3 \\equiv 4", 0),
+    # Right answers in every dress above still score.
+    ("3", "\\text{3}", 1),
+    ("3", "\\mathbf{3}", 1),
+    ("3", "\\textbf{3} \\text{ apples}", 1),
+    ("5", "5\\text{ cm}^2", 1),
+    ("1000", "1{,}000", 1),
+    ("3", "\\log_2 8", 1),
+    ("10", "\\binom{5}{2}", 1),
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt2}{2}", 1),
+    ("2", "\\sqrt[3]{8}", 1),
+    ("\\begin{pmatrix} 3 \\\\ 4 \\end{pmatrix}", "\\begin{pmatrix}3\\\\4\\end{pmatrix}", 1),
+    ("3", "x \\approx 3", 1),
+    ("1 < x < 2", "(1, 2)", 1),
+    ("12", "3 \\times 4", 1),
 ]
 
 # Already 0 before the fix (math-verify reads these whole); kept so that the new reading of
@@ -255,6 +300,21 @@ GUARDS = [
     ("2", "\\text{not } 2", 0),
     ("\\text{odd}", "\\text{odd or even}", 0),
     ("2", "\\boxed{2} \\boxed{}", 0),
+    # Values hidden in formatting, spacing, comments or other digits: 0 before and after.
+    ("3", "3 \\color{red}{4}", 0),
+    ("4", "3 \\color{red}4", 0),
+    ("3", "3 \\tag{4}", 0),
+    ("3", "3 \\phantom{4}", 0),
+    ("3", "3 \\overset{4}{}", 0),
+    ("3", "3 \\underbrace{}_{4}", 0),
+    ("3", "3 \\,4", 0),
+    ("3", "3~4", 0),
+    ("3", "3 <!-- 4 -->", 0),
+    ("3", "3 ~~4~~", 0),
+    ("3", "3 ４", 0),
+    ("3", "3³", 0),
+    ("3", "3 % 4", 0),
+    ("4", "3 \\ne 4", 0),
 ]
 
 
@@ -312,6 +372,50 @@ def test_two_numbers_in_prose_match_neither(a, b, word):
 def test_one_value_in_any_dress_matches(v):
     for dress in (f"${v}$", f"\\boxed{{{v}}}", f"The answer is {v}.", f"x = {v}", f"{v} apples"):
         assert math_equal(str(v), dress), dress
+
+
+# A wrapper that hides, merges or relates a second value `b` beside the answer `a`.
+_HIDERS = [
+    "\\text{{{b}}}",
+    "\\text{{ (or {b})}}",
+    "\\textbf{{or {b}}}",
+    "\\textit{{{b}}}",
+    "\\mbox{{ {b}}}",
+    "\\mathbf{{{b}}}",
+    "\\mathrm{{{b}}}",
+    "\\boldsymbol{{{b}}}",
+    "\\operatorname{{{b}}}",
+    "\\emph{{{b}}}",
+    "\\color{{red}}{{{b}}}",
+    "\\tag{{{b}}}",
+    "\\phantom{{{b}}}",
+    "\\cancel{{{b}}}",
+    "\\underbrace{{}}_{{{b}}}",
+    "\\stackrel{{{b}}}{{}}",
+    "_{{{b}}}",
+    "\\approx {b}",
+    "\\sim {b}",
+    "\\neq {b}",
+    "\\to {b}",
+    "\\Rightarrow {b}",
+    "\\,{b}",
+    "\\;{b}",
+    "\\ {b}",
+    "~{b}",
+    " {b}",
+    "{{{b}}}",
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 999), st.integers(0, 999), st.sampled_from(_HIDERS), st.booleans())
+def test_a_hidden_second_value_matches_neither(a, b, hider, after):
+    if a == b:
+        return
+    hidden = hider.format(b=b)
+    answer = f"{a} {hidden}" if after else f"{hidden} {a}"
+    for gold in (a, b, a + b):
+        assert acc(f"<answer>{answer}</answer>", str(gold)) == 0.0, (answer, gold)
 
 
 # -- the reward ------------------------------------------------------------------------------

@@ -78,13 +78,47 @@ def _balanced_after(text: str, start: int, stop: int | None = None) -> int | Non
 _BOX_TOKEN = re.compile(r"[^\s$]+")
 
 
-def _box_before(text: str, end: int, max_tries: int) -> tuple[int, int, str] | None:
-    """(start, stop, content) of the last box closed before `end`, trying at most `max_tries`
-    boxes (an unclosed one, from a truncated completion, is skipped for the one before it)."""
-    for _ in range(max_tries):
+def _nested_boxes(text: str) -> frozenset[int]:
+    """Starts of the boxes that lie inside another closed box: `\\boxed{\\boxed{3} 4}` is the
+    answer `\\boxed{3} 4`, not 3."""
+    if text.count("\\boxed") + text.count("\\fbox") < 2:
+        return frozenset()
+    opens: list[tuple[int, int]] = []  # (brace position, box start or -1)
+    closes: list[tuple[int, int]] = []  # (box start, close position)
+    box_at: dict[int, int] = {}
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*(?=\{)|\\[{}]|[{}]", text):
+        tok = m.group(0)
+        if tok.startswith("\\b") or tok.startswith("\\f"):
+            box_at[m.end()] = m.start()
+        elif tok == "{":
+            opens.append((m.start(), box_at.get(m.start(), -1)))
+        elif tok == "}" and opens:
+            _, box = opens.pop()
+            if box >= 0:
+                closes.append((box, m.start()))
+    nested, reach = set(), -1
+    for box, close in sorted(closes):
+        if box < reach:
+            nested.add(box)
+        reach = max(reach, close)
+    return frozenset(nested)
+
+
+def _box_before(
+    text: str, end: int, max_tries: int, nested: frozenset[int] = frozenset()
+) -> tuple[int, int, str] | None:
+    """(start, stop, content) of the last box closed before `end` and not inside another box,
+    trying at most `max_tries` boxes (an unclosed one, from a truncated completion, is skipped
+    for the one before it)."""
+    tries = 0
+    while tries < max_tries:
         i = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
         if i < 0:
             return None
+        if i in nested:
+            end = i
+            continue
+        tries += 1
         j = i + (6 if text.startswith("\\boxed", i) else 5)
         while j < end and text[j] == " ":
             j += 1
@@ -123,13 +157,14 @@ def last_boxed(
     A truncated last box falls back to the one before it; only the last `max_tries` boxes are
     tried and at most `max_boxes` joined, so ten thousand unclosed boxes stay linear.
     """
-    last = _box_before(text, len(text), max_tries)
+    nested = _nested_boxes(text)
+    last = _box_before(text, len(text), max_tries, nested)
     if last is None:
         return None
     start, _, content = last
     run = [content]
     while len(run) < max_boxes:
-        prev = _box_before(text, start, 1 if together else max_tries)
+        prev = _box_before(text, start, 1 if together else max_tries, nested)
         if prev is None or (together and not _BOX_GAP.fullmatch(text, prev[1], start)):
             break
         start, _, content = prev
@@ -320,6 +355,188 @@ def _math_chunks(text: str) -> tuple[list[str], bool, bool]:
     return (formulas if len(formulas) == 1 else chunks), had_words, qualified
 
 
+# -- faithfulness: a parse must account for every value the answer shows ------------------------
+# math-verify reads what it can and drops the rest: `3 \text{(or 4)}`, `3 \mathbf{4}` and
+# `3 \approx 4` all parse as 3, and `1 2` as 3. These checks run on the one formula sent to it;
+# a formula that fails one is ambiguous.
+
+# Commands whose braced arguments are the value itself (or hold no digits): read by math-verify.
+_VALUE_CMDS = (
+    frozenset(
+        """frac dfrac tfrac cfrac sqrt binom dbinom tbinom overline begin end left right pmod bmod
+    operatorname mathbb mathcal""".split()  # noqa: SIM905
+    )
+    | _MATH_WORDS
+)
+# Commands that set their argument as text or in another font: a value when the argument is
+# exactly one number (`\text{5}`, `\mathbf{5}`), a hidden one when it is more (`\text{(or 4)}`).
+_FONT_CMDS = frozenset(
+    """text textbf textit textrm textsf texttt textup textnormal textmd textsc emph mbox hbox
+    mathbf mathrm mathit mathsf mathtt mathnormal boldsymbol bm pmb boxed fbox""".split()  # noqa: SIM905
+)
+# Commands that may stand between two numbers as the operation joining them.
+_OPERATOR_CMDS = (
+    frozenset(
+        """times cdot div pm mp ast star circ bullet cup cap setminus in notin ni subset subseteq
+        supset supseteq ldots cdots dots vdots ddots colon mid vert Vert lvert rvert lfloor rfloor
+        lceil rceil langle rangle le leq ge geq lt gt ne neq approx sim to wedge vee land lor
+        infty pi""".split()  # noqa: SIM905
+    )
+    | _VALUE_CMDS
+)
+_TWO_ARG_CMDS = frozenset(["frac", "dfrac", "tfrac", "cfrac", "binom", "dbinom", "tbinom"])
+_ONE_NUMBER = re.compile(r"\s*[-+]?\s*\d+(?:(?:\{,\}|,)\d{3})*(?:\.\d+)?\s*")
+_COMMAND = re.compile(r"\\([A-Za-z]+)\s*")
+_TOKEN = re.compile(r"\\\\|\\([A-Za-z]+)\s*|\\.")
+# Relations other than `=` (and the set relations): `3 \approx 4` is two values, not 3.
+_RELATION = re.compile(
+    r"\\(?:approx|approxeq|thickapprox|sim|simeq|thicksim|cong|ne|neq|le|leq|leqq|leqslant|ge|"
+    r"geq|geqq|geqslant|lt|gt|ll|gg|lesssim|gtrsim|prec|succ|preceq|succeq|to|gets|rightarrow|"
+    r"longrightarrow|Rightarrow|Longrightarrow|leftarrow|Leftarrow|leftrightarrow|"
+    r"Leftrightarrow|implies|impliedby|iff|equiv|mapsto|propto|doteq|neg|not)(?![A-Za-z])"
+    r"|[<>≈≠≤≥→⇒≡∼≃≅∝⟹⟶↦⇔⟺≪≫⩽⩾←⇐]|!="
+)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
+_LOG_BASE = re.compile(r"\\log\s*_\s*\{?\s*$")
+# What may join two numbers without adding anything: space, LaTeX spacing, invisible delimiters.
+_SPACING = re.compile(r"\s|~|\\[,;:!> ]|\\(?:left|right)\s*\.|\\[bB]ig+[lr]?(?![A-Za-z])")
+# Marks on a number, not operations: `30^\\circ`, `5'`, `2^{\\prime}`.
+_MARKS = re.compile(r"\^\s*\{?\s*\\(?:circ|prime)\s*\}?|'+")
+_OPERATOR_CHARS = set("+-*/^_=<>()[]|!,.:;&%") | {"\\{", "\\}", "\\|", "\\\\", "\\%"}
+
+
+def _brace_args(text: str, i: int) -> tuple[list[str], int]:
+    """The braced arguments starting at `i` (an optional `[...]` first), and where they end."""
+    args = []
+    j = i
+    if j < len(text) and text[j] == "[":
+        close = text.find("]", j)
+        if close > 0:
+            args.append(text[j + 1 : close])
+            j = close + 1
+    while True:
+        k = j
+        while k < len(text) and text[k] == " ":
+            k += 1
+        if k >= len(text) or text[k] != "{":
+            return args, j
+        close = _balanced_after(text, k)
+        if close is None:
+            return args, j
+        args.append(text[k + 1 : close])
+        j = close + 1
+
+
+def _unwrap_fonts(text: str) -> str | None:
+    """`text` with each font/text command that holds exactly one number replaced by the number,
+    spaced from its neighbours (`3\\text{4}` is `3 4`, two values); None when such a command
+    holds a digit and more (`\\text{(or 4)}`), or any other command hides a digit in an argument
+    (`\\color{red}{4}`, `\\tag{4}`, `\\phantom{4}`, `\\overset{4}{3}`)."""
+    out, pos = [], 0
+    for m in _TOKEN.finditer(text):
+        name = m.group(1)
+        if name is None or m.start() < pos:
+            continue  # `\\`, `\{`, or inside an argument already handled
+        if name in _VALUE_CMDS or name in _OPERATOR_CMDS:
+            continue
+        args, end = _brace_args(text, m.end())
+        if not any(ch.isdigit() for a in args for ch in a):
+            continue
+        if name not in _FONT_CMDS or len(args) != 1 or not _ONE_NUMBER.fullmatch(args[0]):
+            return None
+        out.append(text[pos : m.start()] + " " + args[0].strip() + " ")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _later_args(text: str) -> frozenset[int]:
+    """Where the second argument of each `\\frac`, `\\binom` and kin starts: the `}{` of
+    `\\frac{1}{2}` (and the space of `\\frac 1 2`) divides; the `}{` of `{3}{4}` sets two
+    numbers side by side."""
+    starts = set()
+    for m in _TOKEN.finditer(text):
+        if m.group(1) not in _TWO_ARG_CMDS:
+            continue
+        j = m.end()
+        for arg in range(2):
+            while j < len(text) and text[j] == " ":
+                j += 1
+            if j >= len(text):
+                break
+            if arg:
+                starts.add(j)
+            if text[j] == "{":
+                close = _balanced_after(text, j)
+                if close is None:
+                    break
+                j = close + 1
+            else:  # `\frac12`, `\frac3{3}`: one character is the argument
+                j += 1
+    return frozenset(starts)
+
+
+def _is_operator(text: str, start: int, end: int, later_args: frozenset[int]) -> bool:
+    """Whether `text[start:end]`, the text between two numbers, joins them by an operation (`+`,
+    `^{`, `\\cdot`, the `}{` of `\\frac{1}{2}`) rather than setting them side by side (` `,
+    `\\,`, `}`, `\\text{(}`)."""
+    if any(i in later_args for i in range(start, end + 1)):
+        return True
+    between = _MARKS.sub(" ", text[start:end])
+    rest, pos = [], 0
+    for m in _TOKEN.finditer(between):
+        if m.start() < pos:
+            continue
+        rest.append(between[pos : m.start()])
+        token, name = m.group(0), m.group(1)
+        pos = m.end()
+        if name is None:
+            rest.append("&" if token == "\\\\" else token)  # a matrix's line break separates
+        elif name in _OPERATOR_CMDS:
+            rest.append(token)
+        else:  # formatting, spacing or text: nothing, and its arguments with it
+            pos = _brace_args(between, m.end())[1]
+    rest.append(between[pos:])
+    gap = _SPACING.sub("", "".join(rest))
+    return any(op in gap for op in _OPERATOR_CHARS if op not in "{}") or bool(
+        re.search("[A-Za-z]", gap)
+    )
+
+
+def _unfaithful(formula: str) -> str | None:
+    """Why `formula` cannot be read faithfully as one value, or None. See the section comment."""
+    if any(ch.isdigit() or ch.isnumeric() for ch in formula if ch not in "0123456789"):
+        return "a digit that is not 0-9"  # ５, ³, 𝟒: read, dropped or misread by the parser
+    # math-verify reads `\\\\frac` (a doubled backslash, as in escaped strings) as `\\frac`.
+    unwrapped = _unwrap_fonts(_DOUBLED.sub(r"\\", formula))
+    if unwrapped is None:
+        return "a digit in text or formatting"
+    numbers = list(_NUMBER.finditer(unwrapped))
+    later_args = _later_args(unwrapped)
+    for a, b in zip(numbers, numbers[1:], strict=False):
+        if _LOG_BASE.search(unwrapped, 0, a.start()):
+            continue  # `\log_2 8`: a base, then the argument
+        if not _is_operator(unwrapped, a.end(), b.start(), later_args):
+            return "two numbers side by side"
+    for n in numbers:
+        if re.match(r"\s*_", unwrapped[n.end() :]):
+            return "a number with a subscript"
+    if re.search(r"\}\s*_\s*\{?[^}]*\d", unwrapped):
+        return "a subscript holding a digit under a group"
+    # Split at `=` too: in `x = 3 \\approx 4` the relation is between 3 and 4.
+    parts = re.split(f"({_RELATION.pattern}|=)", unwrapped)
+    for left, rel, right in zip(parts[::2], parts[1::2], parts[2::2], strict=False):
+        if rel != "=" and _is_constant(left) and _is_constant(right):
+            return "a relation between two values"
+    return None
+
+
+def _is_constant(side: str) -> bool:
+    """A side of a relation that is a value (no variable), like `3`, `\\pi`, `\\frac{1}{2}`."""
+    return bool(side.strip()) and not re.search("[A-Za-z]", _COMMAND.sub(" ", side))
+
+
 def _plain(text: str) -> str:
     text = _TEXT_BLOCK.sub(r" \1 ", text)
     return " ".join(text.casefold().split()).strip(_PUNCT)
@@ -330,7 +547,7 @@ class _Answer:
     """One side of a comparison, read whole."""
 
     kind: str  # "math", "text", or why there is no value: "ambiguous", "unparsed"
-    value: Any = None  # a sympy object (math) or the casefolded words (text)
+    value: Any = None  # a sympy object (math), the casefolded words (text), or why ambiguous
     count: int = 1  # how many values it lists: 2 for `1, 2`, `\pm 1` or `x \in \{1, 2\}`
 
 
@@ -368,6 +585,9 @@ def _read(text: str, timeout: int | None) -> _Answer:
         return _Answer("text", _plain(text)) if had_words else _Answer("unparsed")
     if len(chunks) > 1 or qualified:
         return _Answer("ambiguous")  # "3, not 5", "x is 3 or more": which value is the answer?
+    why = _unfaithful(chunks[0])
+    if why is not None:
+        return _Answer("ambiguous", why)  # `3 \text{(or 4)}`, `1 2`, `3 \approx 4`
     # Only LaTeX inside the box: math-verify's other extractions pick the last number of a text.
     # Python's power operator is not LaTeX; `x**2` would otherwise not parse at all.
     # A bare % would start a LaTeX comment and swallow the rest.
@@ -444,7 +664,7 @@ def _compare(
     g, p = _read(gold, timeout), _read(pred, timeout)
     for side, read in (("reference", g), ("answer", p)):
         if read.kind == "ambiguous":
-            return False, f"{side} ambiguous: formulas separated by words"
+            return False, f"{side} ambiguous: {read.value or 'formulas separated by words'}"
         if read.kind == "unparsed":
             return False, f"{side} does not parse"
     if g.kind != p.kind:
