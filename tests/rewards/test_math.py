@@ -241,6 +241,13 @@ HACKS = [
     ("7", "{3}{4}", 0),
     ("7", "3 '4'", 0),
     ("3", "\\boxed{\\boxed{3} 4}", 0),
+    ("7", "3(4)", 0),
+    ("7", "(3)\\;(4)", 0),
+    ("7", "3\\;\\binom{4}{1}", 0),
+    ("403", "3 400", 0),
+    ("7", "3^\\circ4", 0),
+    ("2", "1^{\\prime}2", 0),
+    ("3", "3 \\\\mathbf{4}", 0),  # math-verify reads the doubled backslash as one
     # As a subscript, or on the far side of a relation other than `=`.
     ("3", "3_{4}", 0),
     ("3", "3_4", 0),
@@ -259,8 +266,17 @@ HACKS = [
     ("2", "\\sqrt[3]{8}", 1),
     ("\\begin{pmatrix} 3 \\\\ 4 \\end{pmatrix}", "\\begin{pmatrix}3\\\\4\\end{pmatrix}", 1),
     ("3", "x \\approx 3", 1),
+    ("1/3", "x = \\frac{1}{3} \\approx 0.333", 1),
+    ("\\pi", "\\pi \\approx 3.14", 1),
+    ("1/3", "x = 1/3 \\approx 1.3", 0),  # an approximation that is not one: two values
+    ("3", "x = 3 \\approx 4", 0),
     ("1 < x < 2", "(1, 2)", 1),
     ("12", "3 \\times 4", 1),
+    ("14", "2(3+4)", 1),
+    ("1.5", "1\\frac{1}{2}", 1),
+    ("0.5", "\\frac 1 2", 1),
+    ("1", "\\frac3{3}", 1),
+    ("30", "30^\\circ", 1),
 ]
 
 # Already 0 before the fix (math-verify reads these whole); kept so that the new reading of
@@ -404,6 +420,10 @@ _HIDERS = [
     "~{b}",
     " {b}",
     "{{{b}}}",
+    "({b})",
+    "\\left[{b}\\right]",
+    "^\\circ {b}",
+    "\\hspace{{1em}}{b}",
 ]
 
 

@@ -396,6 +396,8 @@ _RELATION = re.compile(
     r"Leftrightarrow|implies|impliedby|iff|equiv|mapsto|propto|doteq|neg|not)(?![A-Za-z])"
     r"|[<>≈≠≤≥→⇒≡∼≃≅∝⟹⟶↦⇔⟺≪≫⩽⩾←⇐]|!="
 )
+# An approximation keeps the exact value before it, as math-verify does (`1/3 \\approx 0.33`).
+_APPROX = re.compile(r"\\(?:approx|approxeq|thickapprox|simeq|doteq)|≈")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
 _LOG_BASE = re.compile(r"\\log\s*_\s*\{?\s*$")
@@ -403,7 +405,12 @@ _LOG_BASE = re.compile(r"\\log\s*_\s*\{?\s*$")
 _SPACING = re.compile(r"\s|~|\\[,;:!> ]|\\(?:left|right)\s*\.|\\[bB]ig+[lr]?(?![A-Za-z])")
 # Marks on a number, not operations: `30^\\circ`, `5'`, `2^{\\prime}`.
 _MARKS = re.compile(r"\^\s*\{?\s*\\(?:circ|prime)\s*\}?|'+")
-_OPERATOR_CHARS = set("+-*/^_=<>()[]|!,.:;&%") | {"\\{", "\\}", "\\|", "\\\\", "\\%"}
+_BRACKETS = re.compile(
+    r"\\(?:left|right|middle|[bB]igg?[lr]?|[lr]?[vV]ert|langle|rangle|lfloor|rfloor|lceil|"
+    r"rceil|[dt]?binom)(?![A-Za-z])|\\[{}|]|[()\[\]|]"
+)
+_OPERATOR_CHARS = set("+-*/^_=<>()[]|!,.:;&%≈≠≤≥→⇒≡∼≃≅∝⟹⟶↦⇔⟺≪≫⩽⩾←⇐")
+_OPERATOR_CHARS |= {"\\{", "\\}", "\\|", "\\\\", "\\%"}
 
 
 def _brace_args(text: str, i: int) -> tuple[list[str], int]:
@@ -457,6 +464,11 @@ def _later_args(text: str) -> frozenset[int]:
     numbers side by side."""
     starts = set()
     for m in _TOKEN.finditer(text):
+        if m.group(1) == "sqrt":  # `\\sqrt[3]{8}`: the index, then the radicand
+            close = text.find("]", m.end()) if text.startswith("[", m.end()) else -1
+            if close > 0:
+                starts.add(close + 1)
+            continue
         if m.group(1) not in _TWO_ARG_CMDS:
             continue
         j = m.end()
@@ -499,12 +511,20 @@ def _is_operator(text: str, start: int, end: int, later_args: frozenset[int]) ->
             pos = _brace_args(between, m.end())[1]
     rest.append(between[pos:])
     gap = _SPACING.sub("", "".join(rest))
-    return any(op in gap for op in _OPERATOR_CHARS if op not in "{}") or bool(
-        re.search("[A-Za-z]", gap)
+    bare = _BRACKETS.sub("", gap)
+    if any(op in bare for op in _OPERATOR_CHARS if op not in "{}") or re.search("[A-Za-z]", bare):
+        return True
+    # Brackets alone join only a product like `2(3+4)`: math-verify reads `3(4)`, `(3)(4)` and
+    # `3\\binom{4}{1}`, a number alone in brackets, as the sum 7.
+    second = _NUMBER.match(text, end)
+    after = text[second.end() :] if second else ""
+    alone = gap.startswith((")", "]", "\\}", "\\right", "|")) or re.match(
+        r"\s*(?:\\right\s*)?(?:[)\]|]|\\\}|\\rangle|\\r[vV]ert)", after
     )
+    return bare != gap and not alone and "binom" not in gap
 
 
-def _unfaithful(formula: str) -> str | None:
+def _unfaithful(formula: str, timeout: int | None = None) -> str | None:
     """Why `formula` cannot be read faithfully as one value, or None. See the section comment."""
     if any(ch.isdigit() or ch.isnumeric() for ch in formula if ch not in "0123456789"):
         return "a digit that is not 0-9"  # ５, ³, 𝟒: read, dropped or misread by the parser
@@ -527,9 +547,35 @@ def _unfaithful(formula: str) -> str | None:
     # Split at `=` too: in `x = 3 \\approx 4` the relation is between 3 and 4.
     parts = re.split(f"({_RELATION.pattern}|=)", unwrapped)
     for left, rel, right in zip(parts[::2], parts[1::2], parts[2::2], strict=False):
-        if rel != "=" and _is_constant(left) and _is_constant(right):
+        if rel == "=" or not (_is_constant(left) and _is_constant(right)):
+            continue
+        if not _APPROX.fullmatch(rel.strip()):
             return "a relation between two values"
+        if not _rounds_to(left, right, timeout):
+            return "an approximation that is not one"
     return None
+    return None
+
+
+def _rounds_to(exact: str, approx: str, timeout: int | None) -> bool:
+    """Whether the number `approx` is `exact` rounded to the decimals it shows: `\\frac13 \\approx
+    0.33` is one value written twice (math-verify keeps the first), `3 \\approx 4` is two."""
+    from math_verify import LatexExtractionConfig, parse
+
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    values = []
+    for side in (exact, approx):
+        found = parse(
+            "\\boxed{" + side + "}", config, fallback_mode="no_fallback", parsing_timeout=timeout
+        )
+        try:
+            values.append(complex(found[0]) if found else None)
+        except (TypeError, ValueError):
+            values.append(None)
+    shown = re.search(r"\.(\d+)\s*$", approx)
+    decimals = len(shown.group(1)) if shown else 0
+    a, b = values
+    return a is not None and b is not None and abs(a - b) <= 0.5 * 10.0**-decimals + 1e-12
 
 
 def _is_constant(side: str) -> bool:
@@ -585,7 +631,7 @@ def _read(text: str, timeout: int | None) -> _Answer:
         return _Answer("text", _plain(text)) if had_words else _Answer("unparsed")
     if len(chunks) > 1 or qualified:
         return _Answer("ambiguous")  # "3, not 5", "x is 3 or more": which value is the answer?
-    why = _unfaithful(chunks[0])
+    why = _unfaithful(chunks[0], timeout)
     if why is not None:
         return _Answer("ambiguous", why)  # `3 \text{(or 4)}`, `1 2`, `3 \approx 4`
     # Only LaTeX inside the box: math-verify's other extractions pick the last number of a text.
