@@ -270,6 +270,12 @@ HACKS = [
     ("\\pi", "\\pi \\approx 3.14", 1),
     ("1/3", "x = 1/3 \\approx 1.3", 0),  # an approximation that is not one: two values
     ("3", "x = 3 \\approx 4", 0),
+    ("5", "12 \\in (5)", 0),
+    ("4", "2 + 2 = 4", 1),
+    ("3", "x = \\frac{6}{2} = 3", 1),
+    # A value math-verify drops without any listed rule noticing: changing it changes nothing.
+    ("2", "26'\\parallel\\frac{2}{1}", 0),
+    ("6", "69'\\left.\\right|\\frac{6}{1}", 0),
     ("1 < x < 2", "(1, 2)", 1),
     ("12", "3 \\times 4", 1),
     ("14", "2(3+4)", 1),
@@ -506,9 +512,15 @@ def test_a_tower_deep_enough_to_overflow_sympy_scores_zero():
     assert value == 0.0 and "powers" in info["reason"]
     assert time.perf_counter() - start < 1.5
     # Behind that cheap guard, the size guard holds it too, where sympy's recursion overflowed.
+    from math_verify import LatexExtractionConfig, parse
+
     from r1lab.rewards.math import _read, _too_big
 
-    assert _too_big(_read(tower, None).value, MAX_DIGITS)
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    parsed = parse(f"\\boxed{{{tower}}}", config, fallback_mode="no_fallback")[0]
+    assert _too_big(parsed, MAX_DIGITS)
+    # And the faithfulness check does not parse it once per number: 341 numbers is too many.
+    assert _read(tower, None).kind == "ambiguous"
 
 
 def test_guards_report_their_reason():

@@ -52,6 +52,9 @@ MAX_DIGITS = 50_000
 # A tower `2^2^...^2` of a few hundred levels costs seconds of LaTeX parsing before the digits
 # guard can see it; a real answer (a polynomial of degree 20) has a few dozen powers at most.
 MAX_POWERS = 64
+# Each number of an answer costs one more parse (the faithfulness check); real answers have a
+# few, a matrix a few dozen.
+MAX_NUMBERS = 40
 
 
 def _balanced_after(text: str, start: int, stop: int | None = None) -> int | None:
@@ -388,17 +391,19 @@ _TWO_ARG_CMDS = frozenset(["frac", "dfrac", "tfrac", "cfrac", "binom", "dbinom",
 _ONE_NUMBER = re.compile(r"\s*[-+]?\s*\d+(?:(?:\{,\}|,)\d{3})*(?:\.\d+)?\s*")
 _COMMAND = re.compile(r"\\([A-Za-z]+)\s*")
 _TOKEN = re.compile(r"\\\\|\\([A-Za-z]+)\s*|\\.")
-# Relations other than `=` (and the set relations): `3 \approx 4` is two values, not 3.
+# Relations other than `=`: `3 \approx 4` and `12 \in (5)` are two values, not one.
 _RELATION = re.compile(
     r"\\(?:approx|approxeq|thickapprox|sim|simeq|thicksim|cong|ne|neq|le|leq|leqq|leqslant|ge|"
     r"geq|geqq|geqslant|lt|gt|ll|gg|lesssim|gtrsim|prec|succ|preceq|succeq|to|gets|rightarrow|"
     r"longrightarrow|Rightarrow|Longrightarrow|leftarrow|Leftarrow|leftrightarrow|"
-    r"Leftrightarrow|implies|impliedby|iff|equiv|mapsto|propto|doteq|neg|not)(?![A-Za-z])"
+    r"Leftrightarrow|implies|impliedby|iff|equiv|mapsto|propto|doteq|neg|not|in|notin|ni|"
+    r"subset|subseteq|supset|supseteq)(?![A-Za-z])"
     r"|[<>≈≠≤≥→⇒≡∼≃≅∝⟹⟶↦⇔⟺≪≫⩽⩾←⇐]|!="
 )
 # An approximation keeps the exact value before it, as math-verify does (`1/3 \\approx 0.33`).
 _APPROX = re.compile(r"\\(?:approx|approxeq|thickapprox|simeq|doteq)|≈")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_DIGITS = re.compile(r"\d+")
 _DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
 _LOG_BASE = re.compile(r"\\log\s*_\s*\{?\s*$")
 # What may join two numbers without adding anything: space, LaTeX spacing, invisible delimiters.
@@ -547,11 +552,13 @@ def _unfaithful(formula: str, timeout: int | None = None) -> str | None:
     # Split at `=` too: in `x = 3 \\approx 4` the relation is between 3 and 4.
     parts = re.split(f"({_RELATION.pattern}|=)", unwrapped)
     for left, rel, right in zip(parts[::2], parts[1::2], parts[2::2], strict=False):
-        if rel == "=" or not (_is_constant(left) and _is_constant(right)):
+        if not (_is_constant(left) and _is_constant(right)):
             continue
+        if rel == "=":
+            continue  # `x = 5 + 5 + 1 = 11`: math-verify keeps the last side, the answer
         if not _APPROX.fullmatch(rel.strip()):
             return "a relation between two values"
-        if not _rounds_to(left, right, timeout):
+        elif not _rounds_to(left, right, timeout):
             return "an approximation that is not one"
     return None
     return None
@@ -642,8 +649,42 @@ def _read(text: str, timeout: int | None) -> _Answer:
     found = parse(latex, config, fallback_mode="no_fallback", parsing_timeout=timeout)
     for expr in found:
         if isinstance(expr, (Basic, MatrixBase)):
+            ignored = _ignored_number(latex, expr, timeout)
+            if ignored:
+                return _Answer("ambiguous", ignored)
             return _Answer("math", expr, _count(expr))
     return _Answer("unparsed")
+
+
+def _ignored_number(latex: str, expr: Any, timeout: int | None) -> str | None:
+    """Why the parse of `latex` is not faithful to its numbers, or None: each digit run is
+    changed in turn (its last digit moved by one, then two) and the formula parsed again; a run
+    whose changes leave the parse as it was is a value math-verify dropped (`26\\parallel\\frac{2}{1}`
+    parses as 2, `\\infty 20.5` as oo). The rules of `_unfaithful` catch the known forms
+    without parsing; this catches the ones nobody listed."""
+    from math_verify import LatexExtractionConfig, parse
+
+    # An approximation checked by `_unfaithful` (`\\frac13 \\approx 0.333`) is a second writing
+    # of the value before it: math-verify keeps that one, and the digits after it are not read.
+    approx = _APPROX.search(latex)
+    runs = list(_DIGITS.finditer(latex, 0, approx.start() if approx else len(latex)))
+    if len(runs) > MAX_NUMBERS:
+        return f"more than {MAX_NUMBERS} numbers"
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    for run in runs:
+        for step in (1, 2):  # two changes: binom(5, 2) = binom(5, 3) by chance, not by neglect
+            digit = str((int(latex[run.end() - 1]) + step) % 10)
+            changed = latex[: run.end() - 1] + digit + latex[run.end() :]
+            try:
+                found = parse(changed, config, fallback_mode="no_fallback", parsing_timeout=timeout)
+                same = bool(found) and found[0] == expr
+            except Exception:  # noqa: BLE001 - a parse that fails on the change read the number
+                same = False
+            if not same:
+                break
+        else:
+            return f"the number {run.group(0)} does not change the value"
+    return None
 
 
 def _log10_int(n: int) -> float:
