@@ -100,7 +100,9 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         # failing on every item raised RewardError above.
         errors += sum(len(r.info.get("errors", ())) for r in scored)
         # Parts whose worker overran the pool's time limit or died also scored 0.
-        timeouts += sum(len(r.info["timed_out"]) + len(r.info["crashed"]) for r in scored)
+        timeouts += sum(
+            len(r.info.get("timed_out", ())) + len(r.info.get("crashed", ())) for r in scored
+        )
         times["rollout"] += t1 - t0
         times["reward"] += time.perf_counter() - t1
         for i, (ex, group) in enumerate(zip(examples, groups, strict=True)):
