@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/r1lab demo
+	$(BIN)/r1lab demo --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
