@@ -379,3 +379,25 @@ def test_run_eval_samples_at_the_configured_eval_temperature(tiny_model, monkeyp
     assert seen["model"] is t.policy and len(seen["examples"]) == 5
     assert seen["temperature"] == 0.85 and seen["n"] == 3 and seen["seed"] == 7
     assert seen["greedy"] is False and seen["max_new_tokens"] == cfg.rollout.max_new_tokens
+
+
+def test_the_optimizer_steps_on_gradients_clipped_to_max_grad_norm(tiny_model, monkeypatch):
+    # Adam is nearly invariant to the gradient's scale, so the weights barely show clipping: look
+    # at the gradient the optimizer is handed instead.
+    algo = AlgoConfig(
+        prompts_per_step=2, micro_batch=8, lr=1e-3, warmup_steps=1, max_grad_norm=1e-3
+    )
+    t = trainer.build(make_config(tiny_model, algo=algo), ToyPool(by_length))
+    norms: list[float] = []
+    real_step = t.optimizer.step
+
+    def step(*a, **k):
+        grads = [p.grad for p in t.policy.parameters() if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(t.optimizer, "step", step)
+    out = trainer.train_step(t, 0)
+    assert len(norms) == 1
+    assert out["policy/grad_norm"] > 10 * algo.max_grad_norm  # the raw norm is logged, pre-clip
+    assert norms[0] == pytest.approx(algo.max_grad_norm, rel=1e-3)
