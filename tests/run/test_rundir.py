@@ -216,3 +216,13 @@ def test_overwrite_starts_afresh_and_keeps_the_old_run(one_step_run, tmp_path):
     assert load_config(ZeroConfig, run / "config.yaml").seed == 1
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert "overwrite" not in saved and "resume" not in saved  # how it started, not what it is
+
+
+def test_the_display_prints_a_line_of_the_trainers_keys_per_step_when_not_a_terminal(capsys):
+    from r1lab.run.progress import Display
+
+    row = {"reward/accuracy": 0.25, "time/step": 2.5, "eval/pass@1": 0.0469, "loss/total": 1.0}
+    Display("zero", total=3, start=0, enabled=True).update(1, row)
+    assert capsys.readouterr().out == "step    1  acc 0.25  s 2.5  eval@1 0.0469\n"
+    Display("zero", total=3, start=0, enabled=False).update(1, row)
+    assert capsys.readouterr().out == ""

@@ -44,6 +44,7 @@ from r1lab.rollout.batch import (
     micro_batches,
 )
 from r1lab.run import check_free, claim, resume_command, resume_config, save_run_config
+from r1lab.run.progress import Display, dist_rank
 from r1lab.tasks import encode_prompts, make_task, render_prompt
 
 
@@ -403,7 +404,7 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         stop=tuple(r.stop),
         n=r.group_size,
     )
-    rank, world = _dist_rank()
+    rank, world = dist_rank()
     return Trainer(
         cfg=cfg,
         policy=policy,
@@ -419,12 +420,6 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         stream=PromptStream(train, cfg.seed, rank, world),
         device=device,
     )
-
-
-def _dist_rank() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def run_eval(t: Trainer, pool: Any) -> dict[str, float]:
@@ -497,7 +492,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
         save_run_config(cfg, run_dir)
         truncate_metrics(run_dir / "metrics.jsonl", start)
         logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
-        display = _Display(cfg.steps, start, cfg.progress)
+        display = Display(command, cfg.steps, start, cfg.progress)
         try:
             for step in range(start, cfg.steps + 1):
                 row: dict[str, float] = {}
@@ -582,52 +577,3 @@ def _finish(run_dir: Path) -> None:
             if key in first:
                 print(f"  {key:<22} {first[key]:8.3f} -> {last[key]:8.3f}")
     print(f"run directory: {run_dir} (plot: {run_dir / 'plot.png'})")
-
-
-class _Display:
-    """A rich progress bar with the key numbers, or one line per step when not a terminal."""
-
-    KEYS = (
-        ("acc", "reward/accuracy"),
-        ("fmt", "reward/format_rate"),
-        ("len", "response/length_mean"),
-        ("refl", "response/reflection_rate"),
-        ("kl", "policy/kl"),
-        ("s", "time/step"),
-    )
-
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
-        import sys
-
-        self.enabled = enabled
-        self.tty = sys.stdout.isatty()
-        self.bar = None
-        if enabled and self.tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.bar = Progress(
-                TextColumn("zero"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[s]}"),
-            )
-            self.task = self.bar.add_task("zero", total=total, completed=start, s="")
-            self.bar.start()
-
-    def _line(self, row: Mapping[str, float]) -> str:
-        parts = [f"{name} {row[key]:.3g}" for name, key in self.KEYS if key in row]
-        if "eval/pass@1" in row:
-            parts.append(f"eval@1 {row['eval/pass@1']:.3f}")
-        return "  ".join(parts)
-
-    def update(self, step: int, row: Mapping[str, float]) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step + 1, s=self._line(row))
-        else:
-            print(f"step {step:4d}  {self._line(row)}", flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

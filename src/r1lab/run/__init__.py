@@ -4,6 +4,8 @@
   changes that keep a run's past valid, the command that resumes an interrupted run).
 - `r1lab.run.model`: model and tokenizer loading (device, dtype, tokenizer and chat-template
   checks), all failing before a run directory is written.
+- `r1lab.run.progress`: the progress display (a trainer passes its label and metric keys) and
+  the process's data-parallel rank.
 
 Checkpoints and trainer state still live in `r1lab.checkpoint` and `r1lab.rl.state`.
 Importing this package imports neither torch nor transformers.
