@@ -639,9 +639,11 @@ def _join(items: list[str], rng: random.Random) -> str:
 
 
 def _list_reply(request: Request, items: list[str], rng: random.Random) -> str:
-    head = rng.choice(("", "Sure: ", f"Here are {NUMBER_WORDS[request.count]} {request.topic}: "))
+    head = rng.choice(("", "Sure:", f"Here are {NUMBER_WORDS[request.count]} {request.topic}:"))
     body = _join(items, rng)
-    return head + body + ("" if "\n" in body else ".")
+    if "\n" in body:  # a numbered list starts on its own line
+        return f"{head}\n{body}" if head else body
+    return f"{head} {body}." if head else f"{body}."
 
 
 def _fact_reply(request: Request, value: str, rng: random.Random) -> str:
