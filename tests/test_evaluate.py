@@ -186,3 +186,176 @@ def test_eval_json_stores_the_exact_prompt(tmp_path, capsys):
     data, _ = _eval_file(tmp_path, capsys, test_path=True, num_questions=2)
     for q in data["samples"]:
         assert q["prompt"] == render_prompt(q["question"], "r1zero")
+
+
+# --- the metrics of issue 11, on scripted completions (no model) -------------------------------
+
+
+class ScriptedTokenizer:
+    """Encodes a rendered prompt as [index of the question it holds]."""
+
+    def __init__(self, questions):
+        self.questions = questions
+
+    def __call__(self, texts, add_special_tokens=True):
+        ids = [[next(i for i, q in enumerate(self.questions) if q in t)] for t in texts]
+        return {"input_ids": ids}
+
+
+def scripted_sampler(script):
+    """A Sampler whose model is `script`: question index -> [(text, finish_reason)] x n."""
+    from r1lab.rollout import Completion
+
+    class Scripted:
+        def __init__(self, model, tokenizer):
+            pass
+
+        def generate(self, prompts, params, seed=None):
+            return [
+                [
+                    Completion(pi, p, [0] * len(text.split()), text, [], finish)
+                    for text, finish in script[p[0]][: params.n]
+                ]
+                for pi, p in enumerate(prompts)
+            ]
+
+    return Scripted
+
+
+class FakeTask:
+    """Graded by math_accuracy and format; counts `Try` in a completion as its candidates."""
+
+    name = "fake"
+
+    def __init__(self, extra=True):
+        from r1lab.tasks.base import RewardSpec
+
+        self.rewards = RewardSpec({"math_accuracy": 1.0, "format": 0.0}, accuracy="math_accuracy")
+        if extra:
+            self.extra_metrics = lambda completions, examples: {
+                "answers_per_example": len(completions) / len(examples),
+                "eval/zh_share": sum(e.get("language") == "zh" for e in examples) / len(examples),
+            }
+
+    def extract_answer(self, text):
+        from r1lab.rewards.math import extract_answer
+
+        return extract_answer(text)
+
+    def equivalent(self, a, b, example):
+        return a == b
+
+    def trace_stats(self, completion):
+        return {"candidates": float(completion.count("Try"))}
+
+
+# q0 (en): a self-correction (right, readable), then a wrong answer with a Han word that
+# loops and is cut by the token limit.
+EN_FIX = "<think> 6*7=41. Wait, 6*7=42. Try 42. </think> <answer> 42 </answer>"
+EN_LOOP = (
+    "<think> 对 Try it: write 3 carry 6. write 3 carry 6. write 3 carry 6. "
+    "write 3 carry 6. </think> <answer> 41 </answer>"
+)
+# q1 (zh): a right Chinese answer with one Latin word, and a wrong answer without tags.
+ZH_OK = "<think> 检查一下：42*7=294。所以是 42 ok </think> <answer> 42 </answer>"
+ZH_BAD = "294/7=41，答案 41"
+SCRIPT = {0: [(EN_FIX, "stop"), (EN_LOOP, "length")], 1: [(ZH_OK, "stop"), (ZH_BAD, "eos")]}
+QUESTIONS = [
+    {"question": "Compute 6 * 7", "answer": "42", "language": "en"},
+    {"question": "计算 294 / 7", "answer": "42", "language": "zh"},
+]
+
+
+def scripted_eval(monkeypatch, examples=QUESTIONS, script=SCRIPT, task=None, n=2):
+    import r1lab.rollout
+
+    monkeypatch.setattr(r1lab.rollout, "Sampler", scripted_sampler(script))
+    tok = ScriptedTokenizer([ex["question"] for ex in examples])
+    return evaluate(
+        None, tok, task or FakeTask(), examples, n=n, ks=[1, n], greedy=False, progress=False
+    )
+
+
+def test_self_correction_language_and_readability_metrics(monkeypatch):
+    from r1lab.rewards.language import language_consistency
+
+    result = scripted_eval(monkeypatch)
+    m = result.metrics
+    assert m["eval/pass@1"] == 0.5 and m["eval/format"] == 0.75
+    assert m["eval/self_correction_rate"] == 0.25  # EN_FIX only
+    # each completion is measured against its own question's language
+    each = [
+        language_consistency(t, {}, language=lang)[0]
+        for t, lang in ((EN_FIX, "en"), (EN_LOOP, "en"), (ZH_OK, "zh"), (ZH_BAD, "zh"))
+    ]
+    assert m["eval/language_consistency"] == pytest.approx(sum(each) / 4)
+    assert each == [1.0, pytest.approx(10 / 11), 7 / 8, 1.0]
+    assert m["eval/mixed_language_rate"] == 0.5  # EN_LOOP's 对
+    assert m["eval/mixed_language_rate_zh"] == 0.5  # ZH_OK's "ok"
+    # EN_LOOP loops (and was cut), ZH_OK is 7/8 < 95% Chinese, ZH_BAD has no summary
+    assert m["eval/readability"] == 0.25
+    recorded = [s for q in result.samples for s in q["samples"]]
+    assert [s["self_corrects"] for s in recorded] == [True, False, False, False]
+    assert [s["readable"] for s in recorded] == [True, False, False, False]
+
+
+def test_per_language_breakdown_when_questions_are_in_two_languages(monkeypatch):
+    m = scripted_eval(monkeypatch).metrics
+    assert m["eval/en/pass@1"] == 0.5 and m["eval/zh/pass@1"] == 0.5
+    assert m["eval/en/format"] == 1.0 and m["eval/zh/format"] == 0.5
+    assert m["eval/en/length_mean"] == pytest.approx(
+        (len(EN_FIX.split()) + len(EN_LOOP.split())) / 2
+    )
+    assert m["eval/zh/length_mean"] == pytest.approx((len(ZH_OK.split()) + len(ZH_BAD.split())) / 2)
+    assert m["eval/en/reflection_rate"] == 0.5 and m["eval/zh/reflection_rate"] == 0.5
+    # one language: no breakdown, and only that language's mixed rate
+    zh_only = [{**QUESTIONS[1], "question": "计算 294 / 7"}]
+    m = scripted_eval(monkeypatch, zh_only, {0: SCRIPT[1]}).metrics
+    assert not any(k.startswith(("eval/zh/", "eval/en/")) for k in m)
+    assert "eval/mixed_language_rate" not in m and m["eval/mixed_language_rate_zh"] == 0.5
+    # a missing language is English
+    en_only = [{"question": "Compute 6 * 7", "answer": "42"}]
+    m = scripted_eval(monkeypatch, en_only, {0: SCRIPT[0]}).metrics
+    assert m["eval/mixed_language_rate"] == 0.5 and "eval/mixed_language_rate_zh" not in m
+    assert m["eval/language_consistency"] == pytest.approx((1 + 10 / 11) / 2)
+
+
+def test_a_language_r1lab_cannot_measure_is_left_out_of_the_language_metrics(monkeypatch):
+    code = [{"question": "Compute 6 * 7", "answer": "42", "language": "python"}]
+    m = scripted_eval(monkeypatch, code, {0: SCRIPT[0]}).metrics
+    assert m["eval/pass@1"] == 0.5
+    for key in ("language_consistency", "mixed_language_rate", "readability"):
+        assert f"eval/{key}" not in m
+
+
+def test_task_trace_stats_and_extra_metrics_are_averaged_into_eval(monkeypatch):
+    m = scripted_eval(monkeypatch).metrics
+    assert m["eval/candidates"] == pytest.approx((1 + 1 + 0 + 0) / 4)
+    assert m["eval/answers_per_example"] == 1.0  # one example per completion
+    assert m["eval/zh_share"] == 0.5
+    plain = FakeTask(extra=False)
+    m = scripted_eval(monkeypatch, task=plain).metrics
+    assert "eval/answers_per_example" not in m
+
+
+def test_a_task_named_general_uses_the_general_module_when_it_exists(monkeypatch):
+    import sys
+    import types
+
+    task = FakeTask(extra=False)
+    task.name = "general"
+    fake = types.ModuleType("r1lab.tasks.general")
+    fake.general_metrics = lambda completions, examples: {"eval/helpful_rate": 0.75}
+    monkeypatch.setitem(sys.modules, "r1lab.tasks.general", fake)
+    assert scripted_eval(monkeypatch, task=task).metrics["eval/helpful_rate"] == 0.75
+    monkeypatch.setitem(sys.modules, "r1lab.tasks.general", None)  # not written yet
+    m = scripted_eval(monkeypatch, task=task).metrics
+    assert "eval/helpful_rate" not in m and m["eval/pass@1"] == 0.5
+
+
+def test_markdown_table_shows_the_new_rates_as_percent():
+    table = markdown_table(
+        {"eval/language_consistency": 0.5, "eval/readability": 0.25, "eval/zh/pass@1": 1.0}
+    )
+    assert "| language_consistency | 50.0% |" in table and "| readability | 25.0% |" in table
+    assert "| zh/pass@1 | 100.0% |" in table

@@ -7,16 +7,25 @@ from fractions import Fraction
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from r1lab.metrics import (
     DEFAULT_REFLECTION_PHRASES,
+    Claim,
     _reflection_pattern,
+    arithmetic_claims,
+    evaluate_expression,
     has_reflection,
     length_stats,
     maj_at_k_correct,
     majority_vote,
+    mixed_language,
     pass_at_k,
+    readability,
     reflection_rate,
+    self_correction_rate,
+    self_corrects,
 )
 
 # --- pass@k -----------------------------------------------------------------------------------
@@ -155,6 +164,311 @@ def test_reflection_rate():
     assert reflection_rate(texts, ["waiting"]) == 0.25
     with pytest.raises(ValueError):
         reflection_rate([])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我算错了。等等，再看一遍", True),  # inside a sentence: no word boundary in Chinese
+        ("让我检查一下这个结果", True),
+        ("再检查：7+5=12", True),
+        ("我们来验算", True),
+        ("这一步错了", True),
+        ("等", False),
+        ("检查", False),  # "检查一下" / "再检查" only
+        ("好的wait，看看", True),  # a CJK character is a boundary for an English phrase
+        ("好的waiting", False),  # but a Latin letter still is not
+        ("awaited 等待", False),
+    ],
+)
+def test_chinese_reflection_phrases_match_inside_chinese_text(text, expected):
+    assert has_reflection(text) is expected
+
+
+def test_cjk_phrases_have_no_word_boundaries_and_latin_ones_keep_them():
+    assert has_reflection("他说等等吧", ["等等"])
+    assert has_reflection("x等等x", ["等等"])  # even between Latin letters
+    assert not has_reflection("xwaitx", ["wait"]) and not has_reflection("wait2", ["wait"])
+    assert has_reflection("等wait等", ["wait"])
+    assert has_reflection("verify 验算", ["verify", "验算"])
+    assert has_reflection("abc验算def", ["verify", "验算"])
+    assert not has_reflection("verifying", ["verify", "验算"])
+
+
+# --- arithmetic claims ------------------------------------------------------------------------
+
+
+def test_evaluate_expression_is_exact_and_refuses_what_is_not_arithmetic():
+    assert evaluate_expression("294 / 7") == 42
+    assert evaluate_expression("1/3 + 1/3 + 1/3") == 1  # exact: floats would give 0.999...
+    assert evaluate_expression("2 + 3 * 4") == 14 and evaluate_expression("(2 + 3) * 4") == 20
+    assert evaluate_expression("8 - 3 - 2") == 3 and evaluate_expression("48 / 4 / 2") == 6
+    assert evaluate_expression("-3 + 5") == 2 and evaluate_expression("--3") == 3
+    assert evaluate_expression("6 × 7 ÷ 3") == 14 and evaluate_expression("9 − 4") == 5
+    assert evaluate_expression("2 \\times 3 \\div 6 \\cdot 4") == 4
+    assert evaluate_expression("7 / (3 - 3)") is None
+    for bad in ("2**3", "2(3)", "3 +", "(1", "1)", "", "x + 1", "3 4", "1.5"):
+        with pytest.raises(ValueError):
+            evaluate_expression(bad)
+    deep = "(" * 40 + "1" + ")" * 40  # deeper than any real trace: refused, never a crash
+    with pytest.raises(ValueError):
+        evaluate_expression(deep)
+    assert evaluate_expression("-" * 5000 + "1") == 1  # unary minus does not recurse
+
+
+def claims(text):
+    return [(c.expression, c.value, c.right) for c in arithmetic_claims(text)]
+
+
+def test_claims_take_the_maximal_expression_and_positions_point_into_the_text():
+    text = "7*9=63, write 3 carry 6. 8*9+6=77, write 7 carry 7."
+    assert claims(text) == [("7*9", 63, True), ("8*9+6", 77, False)]
+    got = arithmetic_claims(text)
+    assert got[1] == Claim(25, 33, "8*9+6", 77, False)
+    assert [text[c.start : c.end] for c in got] == ["7*9=63", "8*9+6=77"]
+    assert claims("So 41 * 7 = 287, not 294.") == [("41 * 7", 287, True)]
+    assert claims("3 - 5 = -2") == [("3 - 5", -2, True)]
+    assert claims("3 - 5 = 2") == [("3 - 5", 2, False)]
+    assert claims("(so 3+4=7)") == [("3+4", 7, True)]
+    assert claims("((2+3)*4 = 20") == [("(2+3)*4", 20, True)]
+    assert claims("所以294÷7=42。") == [("294÷7", 42, True)]
+    assert claims("Guess: 294 / 7 = 41?") == [("294 / 7", 41, False)]
+    assert claims("5/0 = 3") == [("5/0", 3, False)]
+    assert claims("1+2=3\n4+5=10") == [("1+2", 3, True), ("4+5", 10, False)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # numbers inside larger tokens
+        ("x2 = 4", []),
+        ("v2+3=5", []),
+        ("2x+3=5", []),
+        ("3 x 4 = 12", []),
+        ("3.5*2=7", []),
+        ("1,000 + 5 = 1005", []),
+        ("2+2 = 12x", []),
+        ("1+2 = 3.5", []),
+        ("500+500 = 1,000", []),
+        # the value must be one integer
+        ("2*6 = 3*4", []),
+        ("1+1 = 1/2 + 3/2", []),
+        ("1+1 = [2]", []),
+        # chains: each = on its own, E stops at the previous =
+        ("3*4 = 12 = 13", [("3*4", 12, True)]),
+        ("2*6 = 12 = 3*4", [("2*6", 12, True)]),
+        ("x = 3+4 = 8", [("3+4", 8, False)]),
+        # lists and dates are not sums
+        ("[4, 12, 3] = 19", []),
+        ("4, 12, 3 = 19", []),
+        ("On 2024-01-15 we met 3 friends.", []),
+        ("2024-01-15 = 2008", [("2024-01-15", 2008, True)]),
+        # not equations, or not arithmetic
+        ("a == 3", []),
+        ("2+2 == 4", []),
+        ("3+4 <= 7", []),
+        ("3+4 => 7", []),
+        ("n := 3+4", []),
+        ("2**3=8", []),
+        ("Step 2 3+4=7", []),
+        ("7 = 7", []),
+        ("3 +\n4 = 7", []),
+        ("the answer is 42", []),
+    ],
+)
+def test_claims_edge_cases_have_a_defined_reading(text, expected):
+    assert claims(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789+-*/×÷() =xa.,\n等?[]", max_size=80))
+def test_claims_never_crash_and_each_is_an_equation_in_the_text(text):
+    for c in arithmetic_claims(text):
+        stated = text[c.start : c.end]
+        assert stated.startswith(c.expression) and stated.rstrip(")").endswith(str(c.value))
+        assert "=" in stated
+        assert c.right == (evaluate_expression(c.expression) == c.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-999, 999), st.sampled_from("+-*"), st.integers(0, 999), st.integers(-5, 5))
+def test_a_generated_equation_is_right_iff_its_value_is(a, op, b, off):
+    value = {"+": a + b, "-": a - b, "*": a * b}[op] + off
+    assert claims(f"so {a} {op} {b} = {value}.") == [(f"{a} {op} {b}", value, off == 0)]
+
+
+# --- self-correction --------------------------------------------------------------------------
+
+DIVISION = (
+    "<think> 294 / 7 = 41. Let me check: 1*7=7, write 7. 4*7=28, write 28. So 41 * 7 = 287, "
+    "not 294. Wait, 41 is too small. 294 / 7 = 42. Check: 2*7=14, write 4 carry 1. "
+    "4*7+1=29, write 29. So 42 * 7 = 294. Correct. </think> <answer> 42 </answer>"
+)
+COLUMNS = (
+    "7*9=63, write 3 carry 6. 8*9+6=77, write 7 carry 7. Wait, 8*9+6=78, not 77. "
+    "Write 8 carry 7. 6*9+7=61, write 61. So 687 * 9 = 6183."
+)
+
+
+def test_the_briefs_examples_self_correct():
+    assert self_corrects(DIVISION, True)
+    assert self_corrects(COLUMNS, True)
+    assert self_corrects("<think> 3+4=8. 等等，3+4=7。</think> <answer> 7 </answer>", True)
+
+
+def test_what_is_not_a_self_correction():
+    # correct answer, but ...
+    assert not self_corrects("<think> Wait, 3+4=7. </think> <answer> 7 </answer>", True)
+    assert not self_corrects("<think> 3+4=8. So 3+4=7. </think> <answer> 7 </answer>", True)
+    # a reflection, then another wrong claim
+    assert not self_corrects("<think> 3+4=8. Wait, 3+4=9. </think> <answer>7</answer>", True)
+    # a reflection, then no claim at all
+    assert not self_corrects("<think> 3+4=8. Wait, no. </think> <answer> 7 </answer>", True)
+    # the reflection comes before the wrong claim, not after it
+    assert not self_corrects("<think> Wait. 3+4=8. 3+4=7. </think> <answer>7</answer>", True)
+    # right, wrong, right with a reflection before the slip only
+    text = "<think> 1+1=2. Let me check: 2+2=5. 2+3=5. </think> <answer> 5 </answer>"
+    assert not self_corrects(text, True)
+    # everything right but the final answer is graded wrong
+    assert not self_corrects(COLUMNS, False) and not self_corrects(DIVISION, False)
+
+
+def test_self_correction_order_conditions():
+    # a second slip caught by a second reflection is a correction
+    text = "3+4=8. Wait, 3+4=7. 7*2=15. Wait, 7*2=14."
+    assert self_corrects(text, True)
+    # the reflection must follow the LAST wrong claim: a first phrase in between is not enough
+    assert not self_corrects("3+4=8. Wait, 3+4=7. 7*2=15. So 7*2=14.", True)
+    # the claim after the reflection must start after the phrase (the phrase itself is no claim)
+    assert self_corrects("3+4=8 wait 3+4=7", True)
+    assert not self_corrects("3+4=8. 3+4=7. wait", True)
+    assert self_corrects("3+4=8. wait 3+4=7.", True)
+    # only claims count as the thing corrected: a wrong sentence is not a wrong equation
+    assert not self_corrects("Seven is eight. Wait, 3+4=7.", True)
+    # a custom phrase list
+    assert self_corrects("3+4=8. Hmm, 3+4=7.", True, ["hmm"])
+    assert not self_corrects("3+4=8. Hmm, 3+4=7.", True)
+
+
+def test_only_the_reasoning_is_read_for_self_correction():
+    # the wrong claim is in the answer: the reasoning holds none
+    text = "<think> Wait, 3+4=7. </think> <answer> 3+4=8 </answer>"
+    assert not self_corrects(text, True)
+    # a correction written in the answer block is not the reasoning's
+    text = "<think> 3+4=7 </think> <answer> 3+4=8, wait, 3+4=7 </answer>"
+    assert not self_corrects(text, True)
+    assert self_corrects("<think> 3+4=8, wait, 3+4=7 </think> <answer> 7 </answer>", True)
+
+
+def test_self_correction_rate():
+    texts = [DIVISION, COLUMNS, "Wait, 3+4=7.", DIVISION]
+    assert self_correction_rate(texts, [True, True, True, False]) == 0.5
+    assert self_correction_rate(texts, [True] * 4) == 0.75
+    with pytest.raises(ValueError, match="grades"):
+        self_correction_rate(texts, [True])
+    with pytest.raises(ValueError):
+        self_correction_rate([], [])
+
+
+# --- language and readability -----------------------------------------------------------------
+
+
+def test_mixed_language_is_judged_against_the_target_language():
+    en_with_han = "<think> Add them: 3+4=7 对 </think> <answer> 7 </answer>"
+    assert mixed_language(en_with_han, "en") and not mixed_language("<think>Add.</think>", "en")
+    zh_with_latin = "<think> 三加四 is 七 </think> <answer> 7 </answer>"
+    assert mixed_language(zh_with_latin, "zh") and not mixed_language("<think>三加四</think>", "zh")
+    # single letters are variables, the answer is not the reasoning
+    assert not mixed_language("<think> 设 x=3 </think> <answer> seven </answer>", "zh")
+    assert mixed_language("<think>三加四</think>", "en")
+    with pytest.raises(ValueError, match="valid: en, zh"):
+        mixed_language("x", "fr")
+
+
+READABLE = "<think> 7*9=63, write 3 carry 6. 8*9+6=78, write 8 carry 7. 6*9+7=61, write 61. </think> <answer> 6183 </answer>"  # noqa: E501
+LOOP = "<think> write 3 carry 6. write 3 carry 6. write 3 carry 6. write 3 carry 6. </think> <answer> 3 </answer>"  # noqa: E501
+
+
+def test_a_worked_trace_is_readable():
+    assert readability(READABLE, "en") == {
+        "one_language": True,
+        "no_repetition": True,
+        "paragraphs": True,
+        "summary": True,
+        "readable": True,
+    }
+    zh = "<think> 7*9=63，写 3 进 6。8*9+6=78，写 8 进 7。</think> <answer> 答案是 6183 </answer>"
+    assert readability(zh, "zh")["readable"]
+    assert not readability(zh, "en")["one_language"]
+
+
+def test_runaway_repetition():
+    assert not readability(LOOP, "en")["no_repetition"]
+    assert not readability(LOOP, "en")["readable"]
+    # three times in a row is not yet runaway: an 8-gram occurs twice
+    three = "<think> write 3 carry 6. write 3 carry 6. write 3 carry 6. </think> <answer>3</answer>"
+    assert readability(three, "en")["no_repetition"]
+    # not in a row counts too: the same 8 words three times, apart
+    phrase = "let me add the two numbers column by column"
+    apart = f"<think> {phrase} 1. {phrase} 2. {phrase} 3. </think> <answer> 3 </answer>"
+    assert not readability(apart, "en")["no_repetition"]
+    twice = f"<think> {phrase} 1. {phrase} 2. </think> <answer> 3 </answer>"
+    assert readability(twice, "en")["no_repetition"]
+    # Chinese is counted by character
+    zh_loop = "<think>" + "让我再算一遍。" * 4 + "</think> <answer> 3 </answer>"
+    assert not readability(zh_loop, "zh")["no_repetition"]
+    # case does not hide a loop
+    loud = "<think> Write 3 carry 6. WRITE 3 CARRY 6. write 3 carry 6. Write 3 Carry 6. </think>"
+    assert not readability(loud, "en")["no_repetition"]
+
+
+def test_paragraph_length_limit():
+    def para(n):
+        return " ".join(f"w{i}" for i in range(n))
+
+    ok = f"<think> {para(150)} </think> <answer> 7 </answer>"
+    assert readability(ok, "en")["paragraphs"]
+    assert not readability(f"<think> {para(151)} </think> <answer> 7 </answer>", "en")["paragraphs"]
+    split = f"<think> {para(100)}\n\n{para(100)} </think> <answer> 7 </answer>"
+    assert readability(split, "en")["paragraphs"]
+    assert not readability(split.replace("\n\n", " "), "en")["paragraphs"]
+    # </think> ends a paragraph: 100 + 100 words across it is fine
+    across = f"<think> {para(100)} </think> <answer> {para(100)} </answer>"
+    assert readability(across, "en")["paragraphs"]
+    # each Han character is a word
+    assert not readability("<think>" + "算" * 151 + "</think> <answer>7</answer>", "zh")[
+        "paragraphs"
+    ]
+
+
+def test_summary_needs_a_finished_completion_with_text_after_think():
+    assert readability(READABLE, "en", finished=False) == {
+        "one_language": True,
+        "no_repetition": True,
+        "paragraphs": True,
+        "summary": False,
+        "readable": False,
+    }
+    assert not readability("<think> 3+4=7 </think>", "en")["summary"]
+    assert not readability("<think> 3+4=7 </think> <answer> </answer>", "en")["summary"]
+    assert not readability("3+4=7, so the answer is 7", "en")["summary"]
+    assert readability("<think> 3+4=7 </think> The answer is 7.", "en")["summary"]
+
+
+def test_one_language_checks_reasoning_and_summary_each():
+    # 19 English words and 1 Han word: 95%, readable; 18 and 2: 90%, not
+    words = " ".join(["word"] * 19)
+    assert readability(f"<think> {words} 对 </think> <answer> 7 </answer>", "en")["one_language"]
+    words = " ".join(["word"] * 18)
+    assert not readability(f"<think> {words} 对对 </think> <answer>7</answer>", "en")[
+        "one_language"
+    ]
+    # a foreign summary fails even after an English reasoning
+    assert not readability("<think> add them </think> <answer> 答案是七 </answer>", "en")[
+        "one_language"
+    ]
+    # no words at all (pure arithmetic) passes
+    assert readability("<think> 3+4=7 </think> <answer> 7 </answer>", "zh")["one_language"]
 
 
 # --- lengths ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`r1lab eval`: pass@1, pass@k, maj@k, format, length and reflection of a model on a task.
+"""`r1lab eval`: pass@1, pass@k, maj@k, format, length, reflection, self-correction, language
+and readability of a model on a task (the metrics: r1lab.metrics and docs/metrics.md).
 
     r1lab eval                                        # shipped base model, arithmetic test split
     r1lab eval model=runs/zero/checkpoints/step-200 task.name=countdown n=16
@@ -196,6 +197,17 @@ def evaluate(
         tuple(reflection_phrases) if reflection_phrases else metrics.DEFAULT_REFLECTION_PHRASES
     )
 
+    num = len(examples) * n
+    finished = [c.finish_reason != "length" for c in flat[:num]]
+    self_corrected = [
+        metrics.self_corrects(t, c, phrases)
+        for t, c in zip(texts[:num], correct[:num], strict=True)
+    ]
+    readable = [
+        metrics.readability(t, _language(ex), done)["readable"] if _known(ex) else None
+        for t, ex, done in zip(texts[:num], flat_examples[:num], finished, strict=True)
+    ]
+
     samples, pass_k, maj_k = [], {k: [] for k in ks}, {k: [] for k in ks}
     for qi, ex in enumerate(examples):
         rows = range(qi * n, (qi + 1) * n)
@@ -226,6 +238,8 @@ def evaluate(
                     "format": formatted[i],
                     "tokens": len(flat[i].token_ids),
                     "finish": flat[i].finish_reason,
+                    "self_corrects": self_corrected[i],
+                    "readable": readable[i],
                 }
                 for i in rows
             ],
@@ -235,7 +249,6 @@ def evaluate(
             record["greedy"] = {"text": texts[gi], "correct": correct[gi]}
         samples.append(record)
 
-    num = len(examples) * n
     lengths = [len(c.token_ids) for c in flat[:num]]
     length = metrics.length_stats(lengths)
     out: dict[str, float] = {
@@ -243,6 +256,7 @@ def evaluate(
         "eval/samples_per_question": float(n),
         "eval/format": sum(formatted[:num]) / num,
         "eval/reflection_rate": metrics.reflection_rate(texts[:num], phrases),
+        "eval/self_correction_rate": sum(self_corrected) / num,
         "eval/truncated": sum(c.finish_reason == "length" for c in flat[:num]) / num,
     }
     for k in ks:
@@ -255,7 +269,111 @@ def evaluate(
     if greedy:
         out["eval/greedy_accuracy"] = sum(correct[num:]) / len(examples)
         out["eval/greedy_format"] = sum(formatted[num:]) / len(examples)
+    # Everything below is over the sampled completions, one row per completion.
+    rows = flat_examples[:num]
+    out.update(_language_metrics(texts[:num], rows, readable))
+    out.update(_per_language(rows, correct, formatted, lengths, texts, phrases))
+    out.update(_task_metrics(task, texts[:num], rows))
     return EvalResult(out, samples)
+
+
+def _language(example: Mapping[str, Any]) -> str:
+    return example.get("language", "en")
+
+
+def _known(example: Mapping[str, Any]) -> bool:
+    """Whether the example's language is a natural language r1lab measures (a code dataset's
+    `language: python` is not)."""
+    from r1lab.rewards.language import LANGUAGE_SCRIPTS
+
+    return _language(example) in LANGUAGE_SCRIPTS
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _language_metrics(
+    texts: Sequence[str], rows: Sequence[Mapping[str, Any]], readable: Sequence[bool | None]
+) -> dict[str, float]:
+    """Language consistency against each question's language, mixed-language rates per target
+    language (`mixed_language_rate` for English, `mixed_language_rate_<lang>` otherwise) and
+    the share of readable completions; over completions whose language is known (none: {})."""
+    from r1lab import metrics
+    from r1lab.rewards.language import language_consistency
+
+    known = [i for i, ex in enumerate(rows) if _known(ex)]
+    if not known:
+        return {}
+    out = {
+        "eval/language_consistency": _mean(
+            [language_consistency(texts[i], rows[i], language=_language(rows[i]))[0] for i in known]
+        )
+    }
+    for lang in sorted({_language(rows[i]) for i in known}):
+        mine = [i for i in known if _language(rows[i]) == lang]
+        key = "eval/mixed_language_rate" + ("" if lang == "en" else f"_{lang}")
+        out[key] = _mean([metrics.mixed_language(texts[i], lang) for i in mine])
+    out["eval/readability"] = _mean([bool(readable[i]) for i in known])
+    return out
+
+
+def _per_language(
+    rows: Sequence[Mapping[str, Any]],
+    correct: Sequence[bool],
+    formatted: Sequence[bool],
+    lengths: Sequence[int],
+    texts: Sequence[str],
+    phrases: Sequence[str],
+) -> dict[str, float]:
+    """eval/<lang>/pass@1, format, length_mean and reflection_rate, when the questions are in
+    more than one language (else {}: the overall numbers say it all)."""
+    from r1lab import metrics
+
+    languages = sorted({str(_language(ex)) for ex in rows})
+    if len(languages) < 2:
+        return {}
+    out: dict[str, float] = {}
+    for lang in languages:
+        mine = [i for i, ex in enumerate(rows) if str(_language(ex)) == lang]
+        out[f"eval/{lang}/pass@1"] = _mean([correct[i] for i in mine])
+        out[f"eval/{lang}/format"] = _mean([formatted[i] for i in mine])
+        out[f"eval/{lang}/length_mean"] = _mean([lengths[i] for i in mine])
+        out[f"eval/{lang}/reflection_rate"] = metrics.reflection_rate(
+            [texts[i] for i in mine], phrases
+        )
+    return out
+
+
+def _task_metrics(
+    task: Any, texts: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, float]:
+    """What the task measures itself, as eval/<key>.
+
+    - `task.trace_stats(completion) -> {key: float}`: each key averaged over the completions
+      that report it (the countdown task's `candidates`).
+    - `task.extra_metrics(completions, examples) -> {key: float}`, one example per completion;
+      a task without the method but named `general` uses r1lab.tasks.general.general_metrics
+      when that module exists. Keys already under `eval/` are kept as they are.
+    """
+    out: dict[str, float] = {}
+    trace_stats = getattr(task, "trace_stats", None)
+    if trace_stats is not None:
+        sums: dict[str, list[float]] = {}
+        for text in texts:
+            for key, value in trace_stats(text).items():
+                sums.setdefault(key, []).append(float(value))
+        out.update({f"eval/{key}": _mean(values) for key, values in sums.items()})
+    extra = getattr(task, "extra_metrics", None)
+    if extra is None and getattr(task, "name", "") == "general":
+        try:
+            from r1lab.tasks.general import general_metrics as extra
+        except ImportError:  # not written yet
+            extra = None
+    if extra is not None:
+        for key, value in extra(list(texts), list(rows)).items():
+            out[key if key.startswith("eval/") else f"eval/{key}"] = float(value)
+    return out
 
 
 @contextmanager
@@ -278,7 +396,8 @@ def markdown_table(metrics: Mapping[str, float], title: str = "") -> str:
     rows = [f"| {title or 'metric'} | value |", "|---|---|"]
     for key, value in metrics.items():
         name = key.split("/", 1)[-1]
-        is_rate = any(s in name for s in ("pass@", "maj@", "format", "rate", "accuracy", "trunc"))
+        rates = ("pass@", "maj@", "format", "rate", "accuracy", "trunc", "consistency", "readab")
+        is_rate = any(s in name for s in rates)
         if is_rate:
             shown = f"{100 * value:.1f}%"
         elif float(value).is_integer():

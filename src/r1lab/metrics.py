@@ -6,9 +6,56 @@ Conventions (R1_SYSTEM.md section 3):
 - Majority voting groups answers by the task's equivalence, not by string: `1/2` and `0.5` are
   one vote. An unextractable answer (None) never wins. Ties go to the group whose first member
   appears earliest, so a vote is reproducible from the sample order alone.
-- Reflection is a phrase match on word boundaries, case-insensitive: "wait" counts in "Wait,"
-  but not in "waiting" or "await". Inflections count only when listed ("mistake" does not
-  match "mistakes").
+- Reflection is a phrase match, case-insensitive. A phrase written in Latin (or any non-CJK)
+  script matches on word boundaries: "wait" counts in "Wait," but not in "waiting" or "await";
+  a CJK character next to it is a boundary ("好的wait，" counts), a Latin letter or digit is not.
+  Inflections count only when listed ("mistake" does not match "mistakes"). A phrase holding a
+  CJK character matches anywhere, without boundaries: Chinese is written without spaces, so
+  "等等" must count inside "我算错了。等等，再看". It also counts inside longer words ("没错了",
+  "that's right", holds "错了"): a known limit of phrase matching.
+- Self-correction is stricter than reflection: saying "wait" checks nothing. A completion
+  self-corrects iff, in its reasoning (r1lab.rewards.language.reasoning_text),
+  (a) it states a wrong arithmetic claim `E = v` (below),
+  (b) a reflection phrase starts after that wrong claim ends,
+  (c) every claim that starts after that phrase ends is right, and at least one does, and
+  (d) its final answer is correct (decided by the caller's grader).
+  Equivalently: a reflection phrase follows the last wrong claim, and a claim follows the
+  first such phrase. A second slip after the reflection, left uncorrected, is no correction.
+- An arithmetic claim is a lone `=` (not `==`, `<=`, `>=`, `!=`, `:=`, `=>`) on one line,
+  with an expression E just before it and an integer v just after it. E is the maximal run of
+  integers, `+ - − * × / ÷ \\times \\cdot \\div`, parentheses and spaces before the `=`
+  (in `8*9+6=77`, E is `8*9+6`), unmatched leading `(` dropped. E must parse whole (unary
+  minus; no implicit multiplication, no powers) and hold a binary operator: a bare number
+  computes nothing. v is the whole run after the `=`, unmatched trailing `)` dropped, and
+  must be `-?digits`: `= 3*4`, `= 1/2`, `= 3.5`, `= 1,000` and `= [4, 12]` are not claims.
+  E is evaluated exactly (fractions, no eval()); a division by zero makes the claim wrong.
+  Defined edge cases:
+  - a number glued to a Latin letter or digit, or to a `.`/`,` next to a digit (`x2`, `2x`,
+    `3.5`, `1,000`), is part of a larger token; an E or v that it starts or ends makes no
+    claim. Nor does an E right after a lone Latin letter (`3 x 4 = 12`: algebra, or x for
+    times). CJK text is no glue: `所以294÷7=42。` claims `294÷7 = 42`;
+  - `a = b = c`: each `=` is read on its own, E stopping at the previous `=`; so
+    `3*4 = 12 = 13` claims only `3*4 = 12` (`12` is a bare number) and `2*6 = 12 = 3*4` only
+    `2*6 = 12` (`3*4` is no integer);
+  - lists are not sums: `[4, 12, 3] = 19` and `4, 12, 3 = 19` claim nothing;
+  - a date is text, `On 2024-01-15` claims nothing (only an `= integer` right after it would
+    make it the expression 2024-1-15);
+  - a `?` after v changes nothing: a guess (`294 / 7 = 41?`) is checked like a statement.
+- Language metrics take the target language from each example's `language` (missing: "en").
+  A completion mixes languages iff its reasoning holds a count_words word outside the
+  target's scripts: a Han word for English, a Latin word (2+ letters) for Chinese.
+- Readability is DeepSeek-R1's for its cold-start data. Words: each CJK character is one,
+  any other whitespace-free run is one, lower-cased ("7*9=63," is one word). A completion is
+  readable iff all four hold:
+  - one language: the reasoning and the summary (the text after `</think>`, tags removed)
+    each have >= 95% of their count_words words in the target's scripts; a part without any
+    word (an empty reasoning, `<answer> 42 </answer>`) passes, as nothing in it is foreign;
+  - no runaway repetition: no word 8-gram occurs 3+ times anywhere in the completion
+    (overlaps count: a 4-word phrase said 4 times in a row makes one 8-gram occur 3 times).
+    A worked trace changes its numbers every step and passes; a loop fails;
+  - paragraphs: none longer than 150 words, splitting on blank lines and at `</think>`;
+  - summary: the completion finished (not cut by the token limit) and has non-empty text
+    after `</think>`, answer tags included (`<answer> 42 </answer>` is a summary).
 """
 
 from __future__ import annotations
@@ -16,7 +63,12 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import NamedTuple
+
+from r1lab.rewards.language import CJK, LANGUAGE_SCRIPTS, count_words, reasoning_text
 
 DEFAULT_REFLECTION_PHRASES: tuple[str, ...] = (
     "wait",
@@ -28,6 +80,11 @@ DEFAULT_REFLECTION_PHRASES: tuple[str, ...] = (
     "double-check",
     "double check",
     "check again",
+    "等等",
+    "检查一下",
+    "再检查",
+    "验算",
+    "错了",
 )
 
 
@@ -118,20 +175,33 @@ def maj_at_k_correct(
 # --- reflection -------------------------------------------------------------------------------
 
 
+_HAS_CJK = re.compile(f"[{CJK}]")
+_NON_CJK_WORD = f"[^\\W{CJK}]"  # a letter, digit or _ of a script written with spaces
+
+
 @functools.lru_cache(maxsize=64)
 def _reflection_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     if any(not p.strip() for p in phrases):
         raise ValueError(f"reflection phrases must not be empty: {phrases!r}")
     # words of a phrase may be split by any whitespace ("let me\ncheck"); lookarounds rather
     # than \b so that a phrase may start or end with a non-word character.
-    alternatives = [r"\s+".join(map(re.escape, p.split())) for p in phrases]
+    bounded, free = [], []
+    for p in phrases:
+        (free if _HAS_CJK.search(p) else bounded).append(r"\s+".join(map(re.escape, p.split())))
+    alternatives = []
+    if bounded:
+        alternatives.append(
+            f"(?<!{_NON_CJK_WORD})(?:" + "|".join(bounded) + f")(?!{_NON_CJK_WORD})"
+        )
+    if free:
+        alternatives.append("(?:" + "|".join(free) + ")")
     if not alternatives:
         return re.compile(r"(?!)")  # matches nothing
-    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+    return re.compile("|".join(alternatives), re.IGNORECASE)
 
 
 def has_reflection(text: str, phrases: Sequence[str] = DEFAULT_REFLECTION_PHRASES) -> bool:
-    """Whether `text` contains any of the phrases as whole words, ignoring case."""
+    """Whether `text` contains any of the phrases (whole words unless CJK), ignoring case."""
     return _reflection_pattern(tuple(phrases)).search(text) is not None
 
 
@@ -143,6 +213,290 @@ def reflection_rate(
         raise ValueError("reflection_rate of no texts is undefined")
     pattern = _reflection_pattern(tuple(phrases))
     return sum(pattern.search(t) is not None for t in texts) / len(texts)
+
+
+# --- arithmetic claims and self-correction ----------------------------------------------------
+
+
+class Claim(NamedTuple):
+    """An equation `expression = value` stated in a text, and whether it is right."""
+
+    start: int  # where the expression starts
+    end: int  # just after the value
+    expression: str
+    value: int
+    right: bool
+
+
+# A run of what an arithmetic expression is made of, spaces included, never a newline.
+_RUN = re.compile(r"(?:[0-9 \t+\-−*×/÷()]|\\(?:times|cdot|div)(?![A-Za-z]))+")
+_EQUALS = re.compile(r"(?<![=<>!:])=(?![=>])")
+_GLUE = re.compile(r"[A-Za-z0-9_]")  # a number touching one of these is part of a larger token
+_INTEGER = re.compile(r"[-−]?\d+")
+_TOKEN = re.compile(r"\s*(?:(\d+)|(\\times|\\cdot|\\div|[-−+*×/÷()]))")
+_OPERATOR = {"+": "+", "-": "-", "−": "-", "*": "*", "×": "*", "\\times": "*", "\\cdot": "*"}
+_OPERATOR |= {"/": "/", "÷": "/", "\\div": "/"}
+_BINARY = re.compile(
+    r"[\d)][ \t]*(?:[-−+*×/÷]|\\(?:times|cdot|div))"
+)  # an operator after an operand
+_MAX_NESTING = 32
+
+
+class _NotAnExpression(Exception):
+    pass
+
+
+def _tokens(expression: str) -> list[Fraction | str]:
+    out: list[Fraction | str] = []
+    pos = 0
+    while pos < len(expression):
+        m = _TOKEN.match(expression, pos)
+        if m is None:
+            raise _NotAnExpression
+        number, symbol = m.groups()
+        out.append(Fraction(int(number)) if number else _OPERATOR.get(symbol, symbol))
+        pos = m.end()
+    return out
+
+
+def evaluate_expression(expression: str) -> Fraction | None:
+    """The exact value of an integer expression (+ - * / × ÷, parentheses, unary minus), None if
+    it divides by zero; ValueError if `expression` is not one. No eval(): a small parser."""
+    try:
+        tokens = _tokens(expression)
+    except _NotAnExpression:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from None
+    pos = 0
+
+    def peek() -> Fraction | str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> Fraction | str:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise _NotAnExpression
+        pos += 1
+        return tokens[pos - 1]
+
+    def atom(depth: int) -> Fraction:
+        negative = False
+        while peek() == "-":  # unary minus, in a loop: "------3" must not recurse
+            take()
+            negative = not negative
+        token = take()
+        if token == "(":
+            if depth >= _MAX_NESTING:
+                raise _NotAnExpression
+            value = sum_(depth + 1)
+            if take() != ")":
+                raise _NotAnExpression
+        elif isinstance(token, Fraction):
+            value = token
+        else:
+            raise _NotAnExpression
+        return -value if negative else value
+
+    def product(depth: int) -> Fraction:
+        value = atom(depth)
+        while peek() in ("*", "/"):
+            op, right = take(), atom(depth)
+            if op == "*":
+                value *= right
+            elif right == 0:
+                raise ZeroDivisionError
+            else:
+                value /= right
+        return value
+
+    def sum_(depth: int) -> Fraction:
+        value = product(depth)
+        while peek() in ("+", "-"):
+            op, right = take(), product(depth)
+            value = value + right if op == "+" else value - right
+        return value
+
+    try:
+        value = sum_(0)
+        if pos != len(tokens):
+            raise _NotAnExpression
+    except _NotAnExpression:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from None
+    except ZeroDivisionError:
+        return None
+    return value
+
+
+def _is_letter(c: str) -> bool:
+    return c.isascii() and c.isalpha()
+
+
+def _lhs(text: str, run: re.Match[str]) -> tuple[int, str] | None:
+    """(start, text) of the expression that the run just before a `=` states, or None."""
+    raw, start = run.group(), run.start()
+    i, j = 0, len(raw)
+    while i < j and raw[i] in " \t":
+        i += 1
+    before = text[start - 1 : start]
+    if i == 0 and (_GLUE.match(before) or before in (".", ",")) and before:
+        return None  # the run starts inside a token: x2+3, 3.5*2, 1,000 + 5
+    if _is_letter(before) and not _is_letter(text[start - 2 : start - 1]):
+        return None  # 3 x 4 = 12, 2 y = 6: algebra, or an x for times
+    while j > i and raw[j - 1] in " \t":
+        j -= 1
+    while i < j and raw[i] == "(" and raw.count("(", i, j) > raw.count(")", i, j):
+        i += 1
+        while i < j and raw[i] in " \t":
+            i += 1
+    return (start + i, raw[i:j]) if i < j else None
+
+
+def _rhs(text: str, run: re.Match[str]) -> tuple[int, int] | None:
+    """(end, value) of the integer that the run just after a `=` states, or None."""
+    raw, start = run.group(), run.start()
+    i, j = 0, len(raw)
+    while i < j and raw[i] in " \t":
+        i += 1
+    while j > i and raw[j - 1] in " \t":
+        j -= 1
+    if j == len(raw):  # the run ends at a token: = 12x, = 3.5, = 1,000 are no integers
+        after = text[run.end() : run.end() + 2]
+        if _GLUE.match(after[:1]) or (after[:1] in (".", ",") and after[1:2].isdigit()):
+            return None
+    while j > i and raw[j - 1] == ")" and raw.count(")", i, j) > raw.count("(", i, j):
+        j -= 1
+        while j > i and raw[j - 1] in " \t":
+            j -= 1
+    value = raw[i:j]
+    if not _INTEGER.fullmatch(value):
+        return None
+    return start + j, int(value.replace("−", "-"))
+
+
+def arithmetic_claims(text: str) -> list[Claim]:
+    """The equations `E = v` stated in `text`, in order (the exact rule: the module docstring)."""
+    claims: list[Claim] = []
+    if "=" not in text:
+        return claims
+    runs = list(_RUN.finditer(text))
+    by_end = {m.end(): m for m in runs}
+    by_start = {m.start(): m for m in runs}
+    for eq in _EQUALS.finditer(text):
+        left, right = by_end.get(eq.start()), by_start.get(eq.end())
+        if left is None or right is None:
+            continue
+        lhs, rhs = _lhs(text, left), _rhs(text, right)
+        if lhs is None or rhs is None or not _BINARY.search(lhs[1]):
+            continue  # no bare number is a computation: 4, 12, 3 = 19 is a list
+        try:
+            exact = evaluate_expression(lhs[1])
+        except ValueError:
+            continue  # not an expression: 2 3+4, 2**3, 2(3+4)
+        claims.append(Claim(lhs[0], rhs[0], lhs[1], rhs[1], exact == rhs[1]))
+    return claims
+
+
+def self_corrects(
+    text: str, correct: bool, phrases: Sequence[str] = DEFAULT_REFLECTION_PHRASES
+) -> bool:
+    """Whether a completion self-corrects (the exact rule: the module docstring)."""
+    if not correct:
+        return False
+    reasoning = reasoning_text(text)
+    claims = arithmetic_claims(reasoning)
+    wrong = [c for c in claims if not c.right]
+    if not wrong:
+        return False
+    # Any phrase after the last wrong claim has only right claims after it; the first such
+    # phrase has the most of them.
+    phrase = _reflection_pattern(tuple(phrases)).search(reasoning, wrong[-1].end)
+    return phrase is not None and any(c.start >= phrase.end() for c in claims)
+
+
+def self_correction_rate(
+    texts: Sequence[str],
+    corrects: Sequence[bool],
+    phrases: Sequence[str] = DEFAULT_REFLECTION_PHRASES,
+) -> float:
+    """Fraction of `texts` that self-correct, given each one's final-answer correctness."""
+    if not texts:
+        raise ValueError("self_correction_rate of no texts is undefined")
+    if len(texts) != len(corrects):
+        raise ValueError(f"{len(texts)} texts but {len(corrects)} grades")
+    return sum(self_corrects(t, c, phrases) for t, c in zip(texts, corrects, strict=True)) / len(
+        texts
+    )
+
+
+# --- language and readability -----------------------------------------------------------------
+
+
+def _check_language(language: str) -> frozenset[str]:
+    if language not in LANGUAGE_SCRIPTS:
+        raise ValueError(f"unknown language '{language}'; valid: {', '.join(LANGUAGE_SCRIPTS)}")
+    return LANGUAGE_SCRIPTS[language]
+
+
+def mixed_language(completion: str, language: str) -> bool:
+    """Whether the reasoning holds a word outside `language`'s scripts (count_words' words).
+
+    For the micro-world's two languages: a Han word in an English reasoning, a Latin word of 2+
+    letters in a Chinese one (single letters are variables, not words).
+    """
+    scripts = _check_language(language)
+    counts = count_words(reasoning_text(completion))
+    return any(n for script, n in counts.items() if script not in scripts)
+
+
+READABLE_CONSISTENCY = 0.95
+"""Least share of on-language words in the reasoning and in the summary, each."""
+REPEAT_NGRAM = 8
+"""Words in the n-gram whose repetition is runaway."""
+REPEAT_TIMES = 3
+"""Occurrences of one n-gram that make a completion runaway."""
+PARAGRAPH_WORDS = 150
+"""Most words in one paragraph."""
+
+_UNIT = re.compile(f"[{CJK}]|[^\\s{CJK}]+")  # a word: a CJK character or a whitespace-free run
+_TAGS = re.compile(r"</?(?:think|answer)>")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n|</think>")
+
+
+def _words(text: str) -> list[str]:
+    return _UNIT.findall(text.lower())
+
+
+def _on_language(text: str, scripts: frozenset[str]) -> bool:
+    counts = count_words(text)
+    total = sum(counts.values())
+    on = sum(n for script, n in counts.items() if script in scripts)
+    return total == 0 or on >= READABLE_CONSISTENCY * total
+
+
+def _runaway(words: Sequence[str]) -> bool:
+    grams = Counter(zip(*(words[i:] for i in range(REPEAT_NGRAM)), strict=False))
+    return any(n >= REPEAT_TIMES for n in grams.values())
+
+
+def readability(completion: str, language: str, finished: bool = True) -> dict[str, bool]:
+    """DeepSeek-R1's readability, one bool per criterion (the rule: the module docstring).
+
+    Keys: `one_language`, `no_repetition`, `paragraphs`, `summary`, and `readable` (all four).
+    `finished` is False for a completion cut by the token limit.
+    """
+    scripts = _check_language(language)
+    close = completion.find("</think>")
+    after = completion[close + len("</think>") :] if close >= 0 else ""
+    summary = _TAGS.sub(" ", after)
+    paragraphs = _PARAGRAPH_BREAK.split(completion)
+    out = {
+        "one_language": _on_language(reasoning_text(completion), scripts)
+        and _on_language(summary, scripts),
+        "no_repetition": not _runaway(_words(completion)),
+        "paragraphs": all(len(_words(_TAGS.sub(" ", p))) <= PARAGRAPH_WORDS for p in paragraphs),
+        "summary": finished and close >= 0 and bool(_TAGS.sub("", after).strip()),
+    }
+    out["readable"] = all(out.values())
+    return out
 
 
 # --- lengths ----------------------------------------------------------------------------------

@@ -77,3 +77,29 @@ def test_always_a_proportion(text, language):
     value, info = language_consistency(text, {}, language=language)
     assert 0.0 <= value <= 1.0
     assert info["words"] >= 0
+
+
+def test_the_target_language_is_the_examples_unless_a_param_names_one():
+    zh = "<think>我们把两个数相加</think> <answer>5</answer>"
+    en = "<think>add the two numbers</think> <answer>5</answer>"
+    assert language_consistency(zh, {"language": "zh"})[0] == 1.0
+    assert language_consistency(en, {"language": "zh"})[0] == 0.0
+    assert language_consistency(en, {})[0] == 1.0  # no field: English
+    # an explicit param wins over the example's field
+    assert language_consistency(zh, {"language": "zh"}, language="en")[0] == 0.0
+    assert language_consistency(en, {"language": "zh"}, language="en")[0] == 1.0
+    with pytest.raises(ValueError, match="unknown language 'python'"):
+        language_consistency(en, {"language": "python"})
+
+
+def test_the_composite_reward_reads_each_examples_language():
+    from r1lab.rewards import CompositeReward
+
+    reward = CompositeReward({"language_consistency": 1.0})
+    zh = "<think>我们相加</think> <answer>5</answer>"
+    assert reward(zh, {"language": "zh"}).total == 1.0
+    assert reward(zh, {"language": "en"}).total == 0.0
+    pinned = CompositeReward(
+        {"language_consistency": 1.0}, {"language_consistency": {"language": "en"}}
+    )
+    assert pinned(zh, {"language": "zh"}).total == 0.0

@@ -401,3 +401,33 @@ def test_the_optimizer_steps_on_gradients_clipped_to_max_grad_norm(tiny_model, m
     assert len(norms) == 1
     assert out["policy/grad_norm"] > 10 * algo.max_grad_norm  # the raw norm is logged, pre-clip
     assert norms[0] == pytest.approx(algo.max_grad_norm, rel=1e-3)
+
+
+def test_the_step_logs_the_self_correction_rate_of_its_samples(tiny_model, monkeypatch):
+    # The sampled texts are replaced by scripted ones (token ids kept for the loss); the toy
+    # pool grades "<answer> 7 </answer>" correct, so each row's self-correction is known.
+    import dataclasses
+
+    fixed = "<think> 3+4=8. Wait, 3+4=7. </think> <answer> 7 </answer>"
+    script = [
+        fixed,  # self-corrects
+        "<think> Wait, 3+4=7. </think> <answer> 7 </answer>",  # nothing wrong to correct
+        fixed.replace("7 </answer>", "8 </answer>"),  # corrects, then answers wrong
+        fixed,
+    ]
+    rollout = RolloutConfig(group_size=4, max_new_tokens=8)
+    algo = AlgoConfig(prompts_per_step=2, micro_batch=8)
+    pool = ToyPool(lambda text, ex: float("<answer> 7 </answer>" in text))
+    t = trainer.build(make_config(tiny_model, rollout=rollout, algo=algo), pool)
+    real = t.sampler.generate
+
+    def generate(prompts, params, seed=None):
+        groups = real(prompts, params, seed=seed)
+        return [
+            [dataclasses.replace(c, text=s) for c, s in zip(g, script, strict=True)] for g in groups
+        ]
+
+    monkeypatch.setattr(t.sampler, "generate", generate)
+    out = trainer.train_step(t, 0)
+    assert out["response/self_correction_rate"] == 0.5
+    assert out["response/reflection_rate"] == 1.0

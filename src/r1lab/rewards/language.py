@@ -1,6 +1,7 @@
 """Language consistency (DeepSeek-R1 stage 2): the share of the reasoning's words in the target language.
 
-    language_consistency(completion, example, language="en")  # -> float in [0, 1]
+    language_consistency(completion, example)               # target: example["language"]
+    language_consistency(completion, example, language="zh")  # -> (float in [0, 1], info)
 
 The reasoning is the content of `<think>...</think>`; with only `</think>` (a prefilled prompt),
 the text before it; with no `</think>`, the whole completion (tags removed). Words are decided by script, so the
@@ -10,9 +11,10 @@ reward needs no language model and is exact:
   written with spaces), kana and hangul runs count as words of their script;
 - not words: digits, punctuation, math symbols, LaTeX commands (`\\frac`), Greek letters (they are
   math here), and single Latin letters (variables such as `x`);
-- `language` picks the scripts that count as on-target: `en` Latin, `zh` Han ideographs, `ja` kana
-  and Han, `ko` hangul, `ru` Cyrillic. Latin script cannot tell English from French: that is a
-  known limit of deciding by script.
+- the target language picks the scripts that count as on-target: `en` Latin, `zh` Han
+  ideographs, `ja` kana and Han, `ko` hangul, `ru` Cyrillic. It is the `language` param when
+  given, else the example's `language` field ("en" or "zh" in the micro-world), else `en`.
+  Latin script cannot tell English from French: that is a known limit of deciding by script.
 
 Reasoning without a single word scores 0.0: no evidence of the target language is not consistency.
 """
@@ -30,6 +32,9 @@ _CYRILLIC = "\u0400-\u04ff"
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 _KANA = "\u3040-\u30ff\u31f0-\u31ff"
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+CJK = _HAN + _KANA + _HANGUL
+"""The CJK characters (Han, kana, hangul), as the body of a regex character class: scripts written
+without spaces between words, so a word boundary there means nothing."""
 
 # One alternative per script; the group that matched names the script of the word.
 _WORDS = re.compile(
@@ -75,9 +80,14 @@ def count_words(text: str) -> dict[str, int]:
 
 @register_reward("language_consistency")
 def language_consistency(
-    completion: str, example: Mapping[str, Any], *, language: str = "en"
+    completion: str, example: Mapping[str, Any], *, language: str | None = None
 ) -> tuple[float, dict[str, Any]]:
-    """Share of the reasoning's words written in `language`'s script(s); 0.0 without words."""
+    """Share of the reasoning's words written in the target language's script(s); 0.0 without
+    words. The target is `language` when given, else the example's `language` field, else `en`:
+    a config that names a language means it for every question, a mixed-language task asks each
+    question's own."""
+    if language is None:
+        language = example.get("language", "en")
     if language not in LANGUAGE_SCRIPTS:
         raise ValueError(
             f"language_consistency: unknown language '{language}'; "

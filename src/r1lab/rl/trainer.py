@@ -217,6 +217,8 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     out.update({f"response/length_{k}": float(v) for k, v in M.length_stats(lengths).items()})
     out["response/clipped_ratio"] = truncated.float().mean().item()
     out["response/reflection_rate"] = M.reflection_rate(texts)
+    right = [r.parts[spec.accuracy] >= 1 - 1e-9 for r in results]
+    out["response/self_correction_rate"] = M.self_correction_rate(texts, right)
     out.update(stats)
     out["policy/grad_norm"] = float(grad_norm)
     out["policy/lr"] = lr
