@@ -227,3 +227,24 @@ def test_every_command_checks_its_values(name, override):
     cls = dict(_command_configs())[name]
     with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
         load_config(cls, None, [override])
+
+
+def test_a_preset_sets_defaults_that_explicit_keys_override(tmp_path):
+    from r1lab.microworld.pretrain import PretrainConfig
+
+    student = load_config(PretrainConfig, None, ["preset=student"])
+    assert (student.model.hidden_size, student.model.num_layers) == (128, 4)
+    assert student.out == "runs/pretrain-student"
+    # Given after the preset or before it, an explicit key wins over the preset's value.
+    for args in (
+        ["preset=student", "model.hidden_size=96"],
+        ["model.hidden_size=96", "preset=student"],
+    ):
+        assert load_config(PretrainConfig, None, args).model.hidden_size == 96
+    config = tmp_path / "c.yaml"
+    config.write_text("preset: student\nsteps: 7\n")
+    from_file = load_config(PretrainConfig, config)
+    assert from_file.model.num_layers == 4 and from_file.steps == 7
+    assert load_config(PretrainConfig, None, []).model.hidden_size == 192
+    with pytest.raises(ConfigError, match="unknown preset 'tiny'; valid: base, student"):
+        load_config(PretrainConfig, None, ["preset=tiny"])

@@ -241,8 +241,15 @@ def load_config(
     base: T | None = None,
 ) -> T:
     """Build a config: dataclass defaults (or `base`, a run's saved config when resuming), then
-    the YAML file, then overrides (later wins); then every section's `validate()`."""
+    the named preset's keys, then the YAML file, then overrides (later wins); then every
+    section's `validate()`.
+
+    A config class with a `PRESETS` mapping (name -> {dotted key: value}) and a `preset` field
+    takes its preset from the overrides or the file; the preset's keys are applied first, so
+    any key given explicitly wins over it.
+    """
     cfg: Any = cls() if base is None else base
+    data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -255,13 +262,24 @@ def load_config(
             raise ConfigError(f"{p}{line}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: a config file must be a mapping of keys to values")
-        lines = _key_lines(p)
-        for key, value in data.items():
-            cfg = _set(cfg, cls, str(key), value, str(p), lines=lines)
     if isinstance(overrides, Mapping):
         items = list(overrides.items())
     else:
         items = [(k, yaml.safe_load(v) if v != "" else "") for k, v in parse_overrides(overrides)]
+    presets = getattr(cls, "PRESETS", None)
+    if presets is not None:
+        named = [v for k, v in items if k == "preset"] or [data.get("preset")]
+        name = named[-1]
+        if name is not None:
+            if not isinstance(name, str) or name not in presets:
+                valid = ", ".join(presets)
+                raise ConfigError(f"preset: unknown preset {name!r}; valid: {valid}")
+            for key, value in presets[name].items():
+                cfg = _set(cfg, cls, key, value, f"preset {name}")
+    if path is not None:
+        lines = _key_lines(Path(path))
+        for key, value in data.items():
+            cfg = _set(cfg, cls, str(key), value, str(path), lines=lines)
     for key, value in items:
         cfg = _set(cfg, cls, key, value, "command line")
     return validate(cfg)

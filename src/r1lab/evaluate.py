@@ -172,11 +172,11 @@ def evaluate(
 
     # Grade with the task's own rewards: its accuracy reward decides correctness, its format
     # reward decides compliance, so evaluation and training agree by construction.
+    # A task without an accuracy reward (general requests: no rule may train on them) is graded
+    # by its own `is_correct`, in-process.
     spec = task.rewards
-    grader = CompositeReward(
-        {spec.accuracy: 1.0, spec.format: 0.0},
-        {k: dict(v) for k, v in spec.params.items() if k in (spec.accuracy, spec.format)},
-    )
+    parts = {spec.format: 0.0} if not spec.accuracy else {spec.accuracy: 1.0, spec.format: 0.0}
+    grader = CompositeReward(parts, {k: dict(v) for k, v in spec.params.items() if k in parts})
     flat = [c for g in groups for c in g] + [c for g in greedy_groups for c in g]
     # Groups are in question order (prompt_index restarts in every generation call).
     flat_examples = []
@@ -191,7 +191,10 @@ def evaluate(
     def ok(part: float) -> bool:
         return part >= 1 - 1e-9
 
-    correct = [ok(r.parts[spec.accuracy]) for r in graded]
+    if spec.accuracy:
+        correct = [ok(r.parts[spec.accuracy]) for r in graded]
+    else:
+        correct = [_judged(task, t, ex) for t, ex in zip(texts, flat_examples, strict=True)]
     formatted = [ok(r.parts[spec.format]) for r in graded]
     phrases = (
         tuple(reflection_phrases) if reflection_phrases else metrics.DEFAULT_REFLECTION_PHRASES
@@ -374,6 +377,14 @@ def _task_metrics(
         for key, value in extra(list(texts), list(rows)).items():
             out[key if key.startswith("eval/") else f"eval/{key}"] = float(value)
     return out
+
+
+def _judged(task: Any, text: str, example: Mapping[str, Any]) -> bool:
+    """`task.is_correct` under the reward guard's rule: an item that raises scores as wrong."""
+    try:
+        return bool(task.is_correct(text, example))
+    except Exception:  # one bad item never stops an evaluation
+        return False
 
 
 @contextmanager

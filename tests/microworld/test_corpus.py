@@ -1,23 +1,31 @@
+import random
 import re
 
 from r1lab.metrics import has_reflection
+from r1lab.microworld import corpus
 from r1lab.microworld.corpus import CorpusConfig, documents
 from r1lab.microworld.tokenizer import TAGS, train_tokenizer
-from r1lab.tasks import ArithmeticTask, CountdownTask
+from r1lab.tasks import ArithmeticTask, CountdownTask, arithmetic, countdown
 
-DOCS = list(documents(CorpusConfig(), 3000))
+DOCS = list(documents(CorpusConfig(general_share=0), 3000))
 
 
 def test_corpus_is_deterministic():
-    assert list(documents(CorpusConfig(), 50)) == DOCS[:50]
-    assert list(documents(CorpusConfig(seed=1), 50)) != DOCS[:50]
+    assert list(documents(CorpusConfig(general_share=0), 50)) == DOCS[:50]
+    assert list(documents(CorpusConfig(seed=1, general_share=0), 50)) != DOCS[:50]
 
 
-def test_no_test_question_leaks_into_the_corpus():
-    test_qs = {e["question"] for e in ArithmeticTask().examples("test", 300)}
-    test_qs |= {e["question"] for e in CountdownTask().examples("test", 300)}
+def test_no_test_problem_leaks_into_the_corpus_in_any_language():
+    arith = [
+        arithmetic.Problem(e["a"], e["b"], e["op"]) for e in ArithmeticTask().examples("test", 300)
+    ]
+    count = [
+        countdown.Problem(tuple(e["numbers"]), e["target"], e["answer"])
+        for e in CountdownTask().examples("test", 300)
+    ]
     text = "\n".join(DOCS)
-    assert not any(q in text for q in test_qs)
+    for p in arith + count:
+        assert p.ask("en") not in text and p.ask("zh") not in text, p.question
 
 
 def test_template_only_sometimes_and_tags_only_sometimes():
@@ -30,7 +38,7 @@ def test_template_only_sometimes_and_tags_only_sometimes():
 
 def test_styles_are_mixed():
     reflective = sum(has_reflection(d) for d in DOCS) / len(DOCS)
-    stepwise = sum("write" in d or "Try " in d for d in DOCS) / len(DOCS)
+    stepwise = sum(any(w in d for w in ("write", "Try ", "写", "试 ")) for d in DOCS) / len(DOCS)
     assert 0.03 < reflective < 0.25
     assert 0.2 < stepwise < 0.6
 
@@ -57,3 +65,140 @@ def test_tokenizer_round_trips_and_keeps_tags_whole():
     assert digits == list("12345")
     assert tok.eos_token == tok.pad_token == "<|endoftext|>"
     assert tok.chat_template
+
+
+EN = lambda i: corpus.PHRASES["en"]  # noqa: E731
+CFG = CorpusConfig()
+EQUATION = re.compile(r"(\d+)([+*])(\d+)(?:\+(\d+))?=(\d+)")
+
+
+def _wrong_equations(text: str) -> list[str]:
+    """Column facts (`8*9+6=77`) whose stated value is wrong."""
+    out = []
+    for x, op, y, c, v in EQUATION.findall(text):
+        true = (int(x) + int(y) if op == "+" else int(x) * int(y)) + int(c or 0)
+        if true != int(v):
+            out.append(f"{x}{op}{y}={v}")
+    return out
+
+
+def test_checkers_check_whether_or_not_they_slipped_and_end_right():
+    rng = random.Random(0)
+    task = ArithmeticTask(ops=("+", "*"))
+    caught = clean = 0
+    for _ in range(600):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "reflect", CFG, EN, rng)
+        assert answer == p.result, text
+        assert "Let me check:" in text
+        head, check = text.split("Let me check:")
+        # The check recomputes every fact with its operands swapped, independently of the first
+        # pass, and never repeats a slip.
+        assert not _wrong_equations(check), text
+        if _wrong_equations(head):
+            caught += 1
+            assert "Wait," in check and f"= {p.result}." in check
+        else:
+            clean += 1
+            assert "Wait" not in text and check.endswith("Correct.")
+    # Careful writers slip at careful_slip_rate, less than careless ones (slip_rate).
+    assert 0.05 < caught / (caught + clean) < 0.15
+
+
+def test_careless_writers_slip_and_never_check():
+    rng = random.Random(1)
+    task = ArithmeticTask(ops=("+", "*"))
+    slipped = 0
+    for _ in range(600):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "step", CFG, EN, rng)
+        assert not has_reflection(text)
+        wrong = _wrong_equations(text)
+        slipped += bool(wrong)
+        assert (answer == p.result) == (not wrong), text
+    assert 0.15 < slipped / 600 < 0.25
+
+
+def test_division_is_checked_by_multiplying_back():
+    rng = random.Random(2)
+    task = ArithmeticTask(ops=("/",))
+    first_right = 0
+    for _ in range(400):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "reflect", CFG, EN, rng)
+        assert answer == p.result and not _wrong_equations(text), text
+        guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
+        products = re.findall(r"So (\d+) \* (\d+) = (\d+)\.", text)
+        # One multiplication back per guess, each right, each compared in words with `a`.
+        assert [int(q) for q, _, _ in products] == guesses and guesses[-1] == p.result
+        for q, b, product in products:
+            assert int(q) * int(b) == int(product)
+        for product, word, _q in re.findall(r"(\d+) is (less|more) than \d+, so (\d+)", text):
+            assert (int(product) < p.a) == (word == "less")
+        # Every wrong guess is followed by "Wait"; a right first guess by none.
+        assert text.count("Wait,") == len(guesses) - 1
+        assert all(abs(g - p.result) <= 2 for g in guesses)
+        first_right += guesses[0] == p.result
+    # The first guess is genuinely uncertain: right at check_guess_accuracy.
+    assert 0.32 < first_right / 400 < 0.48
+
+
+def test_division_writers_who_do_not_check_guess():
+    rng = random.Random(3)
+    p = arithmetic.Problem(294, 7, "/")
+    for style in ("guess", "step"):
+        text, answer = corpus._arith_trace(p, style, CFG, EN, rng)
+        assert "check" not in text and "*" not in text and isinstance(answer, int)
+
+
+def test_countdown_search_compares_every_candidate_with_the_target():
+    rng = random.Random(4)
+    task = CountdownTask()
+    for _ in range(300):
+        p = task.sample(rng, "train")
+        text, answer = corpus._countdown_trace(p, "step", CFG, EN, rng)
+        tries = re.findall(r"Try ([^:]+): ([^.]+)\. (-?\d+) is (not )?(-?\d+)", text)
+        assert tries and answer == tries[-1][0], text
+        for _expr, steps, value, neg, target in tries:
+            assert int(target) == p.target
+            for x, op, y, v in re.findall(r"(-?\d+) ([-+*]) (\d+) = (-?\d+)", steps):
+                x, y = int(x), int(y)
+                assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
+            # "is not" exactly when the candidate misses; a premature "Yes" never happens.
+            assert (neg == "not ") == (int(value) != p.target)
+        assert text.count("Yes!") == 1 and not has_reflection(text)
+
+
+def test_languages_whole_documents_and_writers_who_switch():
+    han = re.compile(r"[\u4e00-\u9fff]")
+    tasks_docs = [
+        d
+        for d in DOCS
+        if "Compute" in d or "Using the numbers" in d or "计算" in d or "用数字" in d
+    ]
+    zh = [d for d in tasks_docs if "计算" in d or "用数字" in d]
+    assert 0.15 < len(zh) / len(tasks_docs) < 0.25
+    # Chinese documents are Chinese throughout: no English step words.
+    assert not any(w in d for d in zh for w in ("write", "carry", "Try ", "Let me check"))
+    mixed = [d for d in tasks_docs if d not in zh and han.search(d.split("Assistant:")[-1])]
+    assert 0.005 < len(mixed) / len(tasks_docs) < 0.05
+    for d in mixed:  # an English question, worked in English first, then switching
+        body = d.split("Assistant:")[-1]
+        assert re.search(r"write|Try ", body) and han.search(body)
+        assert re.search(r"write|Try ", body).start() < han.search(body).start()
+
+
+def test_drill_pages_hold_search_steps_and_comparisons_all_right():
+    rng = random.Random(5)
+    steps = comparisons = 0
+    for _ in range(300):
+        page = corpus._fact_sheet(rng)
+        for x, op, y, v in re.findall(r"(\d+) ([-+*]) (\d+) = (-?\d+)", page):
+            x, y = int(x), int(y)
+            assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
+            steps += 1
+        for x, word, y in re.findall(r"(\d+) is (less|more) than (\d+)", page):
+            assert (int(x) < int(y)) == (word == "less")
+            comparisons += 1
+        assert not _wrong_equations(page)
+    assert steps > 500 and comparisons > 500

@@ -1,4 +1,5 @@
 import random
+import re
 
 import pytest
 
@@ -11,15 +12,51 @@ from r1lab.tasks.splits import in_split
 def test_splits_are_disjoint_and_deterministic(task):
     train = task.examples("train", 500)
     test = task.examples("test", 200)
+    # Split by the problem (its English wording), so no test problem is trained in any language.
+    assert {e["split_key"] for e in train}.isdisjoint({e["split_key"] for e in test})
     assert {e["question"] for e in train}.isdisjoint({e["question"] for e in test})
     assert task.examples("test", 200) == test
-    assert all(in_split(e["question"], "test") for e in test)
+    assert all(in_split(e["split_key"], "test") for e in test)
+    assert not any(in_split(e["split_key"], "test") for e in train)
+
+
+@pytest.mark.parametrize("task", [ArithmeticTask(), CountdownTask()], ids=["arith", "countdown"])
+def test_a_share_of_questions_is_in_chinese(task):
+    examples = task.examples("train", 1000)
+    zh = [e for e in examples if e["language"] == "zh"]
+    assert 0.15 < len(zh) / len(examples) < 0.25
+    assert all(e["language"] == "en" for e in examples if e not in zh)
+    assert all(e["question"].isascii() for e in examples if e["language"] == "en")
+    assert all(not e["question"].isascii() for e in zh)
+    # The Chinese question asks the same problem: its numbers are the English wording's.
+    digits = lambda text: [int(t) for t in re.findall(r"\d+", text)]  # noqa: E731
+    assert all(digits(e["question"]) == digits(e["split_key"]) for e in examples)
+    assert type(task)(zh_fraction=0.0).examples("train", 200)[0]["language"] == "en"
+    assert all(e["language"] == "zh" for e in type(task)(zh_fraction=1.0).examples("test", 50))
 
 
 def test_arithmetic_reference_is_the_result():
-    for ex in ArithmeticTask().examples("train", 50):
-        a, b = ex["a"], ex["b"]
-        assert int(ex["answer"]) == (a + b if ex["op"] == "+" else a * b)
+    ops = set()
+    for ex in ArithmeticTask().examples("train", 300):
+        a, b, op = ex["a"], ex["b"], ex["op"]
+        ops.add(op)
+        if op == "/":
+            assert a % b == 0 and 10 <= a // b <= 99 and 2 <= b <= 9
+            assert int(ex["answer"]) == a // b
+        else:
+            assert int(ex["answer"]) == (a + b if op == "+" else a * b)
+    assert ops == {"+", "*", "/"}
+
+
+def test_countdown_counts_the_candidates_a_completion_tries():
+    task = CountdownTask()
+    trace = (
+        "<think> Try 4 + 12 - 3: 4 + 12 = 16, 16 - 3 = 13. 13 is not 11. "
+        "试 (12 - 4) * 3：12 - 4 = 8。 Try again later. Try 12 - 4 + 3: 12 - 4 = 8, 8 + 3 = 11. "
+        "11 is 11. Yes! </think> <answer> Try 1 + 2 </answer>"
+    )
+    assert task.trace_stats(trace) == {"candidates": 3.0}  # not "Try again", not the answer
+    assert task.trace_stats("<think> </think> <answer> 4 + 12 - 3 </answer>") == {"candidates": 0.0}
 
 
 def test_countdown_is_solvable_by_construction():

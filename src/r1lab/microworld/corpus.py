@@ -1,4 +1,4 @@
-"""The micro-world's internet: the synthetic corpus the micro-world base model is pretrained on.
+"""The micro-world's internet: the synthetic corpus the micro-world base models are pretrained on.
 
 It is built to make a base model like a real one before RL, honestly so: the corpus never sees a
 reward, the held-out test questions, or any signal about which way of answering is rewarded.
@@ -7,13 +7,22 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
 - **Framings.** The R1-Zero template appears only in some documents, some of them with paraphrased
   instructions, and is answered in the tag format only part of the time; other documents are
   Q/A pages, worksheets and bare equations. A base model therefore follows the format sometimes.
-- **Solution styles.** Most writers guess (often wrongly, as people on the internet do), some work
-  step by step (careless ones slip now and then), and a few check their work and correct
-  themselves ("Wait, ..." / "Let me check: ..."). Countdown writers search: try, fail, try again.
-- **Noise.** Guessed answers are often wrong; careless step-by-step writers make slips that carry
-  through to a wrong final answer.
-- **Drill pages.** Times tables and column sums (`8*9+6=78`), the facts column arithmetic is
-  made of, with no question attached.
+- **Writers.** Most guess (often wrongly, as people on the internet do); some work step by step
+  and are careless (a slip now and then, carried to the answer); a few check their work. A
+  checker recomputes independently of the first attempt: addition and multiplication column by
+  column with the operands swapped (`9*8+6` for `8*9+6`), division by multiplying the guessed
+  quotient back, which is easier than dividing. Checkers check whether or not they slipped, and
+  they are careful: they slip less, and their check catches every slip ("Wait, ...").
+- **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
+  compare it with the target in words ("13 is not 11." / "11 is 11. Yes!"), back off, try another.
+- **Languages.** Some documents are wholly in Chinese (question and worked solution); some writers
+  of English documents switch to Chinese mid-solution, as multilingual web text does.
+- **General requests.** Conversations with no rule to grade them (greetings, lists, rewrites,
+  facts of the micro-world, harmful requests and harmless look-alikes), answered well and badly:
+  `r1lab.microworld.general`.
+- **Drill pages.** The facts the working is made of, with no question attached: one-digit column
+  facts (`8*9+6=78`), the step operations of countdown search (`16 - 3 = 13`) and comparisons of
+  nearby numbers (`287 is less than 294.`).
 
 The mix is in `CorpusConfig`; every document is drawn from a seeded RNG, so the corpus is a pure
 function of its config.
@@ -22,7 +31,7 @@ function of its config.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 from r1lab.tasks import arithmetic, countdown
@@ -42,9 +51,59 @@ TEMPLATE_VARIANTS = (
     "solves it. User: {prompt}. Assistant:",
 )
 
+# The words of a worked solution, per language. A mixed writer switches table mid-solution.
+PHRASES: dict[str, dict[str, str]] = {
+    "en": {
+        "column": "{expr}={total}, write {written}{carry}.",
+        "carry": " carry {c}",
+        "so": "So {a} {op} {b} = {value}.",
+        "check": "Let me check:",
+        "recheck": "{expr}={total}",
+        "sep": ", ",
+        "end": ".",
+        "caught": "{expr}={total}. Wait, {first}={total}, not {wrong}",
+        "correct": "Correct.",
+        "guess_div": "{a} / {b} = {q}?",
+        "low": "{p} is less than {a}, so {q} is too small.",
+        "high": "{p} is more than {a}, so {q} is too big.",
+        "wait_div": "Wait, {a} / {b} = {q}?",
+        "answer": "The answer is {answer}.",
+        "try": "Try {expr}: {steps}.",
+        "miss": "{value} is not {target}.",
+        "hit": "{target} is {target}. Yes!",
+        "lang": "en",
+    },
+    "zh": {
+        "column": "{expr}={total}，写 {written}{carry}。",
+        "carry": " 进 {c}",
+        "so": "所以 {a} {op} {b} = {value}。",
+        "check": "检查一下：",
+        "recheck": "{expr}={total}",
+        "sep": "，",
+        "end": "。",
+        "caught": "{expr}={total}。等等，{first}={total}，不是 {wrong}",
+        "correct": "正确。",
+        "guess_div": "{a} / {b} = {q}？",
+        "low": "{p} 小于 {a}，所以 {q} 太小了。",
+        "high": "{p} 大于 {a}，所以 {q} 太大了。",
+        "wait_div": "等等，{a} / {b} = {q}？",
+        "answer": "答案是 {answer}。",
+        "try": "试 {expr}：{steps}。",
+        "miss": "{value} 不是 {target}。",
+        "hit": "{target} 就是 {target}。对！",
+        "lang": "zh",
+    },
+}
+
 # What a guesser writes before answering, and how often: most write nothing at all.
-GUESS_OPENERS = ("", "This is easy.", "I know this one.", "Quick mental math.", "Let me think.")
+GUESS_OPENERS = {
+    "en": ("", "This is easy.", "I know this one.", "Quick mental math.", "Let me think."),
+    "zh": ("", "这很简单。", "我知道。", "心算一下。", "想一想。"),
+}
 GUESS_OPENER_WEIGHTS = (0.7, 0.1, 0.08, 0.06, 0.06)
+
+Phrases = Callable[[int], dict[str, str]]
+"""The phrase table a writer uses for the i-th sentence of a solution."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +113,9 @@ class CorpusConfig:
     seed: int = 0
     """Seed of the document RNG; the corpus is a pure function of this config."""
     countdown_share: float = 0.35
-    """Share of countdown documents; the rest are arithmetic."""
+    """Share of countdown documents among the task documents; the rest are arithmetic."""
+    division_share: float = 0.3
+    """Share of division problems among the arithmetic documents (the rest: + and *)."""
     template_share: float = 0.45
     """Share of documents framed with the R1-Zero template or one of its paraphrases."""
     exact_template_share: float = 0.6
@@ -64,17 +125,28 @@ class CorpusConfig:
     guess_share: float = 0.7
     """Writers who answer at once."""
     step_share: float = 0.18
-    """Writers who work step by step (careless: they slip at `slip_rate`)."""
+    """Writers who work step by step (careless: they slip at `slip_rate`). On division, where
+    there is no step-by-step recipe in this world, they guess."""
     reflect_share: float = 0.12
-    """Writers who check their work and fix their slips."""
+    """Writers who check their work (independently of it) and fix what the check catches."""
     guess_accuracy: float = 0.3
     """How often a guessed answer is right."""
     slip_rate: float = 0.2
     """Chance that a careless step-by-step writer makes one slip, carried to the answer."""
+    careful_slip_rate: float = 0.1
+    """Chance that a checker slips in the first pass (the check always catches it)."""
+    check_guess_accuracy: float = 0.4
+    """How often a checker's first guess at a quotient is right (else off by 1 or 2)."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
     fact_share: float = 0.15
-    """Share of drill pages (times tables, column sums): facts without any question."""
+    """Share of drill pages: facts without any question."""
+    zh_share: float = 0.2
+    """Share of task documents written wholly in Chinese."""
+    mix_share: float = 0.06
+    """Share of English task documents whose writer switches to Chinese mid-solution."""
+    general_share: float = 0.1
+    """Share of general-request conversations (`r1lab.microworld.general`)."""
 
     def validate(self) -> None:
         from r1lab.config import ensure
@@ -86,10 +158,6 @@ class CorpusConfig:
         ensure(self.max_tries >= 0, "max_tries", ">= 0", self.max_tries)
         shares = self.guess_share + self.step_share + self.reflect_share
         ensure(shares > 0, "guess_share", "> 0 when step_share and reflect_share are 0", 0)
-
-
-def _opener(rng: random.Random) -> str:
-    return rng.choices(GUESS_OPENERS, GUESS_OPENER_WEIGHTS)[0]
 
 
 def _perturb(value: int, rng: random.Random) -> int:
@@ -107,67 +175,134 @@ def _perturb(value: int, rng: random.Random) -> int:
     return wrong if wrong != value and wrong >= 0 else value + 1
 
 
+def _opener(P: Phrases, rng: random.Random) -> str:
+    return rng.choices(GUESS_OPENERS[P(0)["lang"]], GUESS_OPENER_WEIGHTS)[0]
+
+
+def _guess(value: int, accuracy: float, rng: random.Random) -> int:
+    return value if rng.random() < accuracy else _perturb(value, rng)
+
+
 # ---------------------------------------------------------------------------------------------
 # Arithmetic solutions
 
 
-def _add_steps(a: int, b: int) -> list[tuple[str, int, int]]:
-    """Column addition, right to left: (written step, digit written, carry out) per column."""
-    da, db = str(a)[::-1], str(b)[::-1]
+def _columns(a: int, b: int, op: str) -> list[tuple[str, str, int]]:
+    """Column arithmetic right to left: (fact, the same fact with operands swapped, value)."""
+    da = str(a)[::-1]
+    db = str(b)[::-1] if op == "+" else ""
     steps, carry = [], 0
     for i in range(max(len(da), len(db))):
         x = int(da[i]) if i < len(da) else 0
-        y = int(db[i]) if i < len(db) else 0
-        total = x + y + carry
-        expr = f"{x}+{y}+{carry}" if carry else f"{x}+{y}"
-        steps.append((expr, total, carry))
+        if op == "+":
+            y = int(db[i]) if i < len(db) else 0
+            total, fact, swapped = x + y + carry, f"{x}+{y}", f"{y}+{x}"
+        else:
+            total, fact, swapped = x * b + carry, f"{x}*{b}", f"{b}*{x}"
+        if carry:
+            fact, swapped = f"{fact}+{carry}", f"{swapped}+{carry}"
+        steps.append((fact, swapped, total))
         carry = total // 10
     return steps
 
 
-def _mul_steps(a: int, b: int) -> list[tuple[str, int, int]]:
+def _slipped(total: int, rng: random.Random) -> int:
+    return total + rng.choice([-1, 1]) if total > 0 else total + 1
+
+
+def _column_pass(
+    a: int, b: int, op: str, slip: bool, P: Phrases, rng: random.Random, at: int = 0
+) -> tuple[list[str], list[tuple[str, int]], int]:
+    """One written pass of column arithmetic, a slip carried through if `slip`.
+
+    Returns (sentences, (fact, value written) per column, result)."""
+    steps = _columns(a, b, op)
+    slip_at = rng.randrange(len(steps)) if slip else -1
+    parts, shown_facts, carry, digits = [], [], 0, []
     da = str(a)[::-1]
-    steps, carry = [], 0
-    for ch in da:
-        total = int(ch) * b + carry
-        expr = f"{ch}*{b}+{carry}" if carry else f"{ch}*{b}"
-        steps.append((expr, total, carry))
-        carry = total // 10
-    return steps
-
-
-def _arith_trace(p: arithmetic.Problem, style: str, cfg: CorpusConfig, rng: random.Random):
-    """(reasoning text, final answer) for one arithmetic problem in a writer's style."""
-    if style == "guess":
-        answer = p.result if rng.random() < cfg.guess_accuracy else _perturb(p.result, rng)
-        return _opener(rng), answer
-    steps = _add_steps(p.a, p.b) if p.op == "+" else _mul_steps(p.a, p.b)
-    slip_at = rng.randrange(len(steps)) if rng.random() < cfg.slip_rate else -1
-    if style == "reflect" and slip_at < 0 and rng.random() < 0.5:
-        slip_at = rng.randrange(len(steps))
-    parts, digits = [], []
+    db = str(b)[::-1] if op == "+" else ""
     last = len(steps) - 1
-    for i, (expr, total, _) in enumerate(steps):
-        shown = total
+    for i in range(len(steps)):
+        # Recompute from the carry the writer actually has (a slip changes later columns).
+        x = int(da[i]) if i < len(da) else 0
+        if op == "+":
+            y = int(db[i]) if i < len(db) else 0
+            total, fact = x + y + carry, f"{x}+{y}"
+        else:
+            total, fact = x * b + carry, f"{x}*{b}"
+        if carry:
+            fact = f"{fact}+{carry}"
         if i == slip_at:
-            shown = total + rng.choice([-1, 1]) if total > 0 else total + 1
-        written = str(shown) if i == last else str(shown % 10)
-        carry_txt = f" carry {shown // 10}" if i != last and shown >= 10 else ""
-        parts.append(f"{expr}={shown}, write {written}{carry_txt}.")
-        if i == slip_at and style == "reflect":
-            # The careful writer notices the slip at once and redoes the column.
-            fix_written = str(total) if i == last else str(total % 10)
-            fix_carry = f" carry {total // 10}" if i != last and total >= 10 else ""
-            parts.append(f"Wait, {expr}={total}, not {shown}. Write {fix_written}{fix_carry}.")
-            shown = total
-        elif i == slip_at:
-            total = shown  # the careless writer carries the slip through
-        digits.append(str(total) if i == last else str(total % 10))
-    answer = int("".join(reversed(digits)))
-    parts.append(f"So {p.a} {p.op} {p.b} = {answer}.")
-    if style == "reflect" and rng.random() < 0.5:
-        checks = ", ".join(f"{expr}={total}" for expr, total, _ in steps)
-        parts.append(f"Let me check: {checks}. Correct.")
+            total = _slipped(total, rng)
+        written = str(total) if i == last else str(total % 10)
+        t = P(at + i)
+        carry_txt = t["carry"].format(c=total // 10) if i != last and total >= 10 else ""
+        parts.append(t["column"].format(expr=fact, total=total, written=written, carry=carry_txt))
+        shown_facts.append((fact, total))
+        digits.append(written)
+        carry = total // 10
+    result = int("".join(reversed(digits)))
+    parts.append(P(at + len(steps))["so"].format(a=a, op=op, b=b, value=result))
+    return parts, shown_facts, result
+
+
+def _column_check(
+    a: int, b: int, op: str, shown: list[tuple[str, int]], P: Phrases, at: int
+) -> list[str]:
+    """A checker's recomputation with the operands of every fact swapped, flagging the first
+    column that disagrees with the first pass and ending with the right result."""
+    steps = _columns(a, b, op)
+    t = P(at)
+    checks, flagged = [], False
+    for (fact, swapped, total), (first, wrote) in zip(steps, shown, strict=True):
+        if not flagged and (first != fact or wrote != total):
+            # The first pass went wrong here: the swapped fact disagrees with what was written.
+            checks.append(t["caught"].format(expr=swapped, total=total, first=fact, wrong=wrote))
+            flagged = True
+        else:
+            checks.append(t["recheck"].format(expr=swapped, total=total))
+    text = t["check"] + " " + t["sep"].join(checks) + t["end"]
+    result = arithmetic.Problem(a, b, op).result
+    ending = P(at + 1)["so"].format(a=a, op=op, b=b, value=result) if flagged else t["correct"]
+    return [text, ending]
+
+
+def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
+    """Guess the quotient, multiply it back, compare, adjust by one until it is right."""
+    q = p.result
+    first = q if rng.random() < cfg.check_guess_accuracy else q + rng.choice([-2, -1, 1, 2])
+    guess, parts, i = first, [], 0
+    while True:
+        t = P(i)
+        opening = t["guess_div"] if guess == first else t["wait_div"]
+        parts.append(opening.format(a=p.a, b=p.b, q=guess))
+        parts.append(t["check"])
+        check, _, product = _column_pass(guess, p.b, "*", False, P, rng, at=i)
+        parts.extend(check)
+        i += len(check) + 1
+        if product == p.a:
+            parts.append(P(i)["correct"])
+            return " ".join(parts), q
+        key = "low" if product < p.a else "high"
+        parts.append(P(i)[key].format(p=product, a=p.a, q=guess))
+        guess += 1 if product < p.a else -1
+
+
+def _arith_trace(
+    p: arithmetic.Problem, style: str, cfg: CorpusConfig, P: Phrases, rng: random.Random
+) -> tuple[str, int]:
+    """(reasoning text, final answer) for one arithmetic problem in a writer's style."""
+    if p.op == "/" and style == "step":
+        style = "guess"  # no long division in this world: who does not check, guesses
+    if style == "guess":
+        return _opener(P, rng), _guess(p.result, cfg.guess_accuracy, rng)
+    if p.op == "/":
+        return _division_check(p, cfg, P, rng)
+    rate = cfg.slip_rate if style == "step" else cfg.careful_slip_rate
+    parts, shown, answer = _column_pass(p.a, p.b, p.op, rng.random() < rate, P, rng)
+    if style == "reflect":
+        parts += _column_check(p.a, p.b, p.op, shown, P, at=len(parts))
+        answer = p.result
     return " ".join(parts), answer
 
 
@@ -193,42 +328,51 @@ def _random_candidate(numbers: tuple[int, ...], rng: random.Random):
     return _eval_steps(order, ops)
 
 
-def _countdown_trace(p: countdown.Problem, style: str, cfg: CorpusConfig, rng: random.Random):
-    if style == "guess":
-        if rng.random() < cfg.guess_accuracy:
-            return _opener(rng), p.solution
-        expr, _, value = _random_candidate(p.numbers, rng)
-        return _opener(rng), expr
-    parts = []
-    for _ in range(rng.randint(0, cfg.max_tries)):
-        expr, steps, value = _random_candidate(p.numbers, rng)
-        if value == p.target:
-            break
-        parts.append(f"Try {expr}: {', '.join(steps)}, not {p.target}.")
-    solution_expr, steps, _ = _eval_steps(*_solution_order(p))
-    if style == "reflect" and rng.random() < 0.5 and parts:
-        # A premature "yes" caught on re-checking.
-        wrong = parts.pop()
-        claimed = wrong.replace(f", not {p.target}.", f". Yes, {p.target}!")
-        value = wrong.split(", not")[0].rsplit("= ", 1)[-1]
-        parts.append(f"{claimed} Wait, that gives {value}, not {p.target}.")
-    parts.append(f"Try {solution_expr}: {', '.join(steps)}. Yes, {p.target}!")
-    if style == "reflect":
-        parts.append(f"Let me check: {', '.join(steps)}. Correct.")
-    return " ".join(parts), solution_expr
-
-
 def _solution_order(p: countdown.Problem) -> tuple[list[int], list[str]]:
     """Recover the construction's number order and operators from its written expression."""
     tokens = p.solution.replace("(", "").replace(")", "").split()
     return [int(t) for t in tokens[::2]], tokens[1::2]
 
 
+def _countdown_trace(
+    p: countdown.Problem, style: str, cfg: CorpusConfig, P: Phrases, rng: random.Random
+):
+    if style == "guess":
+        if rng.random() < cfg.guess_accuracy:
+            return _opener(P, rng), p.solution
+        expr, _, _ = _random_candidate(p.numbers, rng)
+        return _opener(P, rng), expr
+    parts: list[str] = []
+    for _ in range(rng.randint(0, cfg.max_tries)):
+        expr, steps, value = _random_candidate(p.numbers, rng)
+        if value == p.target:
+            break
+        t = P(len(parts))
+        tried = t["try"].format(expr=expr, steps=t["sep"].join(steps))
+        parts.append(tried + " " + t["miss"].format(value=value, target=p.target))
+    expr, steps, _ = _eval_steps(*_solution_order(p))
+    t = P(len(parts))
+    parts.append(t["try"].format(expr=expr, steps=t["sep"].join(steps)))
+    parts.append(t["hit"].format(target=p.target))
+    if style == "reflect":
+        t = P(len(parts))
+        parts.append(t["check"] + " " + t["sep"].join(steps) + t["end"] + " " + t["correct"])
+    return " ".join(parts), expr
+
+
 # ---------------------------------------------------------------------------------------------
 # Documents
 
 
-def _frame(question: str, reasoning: str, answer: str, cfg: CorpusConfig, rng: random.Random):
+FRAMES = {
+    "en": ("Q: {q}?\nA: {lead}The answer is {a}.", "Problem: {q}.\nSolution: {lead}\nAnswer: {a}"),
+    "zh": ("问：{q}？\n答：{lead}答案是 {a}。", "题目：{q}。\n解：{lead}\n答案：{a}"),
+}
+
+
+def _frame(
+    question: str, reasoning: str, answer: str, lang: str, cfg: CorpusConfig, rng: random.Random
+) -> str:
     """Wrap a solution in one of the corpus's framings."""
     if rng.random() < cfg.template_share:
         exact = rng.random() < cfg.exact_template_share
@@ -237,15 +381,20 @@ def _frame(question: str, reasoning: str, answer: str, cfg: CorpusConfig, rng: r
         if rng.random() < cfg.tags_given_template:
             think = f"<think> {reasoning} </think>" if reasoning else "<think> </think>"
             return f"{head} {think} <answer> {answer} </answer>"
-        tail = f"{reasoning} The answer is {answer}." if reasoning else f"The answer is {answer}."
-        return f"{head} {tail}"
+        closing = PHRASES[lang]["answer"].format(answer=answer)
+        return f"{head} {reasoning} {closing}" if reasoning else f"{head} {closing}"
     kind = rng.random()
     lead = f"{reasoning} " if reasoning else ""
+    qa, worksheet = FRAMES[lang]
     if kind < 0.4:
-        return f"Q: {question}?\nA: {lead}The answer is {answer}."
+        return qa.format(q=question, lead=lead, a=answer)
     if kind < 0.75:
-        return f"Problem: {question}.\nSolution: {lead}\nAnswer: {answer}"
-    return f"{question}. {lead}Answer: {answer}."
+        return worksheet.format(q=question, lead=lead, a=answer)
+    return (
+        f"{question}. {lead}Answer: {answer}."
+        if lang == "en"
+        else f"{question}。{lead}答案：{answer}。"
+    )
 
 
 def _style(cfg: CorpusConfig, rng: random.Random) -> str:
@@ -254,37 +403,69 @@ def _style(cfg: CorpusConfig, rng: random.Random) -> str:
     )[0]
 
 
+def _phrases(cfg: CorpusConfig, rng: random.Random) -> tuple[str, Phrases]:
+    """The question's language and the writer's phrase table per sentence."""
+    if rng.random() < cfg.zh_share:
+        return "zh", lambda i: PHRASES["zh"]
+    if rng.random() < cfg.mix_share:
+        switch = rng.randint(1, 3)  # sentences written in English before the switch
+        return "en", lambda i: PHRASES["en"] if i < switch else PHRASES["zh"]
+    return "en", lambda i: PHRASES["en"]
+
+
 def _fact_sheet(rng: random.Random, n: int = 16) -> str:
-    """A drill page: the one-digit facts that column arithmetic is made of, no questions."""
+    """A drill page: column facts, countdown step operations, or comparisons, no questions."""
+    kind = rng.random()
     facts = []
     for _ in range(n):
-        x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
-        kind = rng.random()
-        if kind < 0.4:
-            facts.append(f"{x}*{y}+{c}={x * y + c}" if c else f"{x}*{y}={x * y}")
-        elif kind < 0.6:
-            facts.append(f"{x}*{y}={x * y}")
-        else:
-            c = rng.randint(0, 1)
-            facts.append(f"{x}+{y}+{c}={x + y + c}" if c else f"{x}+{y}={x + y}")
-    return rng.choice(("Practice: ", "Drill. ", "")) + ", ".join(facts) + "."
+        if kind < 0.5:  # one-digit column facts
+            x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
+            pick = rng.random()
+            if pick < 0.5:
+                facts.append(f"{x}*{y}+{c}={x * y + c}" if c else f"{x}*{y}={x * y}")
+            else:
+                c = rng.randint(0, 1)
+                facts.append(f"{x}+{y}+{c}={x + y + c}" if c else f"{x}+{y}={x + y}")
+        elif kind < 0.8:  # the step operations of countdown search
+            x = rng.randint(1, 25) if rng.random() < 0.5 else rng.randint(1, 150)
+            y, op = rng.randint(1, 25), rng.choice("+-*")
+            if op == "*" and x > 30:
+                x = rng.randint(1, 25)
+            value = x + y if op == "+" else x - y if op == "-" else x * y
+            facts.append(f"{x} {op} {y} = {value}")
+        else:  # comparisons of nearby numbers, as a checker compares a product with a target
+            x = rng.randint(20, 900)
+            y = x + rng.choice([-1, 1]) * rng.randint(1, 20)
+            rel = "is less than" if x < y else "is more than"
+            facts.append(f"{x} {rel} {y}")
+    sep = ", " if kind < 0.8 else ". "
+    return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
 
 
 def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
-    """`n` corpus documents. Test-split questions of both tasks never appear."""
+    """`n` corpus documents. Test-split questions of every task never appear."""
     rng = random.Random(f"corpus/{cfg.seed}")
     arith = arithmetic.ArithmeticTask()
     count = countdown.CountdownTask()
+    division = ("/",)
+    forward = tuple(op for op in arith.ops if op != "/")
     for _ in range(n):
         if rng.random() < cfg.fact_share:
             yield _fact_sheet(rng)
             continue
+        if rng.random() < cfg.general_share:
+            from r1lab.microworld import general
+
+            yield general.document(rng, "train")
+            continue
         style = _style(cfg, rng)
+        lang, P = _phrases(cfg, rng)
         if rng.random() < cfg.countdown_share:
             p = count.sample(rng, "train")
-            reasoning, answer = _countdown_trace(p, style, cfg, rng)
+            reasoning, answer = _countdown_trace(p, style, cfg, P, rng)
         else:
+            arith.ops = division if rng.random() < cfg.division_share else forward
             p = arith.sample(rng, "train")
-            reasoning, answer = _arith_trace(p, style, cfg, rng)
+            reasoning, answer = _arith_trace(p, style, cfg, P, rng)
         assert in_split(p.question, "train")
-        yield _frame(p.question, reasoning, str(answer), cfg, rng)
+        yield _frame(p.ask(lang), reasoning, str(answer), lang, cfg, rng)

@@ -3,6 +3,7 @@
     r1lab pretrain                       # the shipped base model's recipe, into runs/pretrain
     r1lab pretrain out=runs/base2 seed=1 # another one
     r1lab pretrain out=src/r1lab/assets/base --overwrite   # replace the shipped model
+    r1lab pretrain preset=student        # the distillation student, into runs/pretrain-student
 
 Generates the corpus (`corpus.py`), trains the tokenizer on it (`tokenizer.py`), and trains a
 small Qwen2 model from scratch with next-token prediction on packed documents. Writes an HF
@@ -17,6 +18,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -63,6 +65,23 @@ class ModelShape:
 
 @dataclass
 class PretrainConfig:
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "base": {},
+        # The distillation student: a third of the base model's parameters, narrower and
+        # shallower, on the same corpus and tokenizer (shipped at assets/student).
+        "student": {
+            "out": "runs/pretrain-student",
+            "model.hidden_size": 128,
+            "model.num_layers": 4,
+            "model.num_heads": 4,
+            "model.num_kv_heads": 2,
+            "model.intermediate_size": 320,
+        },
+    }
+
+    preset: Literal["base", "student"] = "base"
+    """Named defaults applied before any other key: `base` (the shipped base model) or
+    `student` (the smaller model that `r1lab distill` trains). Keys you give win over it."""
     out: str = "runs/pretrain"
     """Output model directory, written when training ends. One that holds anything is refused
     (the shipped model included) unless overwrite is set."""
@@ -74,7 +93,7 @@ class PretrainConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     num_docs: int = 60000
     """Corpus documents to generate (the run cycles over them if it needs more tokens)."""
-    vocab_size: int = 512
+    vocab_size: int = 640
     """BPE vocabulary size, before the special and tag tokens."""
     model: ModelShape = field(default_factory=ModelShape)
     block_size: int = 256

@@ -319,6 +319,12 @@ def build_reward(cfg: ZeroConfig, task: Any) -> Any:
     from r1lab.rewards import CompositeReward, get_reward
 
     spec = task.rewards
+    if not spec.accuracy:
+        raise ConfigError(
+            f"task '{task.name}' has no rule-based reward: its requests are graded by a hidden "
+            "rule kept for evaluation (r1lab eval), never for training; train it with a reward "
+            "model instead"
+        )
     weights = dict(cfg.rewards or spec.weights)
     params = {k: dict(v) for k, v in spec.params.items()}
     for k, v in cfg.reward_params.items():

@@ -18,7 +18,7 @@ from r1lab.tasks.base import (
 )
 from r1lab.tasks.countdown import CountdownTask
 
-BUILTIN = ("arithmetic", "countdown", "file")
+BUILTIN = ("arithmetic", "countdown", "general", "file")
 
 __all__ = [
     "R1_ZERO_TEMPLATE",
@@ -40,7 +40,8 @@ class TaskConfig:
     """Which task to train or evaluate on."""
 
     name: Literal[BUILTIN] = "arithmetic"  # type: ignore[valid-type]
-    """`arithmetic`, `countdown` (the micro-world's), or `file` (your data: see task.path)."""
+    """`arithmetic`, `countdown`, `general` (the micro-world's; `general` holds requests with no
+    rule to grade them, for evaluation only), or `file` (your data: see task.path)."""
     seed: int = 0
     """Seed of the example generator (generated tasks) or of the train/test split (file tasks)."""
     path: str = ""
@@ -75,6 +76,10 @@ def make_task(cfg: TaskConfig) -> Any:
         return ArithmeticTask(seed=cfg.seed)
     if cfg.name == "countdown":
         return CountdownTask(seed=cfg.seed)
+    if cfg.name == "general":
+        from r1lab.tasks.general import GeneralTask
+
+        return GeneralTask(seed=cfg.seed)
     if cfg.name == "file":
         from r1lab.config import ConfigError
         from r1lab.tasks.files import load_file_task

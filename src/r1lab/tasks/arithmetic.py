@@ -1,10 +1,17 @@
-"""Multi-digit arithmetic: addition and multiplication where carrying makes one-shot answers hard.
+"""Multi-digit arithmetic: addition, multiplication and exact division, in English and Chinese.
 
     r1lab eval --task.name arithmetic
 
-A problem is `a + b` (both 2-3 digits) or `a * b` (2-3 digits times one digit). The reference is
-the integer result; grading is the `math_accuracy` reward, so `834`, `834.0` and `\\boxed{834}`
-are all right.
+A problem is `a + b` (both 2-3 digits), `a * b` (2-3 digits times one digit) or `a / b` (a
+multiple of a one-digit `b` with a two-digit quotient). Carrying makes one-shot answers to the
+first two unreliable; division is the inverse problem of the micro-world: a one-shot answer is a
+guess, and multiplying the guess back is an easier check than dividing. The reference is the
+integer result; grading is the `math_accuracy` reward, so `834`, `834.0` and `\\boxed{834}` are
+all right.
+
+A `zh_fraction` of the questions is asked in Chinese (`计算 294 / 7`); every example carries
+its `language` ("en" or "zh"). The train/test split is decided by the English wording of the
+problem (`split_key`), so a test problem is held out in both languages.
 """
 
 from __future__ import annotations
@@ -17,24 +24,37 @@ from typing import Any
 from r1lab.tasks.base import RewardSpec, reward_score
 from r1lab.tasks.splits import in_split
 
+QUESTION = {"en": "Compute {a} {op} {b}", "zh": "计算 {a} {op} {b}"}
+
 
 @dataclass(frozen=True)
 class Problem:
     a: int
     b: int
-    op: str  # "+" or "*"
+    op: str  # "+", "*" or "/"
 
     @property
     def result(self) -> int:
-        return self.a + self.b if self.op == "+" else self.a * self.b
+        if self.op == "+":
+            return self.a + self.b
+        if self.op == "*":
+            return self.a * self.b
+        return self.a // self.b
 
     @property
     def question(self) -> str:
-        return f"Compute {self.a} {self.op} {self.b}"
+        """The English wording, which also decides the problem's split."""
+        return self.ask("en")
+
+    def ask(self, language: str) -> str:
+        return QUESTION[language].format(a=self.a, op=self.op, b=self.b)
 
 
-def sample_problem(rng: random.Random, ops: tuple[str, ...] = ("+", "*")) -> Problem:
+def sample_problem(rng: random.Random, ops: tuple[str, ...] = ("+", "*", "/")) -> Problem:
     op = rng.choice(ops)
+    if op == "/":
+        b = rng.randint(2, 9)
+        return Problem(rng.randint(10, 99) * b, b, op)
     a = rng.randint(10, 999)
     b = rng.randint(10, 999) if op == "+" else rng.randint(2, 9)
     return Problem(a, b, op)
@@ -42,11 +62,12 @@ def sample_problem(rng: random.Random, ops: tuple[str, ...] = ("+", "*")) -> Pro
 
 @dataclass
 class ArithmeticTask:
-    """Addition and multiplication with a seeded, hash-disjoint train/test split."""
+    """Addition, multiplication and division with a seeded, hash-disjoint train/test split."""
 
     seed: int = 0
-    ops: tuple[str, ...] = ("+", "*")
+    ops: tuple[str, ...] = ("+", "*", "/")
     test_fraction: float = 0.1
+    zh_fraction: float = 0.2
     name: str = "arithmetic"
     rewards: RewardSpec = field(
         default_factory=lambda: RewardSpec(
@@ -57,7 +78,7 @@ class ArithmeticTask:
     )
 
     def sample(self, rng: random.Random, split: str) -> Problem:
-        """One problem of `split`: rejection-sampled so the splits never share a question."""
+        """One problem of `split`: rejection-sampled so the splits never share a problem."""
         while True:
             p = sample_problem(rng, self.ops)
             if in_split(p.question, split, self.test_fraction):
@@ -69,11 +90,14 @@ class ArithmeticTask:
         out = []
         for i in range(n):
             p = self.sample(rng, split)
+            language = "zh" if rng.random() < self.zh_fraction else "en"
             out.append(
                 {
                     "id": f"arithmetic-{split}-{i}",
-                    "question": p.question,
+                    "question": p.ask(language),
                     "answer": str(p.result),
+                    "language": language,
+                    "split_key": p.question,
                     "a": p.a,
                     "b": p.b,
                     "op": p.op,

@@ -6,17 +6,30 @@ Numbers are drawn from 1..`max_number`; the target is the value of a random left
 expression over all of them with `+ - *` (so every problem is solvable by construction) and lies
 in 1..`max_target`. The reference answer is that expression; grading is the `countdown` reward,
 which accepts any correct equation, not only the reference.
+
+A `zh_fraction` of the questions is asked in Chinese; every example carries its `language`, and
+the split is decided by the English wording (`split_key`), so a test problem is held out in both
+languages. `trace_stats` counts the candidates a completion tries (logged as `eval/candidates`).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.tasks.base import RewardSpec, reward_score
 from r1lab.tasks.splits import in_split
+
+QUESTION = {
+    "en": "Using the numbers [{nums}], create an equation that equals {target}",
+    "zh": "用数字 [{nums}] 写一个等于 {target} 的算式",
+}
+# How the micro-world's search traces open a candidate ("Try 4 + 12 - 3:" / "试 4 + 12 - 3："):
+# a candidate is an expression of at least two numbers right after the word.
+_CANDIDATE = re.compile(r"(?<![A-Za-z])(?:Try|试)\s*(?:\(\s*)*\d+\s*(?:\)\s*)*[-+*/]")
 
 
 @dataclass(frozen=True)
@@ -27,8 +40,12 @@ class Problem:
 
     @property
     def question(self) -> str:
+        """The English wording, which also decides the problem's split."""
+        return self.ask("en")
+
+    def ask(self, language: str) -> str:
         nums = ", ".join(map(str, self.numbers))
-        return f"Using the numbers [{nums}], create an equation that equals {self.target}"
+        return QUESTION[language].format(nums=nums, target=self.target)
 
 
 def sample_problem(
@@ -57,6 +74,7 @@ class CountdownTask:
     max_number: int = 25
     max_target: int = 150
     test_fraction: float = 0.1
+    zh_fraction: float = 0.2
     name: str = "countdown"
     rewards: RewardSpec = field(
         default_factory=lambda: RewardSpec(
@@ -76,16 +94,25 @@ class CountdownTask:
         out = []
         for i in range(n):
             p = self.sample(rng, split)
+            language = "zh" if rng.random() < self.zh_fraction else "en"
             out.append(
                 {
                     "id": f"countdown-{split}-{i}",
-                    "question": p.question,
+                    "question": p.ask(language),
                     "answer": p.solution,
+                    "language": language,
+                    "split_key": p.question,
                     "numbers": list(p.numbers),
                     "target": p.target,
                 }
             )
         return out
+
+    def trace_stats(self, completion: str) -> dict[str, float]:
+        """Search effort of a completion: `candidates`, the equations it tries in its reasoning."""
+        from r1lab.rewards.language import reasoning_text
+
+        return {"candidates": float(len(_CANDIDATE.findall(reasoning_text(completion))))}
 
     def extract_answer(self, completion: str) -> str | None:
         from r1lab.rewards.math import extract_answer

@@ -1,0 +1,114 @@
+"""Does checking pay on a base model? The condition for reflection to be selected by RL, measured
+before any RL on the samples of an `r1lab eval` run (issue 11, docs/microworld.md).
+
+    r1lab eval model=DIR task.name=arithmetic out=/tmp/probe-arith
+    python bench/reflection_probe.py /tmp/probe-arith/eval.json
+
+Reflection can only be selected if completions that check (or search) are right more often than
+those that do not, and if the checks themselves are reliable: the values a check computes and
+its comparisons with the target must be right far more often than first guesses. Printed per
+kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
+
+- accuracy of completions with and without a reflection phrase (and, for countdown, with and
+  without a search: a `Try`),
+- step reliability: the share of the arithmetic steps written inside those completions
+  (`8*9+6=78`, `16 - 3 = 13`, `41 * 7 = 287`) that are right,
+- comparison reliability (countdown): the share of "X is not T" / "T is T. Yes!" verdicts that
+  match the computed value,
+- first-guess accuracy (division): the share of checking completions whose first stated
+  quotient is right, against their final accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+
+from r1lab.metrics import has_reflection
+
+STEP = re.compile(r"(?<![\d.])(-?\d+)\s*([-+*/])\s*(\d+)(?:\s*\+\s*(\d+))?\s*=\s*(-?\d+)(?![\d.])")
+VERDICT = re.compile(r"(-?\d+) (?:is not|不是) (\d+)|(\d+) (?:is|就是) (\d+)[.。] ?(?:Yes|对)")
+
+
+def step_right(x: str, op: str, y: str, c: str, v: str) -> bool:
+    a, b = Fraction(int(x)), Fraction(int(y))
+    if op == "/" and b == 0:
+        return False
+    value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0}[op] + int(c or 0)
+    return value == int(v)
+
+
+def kind_of(question: str) -> str:
+    m = re.search(r"\d+ ([-+*/]) \d+", question)
+    return m.group(1) if m and ("Compute" in question or "计算" in question) else "countdown"
+
+
+def main(paths: list[str]) -> None:
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for path in paths:
+        for record in json.loads(Path(path).read_text())["samples"]:
+            for s in record["samples"]:
+                rows[kind_of(record["question"])].append({**s, "question": record["question"]})
+    print(
+        "| kind | samples | acc. reflective (n) | acc. other (n) | steps right in reflective "
+        "| steps right in other | extra |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for kind, samples in sorted(rows.items()):
+        refl = [s for s in samples if has_reflection(s["text"])]
+        other = [s for s in samples if not has_reflection(s["text"])]
+
+        def acc(group: list[dict]) -> str:
+            if not group:
+                return "- (0)"
+            return f"{sum(s['correct'] for s in group) / len(group):.1%} ({len(group)})"
+
+        def steps(group: list[dict]) -> str:
+            found = [step_right(*m) for s in group for m in STEP.findall(s["text"])]
+            return f"{sum(found) / len(found):.1%} of {len(found)}" if found else "-"
+
+        extra = ""
+        if kind == "/":
+            firsts = []
+            for s in refl:
+                a, b = map(int, re.findall(r"(\d+) / (\d+)", s["question"])[0])
+                guess = re.search(rf"{a} / {b} = (\d+)", s["text"])
+                if guess:
+                    firsts.append(int(guess.group(1)) * b == a)
+            if firsts:
+                extra = f"first guess right {sum(firsts) / len(firsts):.1%} of {len(firsts)}"
+        if kind == "countdown":
+            search = [s for s in samples if re.search(r"Try |试 ", s["text"])]
+            plain = [s for s in samples if s not in search]
+            verdicts = []
+            for s in search:
+                target = int(re.findall(r"\d+", s["question"])[-1])
+                text = s["text"]
+                for m in VERDICT.finditer(text):
+                    # A verdict is right when it names the candidate's computed value (the last
+                    # step before it) and says "not" exactly when that value misses the target.
+                    before = STEP.findall(text[: m.start()])
+                    computed = int(before[-1][4]) if before else None
+                    if m.group(1):
+                        said, hit = int(m.group(1)), False
+                    else:
+                        said, hit = int(m.group(3)), True
+                    named = int(m.group(2) or m.group(4)) == target
+                    verdicts.append(said == computed and named and hit == (computed == target))
+            verdict = f"{sum(verdicts) / len(verdicts):.1%} of {len(verdicts)}" if verdicts else "-"
+            extra = (
+                f"search acc. {acc(search)}, no search {acc(plain)}, "
+                f"search steps right {steps(search)}, verdicts right {verdict}"
+            )
+        print(
+            f"| {kind} | {len(samples)} | {acc(refl)} | {acc(other)} | {steps(refl)} "
+            f"| {steps(other)} | {extra} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
