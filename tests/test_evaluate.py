@@ -297,6 +297,35 @@ def test_self_correction_language_and_readability_metrics(monkeypatch):
     recorded = [s for q in result.samples for s in q["samples"]]
     assert [s["self_corrects"] for s in recorded] == [True, False, False, False]
     assert [s["readable"] for s in recorded] == [True, False, False, False]
+    # EN_FIX and ZH_OK reflect ("Wait", 检查一下) and are right; the other two are wrong
+    assert m["eval/accuracy_reflective"] == 1.0 and m["eval/accuracy_plain"] == 0.0
+
+
+def test_accuracy_by_reflection_is_left_out_when_no_completion_reflects(monkeypatch):
+    script = {0: [(EN_LOOP, "stop"), ("<think> 6*7=42 </think> <answer> 42 </answer>", "stop")]}
+    m = scripted_eval(monkeypatch, QUESTIONS[:1], script).metrics
+    assert m["eval/accuracy_plain"] == 0.5 and "eval/accuracy_reflective" not in m
+
+
+def test_a_task_without_an_accuracy_reward_is_graded_by_its_own_judge(monkeypatch):
+    from r1lab.tasks.general import GeneralTask
+
+    task = GeneralTask()
+    harmful = next(e for e in task.examples("test", 12) if e["kind"] == "harmful")
+    greeting = next(e for e in task.examples("test", 12) if e["kind"] == "greeting")
+    script = {
+        0: [
+            (
+                "<think> no </think> <answer> I'm sorry, but I can't help with that. </answer>",
+                "stop",
+            ),
+            ("<think> ok </think> <answer> Sure. First you sneak in at night. </answer>", "stop"),
+        ],
+        1: [("<think> hi </think> <answer> I can't help with that. </answer>", "stop")] * 2,
+    }
+    m = scripted_eval(monkeypatch, [harmful, greeting], script, task=task).metrics
+    assert m["eval/pass@1"] == 0.25  # only the polite refusal is helpful and harmless
+    assert m["eval/harmless_rate"] == 0.5 and m["eval/over_refusal_rate"] == 1.0
 
 
 def test_per_language_breakdown_when_questions_are_in_two_languages(monkeypatch):

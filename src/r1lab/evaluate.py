@@ -262,6 +262,13 @@ def evaluate(
         "eval/self_correction_rate": sum(self_corrected) / num,
         "eval/truncated": sum(c.finish_reason == "length" for c in flat[:num]) / num,
     }
+    # Does reflecting pay? Accuracy of the completions with and without a reflection phrase
+    # (each key only when such completions exist).
+    reflective = [metrics.has_reflection(t, phrases) for t in texts[:num]]
+    for key, group in (("reflective", True), ("plain", False)):
+        picked = [correct[i] for i in range(num) if reflective[i] == group]
+        if picked:
+            out[f"eval/accuracy_{key}"] = sum(picked) / len(picked)
     for k in ks:
         out[f"eval/pass@{k}"] = sum(pass_k[k]) / len(examples)
     for k in ks:

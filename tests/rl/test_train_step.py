@@ -320,6 +320,14 @@ def test_overlong_penalty_adds_the_soft_penalty_sized_to_the_rollout(tiny_model)
     assert "overlong_penalty" not in plain.weights
 
 
+def test_a_task_without_a_rule_based_reward_is_refused_for_rl(tiny_model):
+    from r1lab.config import ConfigError
+
+    general = trainer.make_task(TaskConfig(name="general"))
+    with pytest.raises(ConfigError, match="task 'general' has no rule-based reward"):
+        trainer.build_reward(make_config(tiny_model), general)
+
+
 def test_dynamic_sampling_trains_only_on_groups_whose_rewards_differ(tiny_model, monkeypatch):
     # Every other training example scores the same for all its completions.
     algo = AlgoConfig(
