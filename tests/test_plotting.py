@@ -51,3 +51,29 @@ def test_missing_or_corrupt_run_directory(tmp_path):
         read_metrics(tmp_path)
     with pytest.raises(ConfigError):
         run(PlotConfig(run_dir=""))
+
+
+def test_the_issue_11_series_get_their_own_labelled_lines(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    real = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        labels.append((self.get_title(), kwargs.get("label")))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    log = MetricsLogger(tmp_path)
+    for step in (0, 10):
+        row = {"eval/pass@1": 0.5, "eval/format": 1.0, "eval/length_mean": 9.0}
+        row |= {"eval/reflection_rate": 0.1, "eval/self_correction_rate": 0.05}
+        log.log(step, row | {"eval/mixed_language_rate": 0.02, "eval/readability": 0.9})
+        log.log(step, {"eval/candidates": 2.0})
+    log.close()
+    assert run(PlotConfig(run_dir=str(tmp_path))) == 0
+    # Panels are titled after the plot call, so check the labels in drawing order.
+    drawn = [label for _, label in labels if label]
+    for name in ("held-out self-correction", "held-out mixed language", "held-out readability"):
+        assert name in drawn
+    assert drawn.count("held-out") == 5  # pass@1, format, length, reflection, candidates

@@ -3,8 +3,8 @@
     r1lab plot runs/zero                                # writes runs/zero/plot.png
     r1lab plot runs/grpo,runs/dr_grpo,runs/dapo out=cmp.png   # runs side by side + a table
 
-Panels: accuracy (train and held-out pass@1), format, response length, reflection rate,
-reward, KL. Train curves are smoothed with a short moving average; raw points stay faint.
+Panels: accuracy (train and held-out pass@1), format, response length, reflection and
+self-correction rates, reward, KL, language mixing and readability, candidates tried (countdown). Train curves are smoothed with a short moving average; raw points stay faint.
 """
 
 from __future__ import annotations
@@ -20,10 +20,22 @@ PANELS = (
     ("accuracy", ("reward/accuracy", "eval/pass@1")),
     ("format", ("reward/format_rate", "eval/format")),
     ("response length (tokens)", ("response/length_mean", "eval/length_mean")),
-    ("reflection rate", ("response/reflection_rate", "eval/reflection_rate")),
+    (
+        "reflection / self-correction",
+        ("response/reflection_rate", "eval/reflection_rate", "eval/self_correction_rate"),
+    ),
     ("reward", ("reward/total",)),
     ("KL to reference", ("policy/kl",)),
+    ("language mixing / readability", ("eval/mixed_language_rate", "eval/readability")),
+    ("candidates tried (countdown)", ("eval/candidates",)),
 )
+
+# Held-out series that share a panel with another held-out series get their own name and line.
+SECOND_SERIES = {
+    "eval/self_correction_rate": ("self-correction", "s:"),
+    "eval/readability": ("readability", "s:"),
+    "eval/mixed_language_rate": ("mixed language", "o--"),
+}
 
 
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
@@ -70,7 +82,7 @@ def plot_runs(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (name, keys) in zip(axes.flat, PANELS, strict=True):
         for ci, (label, rows) in enumerate(runs.items()):
@@ -81,7 +93,9 @@ def plot_runs(
                     continue
                 tag = f"{label} " if len(runs) > 1 else ""
                 if key.startswith("eval/"):
-                    ax.plot(xs, ys, "o--", color=color, ms=4, label=f"{tag}held-out")
+                    what, style = SECOND_SERIES.get(key, ("", "o--"))
+                    name_ = f"{tag}held-out {what}".rstrip()
+                    ax.plot(xs, ys, style, color=color, ms=4, label=name_)
                 else:
                     ax.plot(xs, ys, color=color, alpha=0.2, lw=0.8)
                     ax.plot(xs, _smooth(ys, smooth), color=color, lw=1.6, label=f"{tag}train")

@@ -572,6 +572,22 @@ def _write_samples(run_dir: Path, step: int, samples: list[dict[str, Any]]) -> N
     path.write_text("".join(json.dumps(s) + "\n" for s in samples[:16]))
 
 
+# What the end of a run prints, first held-out evaluation -> last (those the task reports).
+SUMMARY_KEYS = (
+    "eval/pass@1",
+    "eval/format",
+    "eval/length_mean",
+    "eval/reflection_rate",
+    "eval/self_correction_rate",
+    "eval/accuracy_reflective",
+    "eval/accuracy_plain",
+    "eval/candidates",
+    "eval/mixed_language_rate",
+    "eval/language_consistency",
+    "eval/readability",
+)
+
+
 def _finish(run_dir: Path) -> None:
     from r1lab.plotting import plot_run
     from r1lab.tracking import read_metrics
@@ -581,7 +597,7 @@ def _finish(run_dir: Path) -> None:
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         print(f"\nheld-out, step {first['step']} -> step {last['step']}:")
-        for key in ("eval/pass@1", "eval/format", "eval/length_mean", "eval/reflection_rate"):
-            if key in first:
-                print(f"  {key:<22} {first[key]:8.3f} -> {last[key]:8.3f}")
+        for key in SUMMARY_KEYS:
+            if key in first and key in last:
+                print(f"  {key:<28} {first[key]:8.3f} -> {last[key]:8.3f}")
     print(f"run directory: {run_dir} (plot: {run_dir / 'plot.png'})")
