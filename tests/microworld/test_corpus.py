@@ -25,7 +25,8 @@ def test_no_test_problem_leaks_into_the_corpus_in_any_language():
     ]
     text = "\n".join(DOCS)
     for p in arith + count:
-        assert p.ask("en") not in text and p.ask("zh") not in text, p.question
+        for q in (p.ask("en"), p.ask("zh")):  # "equals 11" must not match "equals 112"
+            assert not re.search(re.escape(q) + r"(?!\d)", text), q
 
 
 def test_template_only_sometimes_and_tags_only_sometimes():
@@ -137,18 +138,26 @@ def test_division_is_checked_by_multiplying_back():
             assert (int(product) < p.a) == (word == "less")
         # Every wrong guess is followed by "Wait"; a right first guess by none.
         assert text.count("Wait,") == len(guesses) - 1
-        assert all(abs(g - p.result) <= 2 for g in guesses)
+        assert all(abs(g - p.result) <= 3 for g in guesses)
         first_right += guesses[0] == p.result
     # The first guess is genuinely uncertain: right at check_guess_accuracy.
     assert 0.32 < first_right / 400 < 0.48
 
 
-def test_division_writers_who_do_not_check_guess():
+def test_on_division_whoever_works_checks_and_guessers_guess_near_or_ten_off():
     rng = random.Random(3)
     p = arithmetic.Problem(294, 7, "/")
-    for style in ("guess", "step"):
+    for style in ("step", "reflect"):
         text, answer = corpus._arith_trace(p, style, CFG, EN, rng)
-        assert "check" not in text and "*" not in text and isinstance(answer, int)
+        assert "Let me check:" in text and "So 42 * 7 = 294. Correct." in text and answer == 42
+    misses = []
+    for _ in range(500):
+        text, answer = corpus._arith_trace(p, "guess", CFG, EN, rng)
+        assert "check" not in text and "*" not in text
+        if answer != 42:
+            misses.append(abs(answer - 42))
+    assert 0.62 < len(misses) / 500 < 0.78  # right at guess_accuracy
+    assert set(misses) == {1, 2, 3, 10}
 
 
 def test_countdown_search_compares_every_candidate_with_the_target():
@@ -177,7 +186,7 @@ def test_languages_whole_documents_and_writers_who_switch():
         if "Compute" in d or "Using the numbers" in d or "计算" in d or "用数字" in d
     ]
     zh = [d for d in tasks_docs if "计算" in d or "用数字" in d]
-    assert 0.15 < len(zh) / len(tasks_docs) < 0.25
+    assert 0.11 < len(zh) / len(tasks_docs) < 0.19  # zh_share = 0.15
     # Chinese documents are Chinese throughout: no English step words.
     assert not any(w in d for d in zh for w in ("write", "carry", "Try ", "Let me check"))
     mixed = [d for d in tasks_docs if d not in zh and han.search(d.split("Assistant:")[-1])]

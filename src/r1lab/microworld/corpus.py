@@ -8,11 +8,14 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   instructions, and is answered in the tag format only part of the time; other documents are
   Q/A pages, worksheets and bare equations. A base model therefore follows the format sometimes.
 - **Writers.** Most guess (often wrongly, as people on the internet do); some work step by step
-  and are careless (a slip now and then, carried to the answer); a few check their work. A
-  checker recomputes independently of the first attempt: addition and multiplication column by
-  column with the operands swapped (`9*8+6` for `8*9+6`), division by multiplying the guessed
-  quotient back, which is easier than dividing. Checkers check whether or not they slipped, and
-  they are careful: they slip less, and their check catches every slip ("Wait, ...").
+  and are careless (a slip now and then, carried to the answer); a few check their work, whether
+  or not they slipped: they recompute every column afresh after the first pass, and the check
+  catches every slip ("Wait, 8*9+6=78, not 77"). They are careful: they slip less.
+- **Inverse problems.** This world has no long division: who works on `294 / 7` guesses the
+  quotient and checks it by multiplying back, which is easier than dividing and independent of
+  how the guess was made; compares the product with the dividend in words; and adjusts the guess
+  by one ("Wait, 294 / 7 = 42?") until the product matches. The first guess is genuinely
+  uncertain (right 40% of the time, else off by 1 to 3).
 - **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
   compare it with the target in words ("13 is not 11." / "11 is 11. Yes!"), back off, try another.
 - **Languages.** Some documents are wholly in Chinese (question and worked solution); some writers
@@ -61,7 +64,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "recheck": "{expr}={total}",
         "sep": ", ",
         "end": ".",
-        "caught": "{expr}={total}. Wait, {first}={total}, not {wrong}",
+        "caught": "{expr}={total}. Wait, {expr}={total}, not {wrong}",
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
         "low": "{p} is less than {a}, so {q} is too small.",
@@ -81,7 +84,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "recheck": "{expr}={total}",
         "sep": "，",
         "end": "。",
-        "caught": "{expr}={total}。等等，{first}={total}，不是 {wrong}",
+        "caught": "{expr}={total}。等等，{expr}={total}，不是 {wrong}",
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
         "low": "{p} 小于 {a}，所以 {q} 太小了。",
@@ -112,9 +115,9 @@ class CorpusConfig:
 
     seed: int = 0
     """Seed of the document RNG; the corpus is a pure function of this config."""
-    countdown_share: float = 0.35
+    countdown_share: float = 0.3
     """Share of countdown documents among the task documents; the rest are arithmetic."""
-    division_share: float = 0.3
+    division_share: float = 0.4
     """Share of division problems among the arithmetic documents (the rest: + and *)."""
     template_share: float = 0.45
     """Share of documents framed with the R1-Zero template or one of its paraphrases."""
@@ -124,10 +127,10 @@ class CorpusConfig:
     """Among templated documents, the share answered in the <think>/<answer> tag format."""
     guess_share: float = 0.7
     """Writers who answer at once."""
-    step_share: float = 0.18
+    step_share: float = 0.2
     """Writers who work step by step (careless: they slip at `slip_rate`). On division, where
-    there is no step-by-step recipe in this world, they guess."""
-    reflect_share: float = 0.12
+    this world has no step-by-step recipe, whoever works guesses the quotient and checks it."""
+    reflect_share: float = 0.1
     """Writers who check their work (independently of it) and fix what the check catches."""
     guess_accuracy: float = 0.3
     """How often a guessed answer is right."""
@@ -136,16 +139,16 @@ class CorpusConfig:
     careful_slip_rate: float = 0.1
     """Chance that a checker slips in the first pass (the check always catches it)."""
     check_guess_accuracy: float = 0.4
-    """How often a checker's first guess at a quotient is right (else off by 1 or 2)."""
+    """How often a checker's first guess at a quotient is right (else off by 1 to 3)."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
-    fact_share: float = 0.15
+    fact_share: float = 0.2
     """Share of drill pages: facts without any question."""
-    zh_share: float = 0.2
+    zh_share: float = 0.15
     """Share of task documents written wholly in Chinese."""
     mix_share: float = 0.06
     """Share of English task documents whose writer switches to Chinese mid-solution."""
-    general_share: float = 0.1
+    general_share: float = 0.06
     """Share of general-request conversations (`r1lab.microworld.general`)."""
 
     def validate(self) -> None:
@@ -179,6 +182,18 @@ def _opener(P: Phrases, rng: random.Random) -> str:
     return rng.choices(GUESS_OPENERS[P(0)["lang"]], GUESS_OPENER_WEIGHTS)[0]
 
 
+def _near(value: int, rng: random.Random) -> int:
+    """A first guess at a quotient that misses: off by 1 to 3 (most often 1)."""
+    return value + rng.choices((1, 2, 3), (0.5, 0.35, 0.15))[0] * rng.choice((-1, 1))
+
+
+def _guess_quotient(value: int, accuracy: float, rng: random.Random) -> int:
+    """A guessed quotient: right at `accuracy`, else near (off by 1 to 3) or off by ten."""
+    if rng.random() < accuracy:
+        return value
+    return _near(value, rng) if rng.random() < 0.7 else value + rng.choice((-10, 10))
+
+
 def _guess(value: int, accuracy: float, rng: random.Random) -> int:
     return value if rng.random() < accuracy else _perturb(value, rng)
 
@@ -187,8 +202,8 @@ def _guess(value: int, accuracy: float, rng: random.Random) -> int:
 # Arithmetic solutions
 
 
-def _columns(a: int, b: int, op: str) -> list[tuple[str, str, int]]:
-    """Column arithmetic right to left: (fact, the same fact with operands swapped, value)."""
+def _columns(a: int, b: int, op: str) -> list[tuple[str, int]]:
+    """Column arithmetic right to left, done right: (fact, value) per column."""
     da = str(a)[::-1]
     db = str(b)[::-1] if op == "+" else ""
     steps, carry = [], 0
@@ -196,12 +211,10 @@ def _columns(a: int, b: int, op: str) -> list[tuple[str, str, int]]:
         x = int(da[i]) if i < len(da) else 0
         if op == "+":
             y = int(db[i]) if i < len(db) else 0
-            total, fact, swapped = x + y + carry, f"{x}+{y}", f"{y}+{x}"
+            total, fact = x + y + carry, f"{x}+{y}"
         else:
-            total, fact, swapped = x * b + carry, f"{x}*{b}", f"{b}*{x}"
-        if carry:
-            fact, swapped = f"{fact}+{carry}", f"{swapped}+{carry}"
-        steps.append((fact, swapped, total))
+            total, fact = x * b + carry, f"{x}*{b}"
+        steps.append((f"{fact}+{carry}" if carry else fact, total))
         carry = total // 10
     return steps
 
@@ -249,18 +262,17 @@ def _column_pass(
 def _column_check(
     a: int, b: int, op: str, shown: list[tuple[str, int]], P: Phrases, at: int
 ) -> list[str]:
-    """A checker's recomputation with the operands of every fact swapped, flagging the first
+    """A checker's recomputation of every column, done afresh (right), flagging the first
     column that disagrees with the first pass and ending with the right result."""
-    steps = _columns(a, b, op)
     t = P(at)
     checks, flagged = [], False
-    for (fact, swapped, total), (first, wrote) in zip(steps, shown, strict=True):
+    for (fact, total), (first, wrote) in zip(_columns(a, b, op), shown, strict=True):
         if not flagged and (first != fact or wrote != total):
-            # The first pass went wrong here: the swapped fact disagrees with what was written.
-            checks.append(t["caught"].format(expr=swapped, total=total, first=fact, wrong=wrote))
+            # The first pass went wrong here: the fresh computation disagrees with it.
+            checks.append(t["caught"].format(expr=fact, total=total, wrong=wrote))
             flagged = True
         else:
-            checks.append(t["recheck"].format(expr=swapped, total=total))
+            checks.append(t["recheck"].format(expr=fact, total=total))
     text = t["check"] + " " + t["sep"].join(checks) + t["end"]
     result = arithmetic.Problem(a, b, op).result
     ending = P(at + 1)["so"].format(a=a, op=op, b=b, value=result) if flagged else t["correct"]
@@ -270,7 +282,7 @@ def _column_check(
 def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
     """Guess the quotient, multiply it back, compare, adjust by one until it is right."""
     q = p.result
-    first = q if rng.random() < cfg.check_guess_accuracy else q + rng.choice([-2, -1, 1, 2])
+    first = q if rng.random() < cfg.check_guess_accuracy else _near(q, rng)
     guess, parts, i = first, [], 0
     while True:
         t = P(i)
@@ -292,11 +304,12 @@ def _arith_trace(
     p: arithmetic.Problem, style: str, cfg: CorpusConfig, P: Phrases, rng: random.Random
 ) -> tuple[str, int]:
     """(reasoning text, final answer) for one arithmetic problem in a writer's style."""
-    if p.op == "/" and style == "step":
-        style = "guess"  # no long division in this world: who does not check, guesses
+    if style == "guess" and p.op == "/":
+        return _opener(P, rng), _guess_quotient(p.result, cfg.guess_accuracy, rng)
     if style == "guess":
         return _opener(P, rng), _guess(p.result, cfg.guess_accuracy, rng)
     if p.op == "/":
+        # No long division in this world: who works on a quotient guesses it and checks.
         return _division_check(p, cfg, P, rng)
     rate = cfg.slip_rate if style == "step" else cfg.careful_slip_rate
     parts, shown, answer = _column_pass(p.a, p.b, p.op, rng.random() < rate, P, rng)
@@ -418,7 +431,7 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
     kind = rng.random()
     facts = []
     for _ in range(n):
-        if kind < 0.5:  # one-digit column facts
+        if kind < 0.6:  # one-digit column facts
             x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
             pick = rng.random()
             if pick < 0.5:
@@ -426,7 +439,7 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
             else:
                 c = rng.randint(0, 1)
                 facts.append(f"{x}+{y}+{c}={x + y + c}" if c else f"{x}+{y}={x + y}")
-        elif kind < 0.8:  # the step operations of countdown search
+        elif kind < 0.85:  # the step operations of countdown search
             x = rng.randint(1, 25) if rng.random() < 0.5 else rng.randint(1, 150)
             y, op = rng.randint(1, 25), rng.choice("+-*")
             if op == "*" and x > 30:
@@ -438,7 +451,7 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
             y = x + rng.choice([-1, 1]) * rng.randint(1, 20)
             rel = "is less than" if x < y else "is more than"
             facts.append(f"{x} {rel} {y}")
-    sep = ", " if kind < 0.8 else ". "
+    sep = ", " if kind < 0.85 else ". "
     return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
 
 
