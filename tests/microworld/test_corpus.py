@@ -123,25 +123,34 @@ def test_careless_writers_slip_and_never_check():
 def test_division_is_checked_by_multiplying_back():
     rng = random.Random(2)
     task = ArithmeticTask(ops=("/",))
-    first_right = 0
+    first_right = far = 0
     for _ in range(400):
         p = task.sample(rng, "train")
         text, answer = corpus._arith_trace(p, "reflect", CFG, EN, rng)
-        assert answer == p.result and not _wrong_equations(text), text
+        assert answer == p.result, text
         guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
+        # Each check restates the dividend it must reach: "is 41 * 7 = 294?"
+        assert re.findall(rf"is (\d+) \* {p.b} = {p.a}\?", text) == [str(g) for g in guesses]
         products = re.findall(r"So (\d+) \* (\d+) = (\d+)\.", text)
         # One multiplication back per guess, each right, each compared in words with `a`.
         assert [int(q) for q, _, _ in products] == guesses and guesses[-1] == p.result
         for q, b, product in products:
             assert int(q) * int(b) == int(product)
-        for product, word, _q in re.findall(r"(\d+) is (less|more) than \d+, so (\d+)", text):
-            assert (int(product) < p.a) == (word == "less")
+        verdicts = re.findall(r"(\d+) is (much )?(less|more) than (\d+), so (\d+)", text)
+        assert len(verdicts) == len(guesses) - 1
+        for (product, much, word, a, q), nxt in zip(verdicts, guesses[1:], strict=True):
+            assert int(a) == p.a and (int(product) < p.a) == (word == "less")
+            # Far off (ten divisors or more): "much", and the guess moves by ten, else by one.
+            assert bool(much) == (abs(int(product) - p.a) >= 10 * p.b)
+            step = 10 if much else 1
+            assert int(nxt) == int(q) + (step if word == "less" else -step)
+            far += bool(much)
         # Every wrong guess is followed by "Wait"; a right first guess by none.
         assert text.count("Wait,") == len(guesses) - 1
-        assert all(abs(g - p.result) <= 3 for g in guesses)
         first_right += guesses[0] == p.result
     # The first guess is genuinely uncertain: right at check_guess_accuracy.
     assert 0.32 < first_right / 400 < 0.48
+    assert far > 10
 
 
 def test_on_division_whoever_works_checks_and_guessers_guess_near_or_ten_off():
@@ -149,7 +158,7 @@ def test_on_division_whoever_works_checks_and_guessers_guess_near_or_ten_off():
     p = arithmetic.Problem(294, 7, "/")
     for style in ("step", "reflect"):
         text, answer = corpus._arith_trace(p, style, CFG, EN, rng)
-        assert "Let me check:" in text and "So 42 * 7 = 294. Correct." in text and answer == 42
+        assert "Let me check: is" in text and "So 42 * 7 = 294. Correct." in text and answer == 42
     misses = []
     for _ in range(500):
         text, answer = corpus._arith_trace(p, "guess", CFG, EN, rng)
@@ -186,7 +195,7 @@ def test_languages_whole_documents_and_writers_who_switch():
         if "Compute" in d or "Using the numbers" in d or "计算" in d or "用数字" in d
     ]
     zh = [d for d in tasks_docs if "计算" in d or "用数字" in d]
-    assert 0.11 < len(zh) / len(tasks_docs) < 0.19  # zh_share = 0.15
+    assert 0.07 < len(zh) / len(tasks_docs) < 0.13  # zh_share = 0.1
     # Chinese documents are Chinese throughout: no English step words.
     assert not any(w in d for d in zh for w in ("write", "carry", "Try ", "Let me check"))
     mixed = [d for d in tasks_docs if d not in zh and han.search(d.split("Assistant:")[-1])]

@@ -14,8 +14,9 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
 - **Inverse problems.** This world has no long division: who works on `294 / 7` guesses the
   quotient and checks it by multiplying back, which is easier than dividing and independent of
   how the guess was made; compares the product with the dividend in words; and adjusts the guess
-  by one ("Wait, 294 / 7 = 42?") until the product matches. The first guess is genuinely
-  uncertain (right 40% of the time, else off by 1 to 3).
+  by one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product
+  matches. The dividend is restated when each check starts ("is 41 * 7 = 294?"). The first guess
+  is genuinely uncertain (right 40% of the time, else off by 1 to 3 or by ten).
 - **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
   compare it with the target in words ("13 is not 11." / "11 is 11. Yes!"), back off, try another.
 - **Languages.** Some documents are wholly in Chinese (question and worked solution); some writers
@@ -67,8 +68,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}. Wait, {expr}={total}, not {wrong}",
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
+        "check_div": "Let me check: is {q} * {b} = {a}?",
         "low": "{p} is less than {a}, so {q} is too small.",
         "high": "{p} is more than {a}, so {q} is too big.",
+        "much_low": "{p} is much less than {a}, so {q} is much too small.",
+        "much_high": "{p} is much more than {a}, so {q} is much too big.",
         "wait_div": "Wait, {a} / {b} = {q}?",
         "answer": "The answer is {answer}.",
         "try": "Try {expr}: {steps}.",
@@ -87,8 +91,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}。等等，{expr}={total}，不是 {wrong}",
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
+        "check_div": "检查一下：{q} * {b} = {a} 吗？",
         "low": "{p} 小于 {a}，所以 {q} 太小了。",
         "high": "{p} 大于 {a}，所以 {q} 太大了。",
+        "much_low": "{p} 远小于 {a}，所以 {q} 太小太多了。",
+        "much_high": "{p} 远大于 {a}，所以 {q} 太大太多了。",
         "wait_div": "等等，{a} / {b} = {q}？",
         "answer": "答案是 {answer}。",
         "try": "试 {expr}：{steps}。",
@@ -117,7 +124,7 @@ class CorpusConfig:
     """Seed of the document RNG; the corpus is a pure function of this config."""
     countdown_share: float = 0.3
     """Share of countdown documents among the task documents; the rest are arithmetic."""
-    division_share: float = 0.4
+    division_share: float = 0.3
     """Share of division problems among the arithmetic documents (the rest: + and *)."""
     template_share: float = 0.45
     """Share of documents framed with the R1-Zero template or one of its paraphrases."""
@@ -139,16 +146,17 @@ class CorpusConfig:
     careful_slip_rate: float = 0.1
     """Chance that a checker slips in the first pass (the check always catches it)."""
     check_guess_accuracy: float = 0.4
-    """How often a checker's first guess at a quotient is right (else off by 1 to 3)."""
+    """How often a checker's first guess at a quotient is right (else as a guesser misses: off
+    by 1 to 3, or by ten)."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
     fact_share: float = 0.2
     """Share of drill pages: facts without any question."""
-    zh_share: float = 0.15
+    zh_share: float = 0.1
     """Share of task documents written wholly in Chinese."""
     mix_share: float = 0.06
     """Share of English task documents whose writer switches to Chinese mid-solution."""
-    general_share: float = 0.06
+    general_share: float = 0.05
     """Share of general-request conversations (`r1lab.microworld.general`)."""
 
     def validate(self) -> None:
@@ -280,24 +288,27 @@ def _column_check(
 
 
 def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
-    """Guess the quotient, multiply it back, compare, adjust by one until it is right."""
+    """Guess the quotient, multiply it back, compare the product with the dividend (restated
+    when the check starts, so it is copied, not predicted from the product), and adjust: by ten
+    when the product is off by ten times the divisor or more, else by one, until it is right."""
     q = p.result
-    first = q if rng.random() < cfg.check_guess_accuracy else _near(q, rng)
+    first = q if rng.random() < cfg.check_guess_accuracy else _guess_quotient(q, 0.0, rng)
     guess, parts, i = first, [], 0
     while True:
         t = P(i)
         opening = t["guess_div"] if guess == first else t["wait_div"]
         parts.append(opening.format(a=p.a, b=p.b, q=guess))
-        parts.append(t["check"])
+        parts.append(t["check_div"].format(q=guess, b=p.b, a=p.a))
         check, _, product = _column_pass(guess, p.b, "*", False, P, rng, at=i)
         parts.extend(check)
         i += len(check) + 1
         if product == p.a:
             parts.append(P(i)["correct"])
             return " ".join(parts), q
-        key = "low" if product < p.a else "high"
+        far = abs(product - p.a) >= 10 * p.b
+        key = ("much_" if far else "") + ("low" if product < p.a else "high")
         parts.append(P(i)[key].format(p=product, a=p.a, q=guess))
-        guess += 1 if product < p.a else -1
+        guess += (10 if far else 1) * (1 if product < p.a else -1)
 
 
 def _arith_trace(
@@ -460,8 +471,7 @@ def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
     rng = random.Random(f"corpus/{cfg.seed}")
     arith = arithmetic.ArithmeticTask()
     count = countdown.CountdownTask()
-    division = ("/",)
-    forward = tuple(op for op in arith.ops if op != "/")
+    division, forward = ("/",), ("+", "*")
     for _ in range(n):
         if rng.random() < cfg.fact_share:
             yield _fact_sheet(rng)
