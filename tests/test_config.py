@@ -248,3 +248,11 @@ def test_a_preset_sets_defaults_that_explicit_keys_override(tmp_path):
     assert load_config(PretrainConfig, None, []).model.hidden_size == 192
     with pytest.raises(ConfigError, match="unknown preset 'tiny'; valid: base, student"):
         load_config(PretrainConfig, None, ["preset=tiny"])
+
+
+def test_a_command_line_value_that_is_not_yaml_is_a_string():
+    from r1lab.tasks import TaskConfig
+
+    assert load_config(TaskConfig, None, ["ops=*/"]).ops == "*/"  # `*` starts a YAML alias
+    with pytest.raises(ConfigError, match="ops"):
+        load_config(TaskConfig, None, ["ops=*-"])

@@ -265,7 +265,7 @@ def load_config(
     if isinstance(overrides, Mapping):
         items = list(overrides.items())
     else:
-        items = [(k, yaml.safe_load(v) if v != "" else "") for k, v in parse_overrides(overrides)]
+        items = [(k, _cli_value(v)) for k, v in parse_overrides(overrides)]
     presets = getattr(cls, "PRESETS", None)
     if presets is not None:
         named = [v for k, v in items if k == "preset"] or [data.get("preset")]
@@ -283,6 +283,17 @@ def load_config(
     for key, value in items:
         cfg = _set(cfg, cls, key, value, "command line")
     return validate(cfg)
+
+
+def _cli_value(text: str) -> Any:
+    """A command-line value: read as YAML (`3`, `true`, `[1, 2]`), or kept as the string it is
+    when it is not YAML (`*/` would be an alias)."""
+    if text == "":
+        return ""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _key_lines(path: Path) -> dict[str, int]:

@@ -20,7 +20,9 @@ def test_splits_are_disjoint_and_deterministic(task):
     assert not any(in_split(e["split_key"], "test") for e in train)
 
 
-@pytest.mark.parametrize("task", [ArithmeticTask(), CountdownTask()], ids=["arith", "countdown"])
+@pytest.mark.parametrize(
+    "task", [ArithmeticTask(zh_fraction=0.2), CountdownTask(zh_fraction=0.2)], ids=["arith", "cd"]
+)
 def test_a_share_of_questions_is_in_chinese(task):
     examples = task.examples("train", 1000)
     zh = [e for e in examples if e["language"] == "zh"]
@@ -37,7 +39,7 @@ def test_a_share_of_questions_is_in_chinese(task):
 
 def test_arithmetic_reference_is_the_result():
     ops = set()
-    for ex in ArithmeticTask().examples("train", 300):
+    for ex in ArithmeticTask(ops=("+", "*", "/")).examples("train", 300):
         a, b, op = ex["a"], ex["b"], ex["op"]
         ops.add(op)
         if op == "/":
@@ -90,3 +92,25 @@ def test_make_task_unknown_name_suggests():
 def test_sample_is_seeded():
     t = ArithmeticTask()
     assert t.sample(random.Random(1), "train") == t.sample(random.Random(1), "train")
+
+
+def test_by_default_the_tasks_are_v1s_english_addition_and_multiplication_exactly():
+    # The shipped base model was made for these: the same examples in the same order.
+    arith = ArithmeticTask().examples("test", 200)
+    assert {e["op"] for e in arith} == {"+", "*"} and {e["language"] for e in arith} == {"en"}
+    assert [e["question"] for e in arith[:3]] == [
+        "Compute 585 * 2",
+        "Compute 687 * 9",
+        "Compute 52 + 658",
+    ]
+    assert CountdownTask().examples("test", 100)[0]["language"] == "en"
+    task = make_task(TaskConfig(name="arithmetic", ops="+*/", zh_fraction=0.5))
+    assert task.ops == ("+", "*", "/") and task.zh_fraction == 0.5
+
+
+@pytest.mark.parametrize("override", ["ops=", "ops=+-", "ops=++", "zh_fraction=2"])
+def test_task_ops_and_languages_are_checked(override):
+    from r1lab.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(TaskConfig, None, [override])

@@ -42,6 +42,10 @@ class TaskConfig:
     name: Literal[BUILTIN] = "arithmetic"  # type: ignore[valid-type]
     """`arithmetic`, `countdown`, `general` (the micro-world's; `general` holds requests with no
     rule to grade them, for evaluation only), or `file` (your data: see task.path)."""
+    ops: str = "+*"
+    """For `arithmetic`: the operations of its problems, any of `+`, `*` and `/`."""
+    zh_fraction: float = 0.0
+    """For `arithmetic` and `countdown`: the share of questions asked in Chinese."""
     seed: int = 0
     """Seed of the example generator (generated tasks) or of the train/test split (file tasks)."""
     path: str = ""
@@ -61,6 +65,9 @@ class TaskConfig:
         from r1lab.tasks.files import FORMATS
 
         ensure(self.format in FORMATS, "format", f"one of {', '.join(FORMATS)}", self.format)
+        ok = bool(self.ops) and set(self.ops) <= set("+*/") and len(set(self.ops)) == len(self.ops)
+        ensure(ok, "ops", "distinct characters of +, * and /", self.ops)
+        ensure(0 <= self.zh_fraction <= 1, "zh_fraction", "in [0, 1]", self.zh_fraction)
         if self.name == "file":
             ok = bool(self.path or self.test_path)
             ensure(ok, "path", "a JSONL/Parquet file or hf:NAME for name=file", self.path)
@@ -73,9 +80,9 @@ class TaskConfig:
 def make_task(cfg: TaskConfig) -> Any:
     """Build the task a config names."""
     if cfg.name == "arithmetic":
-        return ArithmeticTask(seed=cfg.seed)
+        return ArithmeticTask(seed=cfg.seed, ops=tuple(cfg.ops), zh_fraction=cfg.zh_fraction)
     if cfg.name == "countdown":
-        return CountdownTask(seed=cfg.seed)
+        return CountdownTask(seed=cfg.seed, zh_fraction=cfg.zh_fraction)
     if cfg.name == "general":
         from r1lab.tasks.general import GeneralTask
 

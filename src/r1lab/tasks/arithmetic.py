@@ -2,8 +2,8 @@
 
     r1lab eval --task.name arithmetic
 
-A problem is `a + b` (both 2-3 digits), `a * b` (2-3 digits times one digit) or `a / b` (a
-multiple of a one-digit `b` with a two-digit quotient). Carrying makes one-shot answers to the
+A problem is `a + b` (both 2-3 digits), `a * b` (2-3 digits times one digit) or, when `ops`
+holds `/`, `a / b` (a multiple of a one-digit `b` with a two-digit quotient). Carrying makes one-shot answers to the
 first two unreliable; division is the inverse problem of the micro-world: a one-shot answer is a
 guess, and multiplying the guess back is an easier check than dividing. The reference is the
 integer result; grading is the `math_accuracy` reward, so `834`, `834.0` and `\\boxed{834}` are
@@ -50,7 +50,7 @@ class Problem:
         return QUESTION[language].format(a=self.a, op=self.op, b=self.b)
 
 
-def sample_problem(rng: random.Random, ops: tuple[str, ...] = ("+", "*", "/")) -> Problem:
+def sample_problem(rng: random.Random, ops: tuple[str, ...] = ("+", "*")) -> Problem:
     op = rng.choice(ops)
     if op == "/":
         b = rng.randint(2, 9)
@@ -65,9 +65,11 @@ class ArithmeticTask:
     """Addition, multiplication and division with a seeded, hash-disjoint train/test split."""
 
     seed: int = 0
-    ops: tuple[str, ...] = ("+", "*", "/")
+    ops: tuple[str, ...] = ("+", "*")
+    """Which problems: `+`, `*`, and `/` (the micro-world v2's inverse problem, issue 11)."""
     test_fraction: float = 0.1
-    zh_fraction: float = 0.2
+    zh_fraction: float = 0.0
+    """Share of questions asked in Chinese (0 draws nothing: the examples are v1's exactly)."""
     name: str = "arithmetic"
     rewards: RewardSpec = field(
         default_factory=lambda: RewardSpec(
@@ -90,7 +92,7 @@ class ArithmeticTask:
         out = []
         for i in range(n):
             p = self.sample(rng, split)
-            language = "zh" if rng.random() < self.zh_fraction else "en"
+            language = "zh" if self.zh_fraction and rng.random() < self.zh_fraction else "en"
             out.append(
                 {
                     "id": f"arithmetic-{split}-{i}",

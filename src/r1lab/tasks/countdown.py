@@ -74,7 +74,8 @@ class CountdownTask:
     max_number: int = 25
     max_target: int = 150
     test_fraction: float = 0.1
-    zh_fraction: float = 0.2
+    zh_fraction: float = 0.0
+    """Share of questions asked in Chinese (0 draws nothing: the examples are v1's exactly)."""
     name: str = "countdown"
     rewards: RewardSpec = field(
         default_factory=lambda: RewardSpec(
@@ -94,7 +95,7 @@ class CountdownTask:
         out = []
         for i in range(n):
             p = self.sample(rng, split)
-            language = "zh" if rng.random() < self.zh_fraction else "en"
+            language = "zh" if self.zh_fraction and rng.random() < self.zh_fraction else "en"
             out.append(
                 {
                     "id": f"countdown-{split}-{i}",
