@@ -4,3 +4,7 @@ from pathlib import Path
 
 DEFAULT_BASE = Path(__file__).resolve().parent.parent / "assets" / "base"
 """The shipped base model (made by `r1lab pretrain`, committed in the repo)."""
+
+DEFAULT_STUDENT = Path(__file__).resolve().parent.parent / "assets" / "student"
+"""The shipped distillation student (`r1lab pretrain preset=student`): a third of the base
+model's parameters, same corpus and tokenizer."""
