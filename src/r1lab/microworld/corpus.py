@@ -210,19 +210,27 @@ def _guess(value: int, accuracy: float, rng: random.Random) -> int:
 # Arithmetic solutions
 
 
+def _column(a: int, b: int, op: str, i: int, carry: int) -> tuple[str, int]:
+    """The i-th column (right to left) of `a op b` given the carry into it: (fact, value)."""
+    x = int(str(a)[::-1][i]) if i < len(str(a)) else 0
+    if op == "+":
+        y = int(str(b)[::-1][i]) if i < len(str(b)) else 0
+        total, fact = x + y + carry, f"{x}+{y}"
+    else:
+        total, fact = x * b + carry, f"{x}*{b}"
+    return (f"{fact}+{carry}" if carry else fact), total
+
+
+def _width(a: int, b: int, op: str) -> int:
+    return max(len(str(a)), len(str(b))) if op == "+" else len(str(a))
+
+
 def _columns(a: int, b: int, op: str) -> list[tuple[str, int]]:
     """Column arithmetic right to left, done right: (fact, value) per column."""
-    da = str(a)[::-1]
-    db = str(b)[::-1] if op == "+" else ""
     steps, carry = [], 0
-    for i in range(max(len(da), len(db))):
-        x = int(da[i]) if i < len(da) else 0
-        if op == "+":
-            y = int(db[i]) if i < len(db) else 0
-            total, fact = x + y + carry, f"{x}+{y}"
-        else:
-            total, fact = x * b + carry, f"{x}*{b}"
-        steps.append((f"{fact}+{carry}" if carry else fact, total))
+    for i in range(_width(a, b, op)):
+        fact, total = _column(a, b, op, i, carry)
+        steps.append((fact, total))
         carry = total // 10
     return steps
 
@@ -237,22 +245,13 @@ def _column_pass(
     """One written pass of column arithmetic, a slip carried through if `slip`.
 
     Returns (sentences, (fact, value written) per column, result)."""
-    steps = _columns(a, b, op)
-    slip_at = rng.randrange(len(steps)) if slip else -1
+    width = _width(a, b, op)
+    slip_at = rng.randrange(width) if slip else -1
     parts, shown_facts, carry, digits = [], [], 0, []
-    da = str(a)[::-1]
-    db = str(b)[::-1] if op == "+" else ""
-    last = len(steps) - 1
-    for i in range(len(steps)):
-        # Recompute from the carry the writer actually has (a slip changes later columns).
-        x = int(da[i]) if i < len(da) else 0
-        if op == "+":
-            y = int(db[i]) if i < len(db) else 0
-            total, fact = x + y + carry, f"{x}+{y}"
-        else:
-            total, fact = x * b + carry, f"{x}*{b}"
-        if carry:
-            fact = f"{fact}+{carry}"
+    last = width - 1
+    for i in range(width):
+        # From the carry the writer actually has (a slip changes later columns).
+        fact, total = _column(a, b, op, i, carry)
         if i == slip_at:
             total = _slipped(total, rng)
         written = str(total) if i == last else str(total % 10)
@@ -263,7 +262,7 @@ def _column_pass(
         digits.append(written)
         carry = total // 10
     result = int("".join(reversed(digits)))
-    parts.append(P(at + len(steps))["so"].format(a=a, op=op, b=b, value=result))
+    parts.append(P(at + width)["so"].format(a=a, op=op, b=b, value=result))
     return parts, shown_facts, result
 
 
