@@ -291,3 +291,18 @@ def test_a_program_that_ends_with_sys_exit_0_still_passes():
     program = "def square(x):\n    return x * x\nimport sys\nsys.exit(0)\n"
     assert code(answer(program), {"tests": ASSERTS})[0] == 1.0
     assert code(answer(program.replace("(0)", "(1)")), {"tests": ASSERTS})[0] == 0.0
+
+
+def test_language_mixing_cannot_hide_after_a_first_think_block():
+    from r1lab.rewards.language import language_consistency
+
+    hidden = (
+        "<think> all of this is English </think> 这是中文推理过程 </think> <answer> 42 </answer>"
+    )
+    score, info = language_consistency(hidden, {"language": "en"})
+    assert score == 5 / 13 and info["words"] == 13  # 5 English words, 8 ideographs
+    two_blocks = "<think> English words </think> <think> 中文 </think> <answer> 4 </answer>"
+    assert language_consistency(two_blocks, {"language": "en"})[0] == 0.5
+    # the summary after the last </think> is not reasoning
+    summary = "<think> English only </think> <answer> 中文答案 </answer>"
+    assert language_consistency(summary, {"language": "en"})[0] == 1.0

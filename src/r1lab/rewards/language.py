@@ -3,9 +3,11 @@
     language_consistency(completion, example)               # target: example["language"]
     language_consistency(completion, example, language="zh")  # -> (float in [0, 1], info)
 
-The reasoning is the content of `<think>...</think>`; with only `</think>` (a prefilled prompt),
-the text before it; with no `</think>`, the whole completion (tags removed). Words are decided by script, so the
-reward needs no language model and is exact:
+The reasoning is everything from the first `<think>` to the last `</think>` (several think blocks
+and the text between them all count, so mixing cannot hide after a first block); with `</think>`
+but no `<think>` (a prefilled prompt), the text before the last `</think>`; with no `</think>`,
+the whole completion (tags removed). Words are decided by script, so the reward needs no language
+model and is exact:
 
 - a word is a run of letters of one script; each CJK ideograph counts as one word (Chinese is not
   written with spaces), kana and hangul runs count as words of their script;
@@ -57,14 +59,17 @@ LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
 
 def reasoning_text(completion: str) -> str:
     """The reasoning part of a completion (see the module docstring)."""
-    close = completion.find("</think>")
+    close = completion.rfind("</think>")
     if close < 0:
         # The tag names are not words of the reasoning.
         for tag in ("<think>", "<answer>", "</answer>"):
             completion = completion.replace(tag, " ")
         return completion
-    open_ = completion.rfind("<think>", 0, close)
-    return completion[open_ + len("<think>") if open_ >= 0 else 0 : close]
+    # From the first <think> to the last </think>: reasoning written between two think blocks
+    # is reasoning too (the first block alone would let a policy hide its mixing after it).
+    open_ = completion.find("<think>", 0, close)
+    text = completion[open_ + len("<think>") if open_ >= 0 else 0 : close]
+    return text.replace("<think>", " ").replace("</think>", " ")
 
 
 def count_words(text: str) -> dict[str, int]:
