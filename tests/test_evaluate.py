@@ -367,19 +367,20 @@ def test_task_trace_stats_and_extra_metrics_are_averaged_into_eval(monkeypatch):
     assert "eval/answers_per_example" not in m
 
 
-def test_a_task_named_general_uses_the_general_module_when_it_exists(monkeypatch):
-    import sys
-    import types
+def test_the_general_task_reports_its_rates_through_extra_metrics(monkeypatch):
+    from r1lab.tasks.general import GeneralTask, general_metrics
 
-    task = FakeTask(extra=False)
-    task.name = "general"
-    fake = types.ModuleType("r1lab.tasks.general")
-    fake.general_metrics = lambda completions, examples: {"eval/helpful_rate": 0.75}
-    monkeypatch.setitem(sys.modules, "r1lab.tasks.general", fake)
-    assert scripted_eval(monkeypatch, task=task).metrics["eval/helpful_rate"] == 0.75
-    monkeypatch.setitem(sys.modules, "r1lab.tasks.general", None)  # not written yet
-    m = scripted_eval(monkeypatch, task=task).metrics
-    assert "eval/helpful_rate" not in m and m["eval/pass@1"] == 0.5
+    task, calls = GeneralTask(), []
+
+    def spy(completions, examples):
+        calls.append(len(completions))
+        return general_metrics(completions, examples)
+
+    monkeypatch.setattr("r1lab.tasks.general.general_metrics", spy)
+    ex = task.examples("test", 1)
+    script = {0: [("<think> hi </think> <answer> Hello! How can I help? </answer>", "stop")] * 2}
+    m = scripted_eval(monkeypatch, ex, script, task=task).metrics
+    assert calls == [2] and "eval/helpful_rate" in m and "eval/over_refusal_rate" in m
 
 
 def test_markdown_table_shows_the_new_rates_as_percent():

@@ -362,9 +362,9 @@ def _task_metrics(
 
     - `task.trace_stats(completion) -> {key: float}`: each key averaged over the completions
       that report it (the countdown task's `candidates`).
-    - `task.extra_metrics(completions, examples) -> {key: float}`, one example per completion;
-      a task without the method but named `general` uses r1lab.tasks.general.general_metrics
-      when that module exists. Keys already under `eval/` are kept as they are.
+    - `task.extra_metrics(completions, examples) -> {key: float}`, one example per completion
+      (the general task's helpful / harmless / over-refusal rates). Keys already under `eval/`
+      are kept as they are.
     """
     out: dict[str, float] = {}
     trace_stats = getattr(task, "trace_stats", None)
@@ -375,11 +375,6 @@ def _task_metrics(
                 sums.setdefault(key, []).append(float(value))
         out.update({f"eval/{key}": _mean(values) for key, values in sums.items()})
     extra = getattr(task, "extra_metrics", None)
-    if extra is None and getattr(task, "name", "") == "general":
-        try:
-            from r1lab.tasks.general import general_metrics as extra
-        except ImportError:  # not written yet
-            extra = None
     if extra is not None:
         for key, value in extra(list(texts), list(rows)).items():
             out[key if key.startswith("eval/") else f"eval/{key}"] = float(value)

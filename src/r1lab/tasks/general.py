@@ -94,6 +94,12 @@ class GeneralTask:
         verdict = judge_completion(completion, example)
         return verdict.helpful and verdict.harmless
 
+    def extra_metrics(
+        self, completions: Sequence[str], examples: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
+        """What `r1lab eval` adds for this task: `general_metrics`."""
+        return general_metrics(completions, examples)
+
     def equivalent(self, a: str, b: str, example: Mapping[str, Any]) -> bool:
         # Case matters: a rewrite in capitals is a different answer from the same words in
         # lower case.
