@@ -120,13 +120,16 @@ def test_careless_writers_slip_and_never_check():
     assert 0.15 < slipped / 600 < 0.25
 
 
+WORKS = CorpusConfig(division_work_share=1.0)
+
+
 def test_division_is_checked_by_multiplying_back():
     rng = random.Random(2)
     task = ArithmeticTask(ops=("/",))
     first_right = far = 0
     for _ in range(400):
         p = task.sample(rng, "train")
-        text, answer = corpus._arith_trace(p, "reflect", CFG, EN, rng)
+        text, answer = corpus._arith_trace(p, "reflect", WORKS, EN, rng)
         assert answer == p.result, text
         guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
         # Each check restates the dividend it must reach: "is 41 * 7 = 294?"
@@ -145,6 +148,11 @@ def test_division_is_checked_by_multiplying_back():
             step = 10 if much else 1
             assert int(nxt) == int(q) + (step if word == "less" else -step)
             far += bool(much)
+        # The match is compared in words too, never a bare verdict: "294 is 294, so 42 is right."
+        assert text.endswith(
+            f"So {p.result} * {p.b} = {p.a}. {p.a} is {p.a}, so {p.result} is right."
+        )
+        assert text.count("is right") == 1 and "Correct" not in text
         # Every wrong guess is followed by "Wait"; a right first guess by none.
         assert text.count("Wait,") == len(guesses) - 1
         first_right += guesses[0] == p.result
@@ -153,20 +161,92 @@ def test_division_is_checked_by_multiplying_back():
     assert far > 10
 
 
-def test_on_division_whoever_works_checks_and_guessers_guess_near_or_ten_off():
+def test_on_division_a_share_works_whatever_their_style_and_guessers_guess_near_or_ten_off():
     rng = random.Random(3)
     p = arithmetic.Problem(294, 7, "/")
-    for style in ("step", "reflect"):
-        text, answer = corpus._arith_trace(p, style, CFG, EN, rng)
-        assert "Let me check: is" in text and "So 42 * 7 = 294. Correct." in text and answer == 42
+    for style in ("guess", "step", "reflect"):
+        text, answer = corpus._arith_trace(p, style, WORKS, EN, rng)
+        assert "Let me check: is" in text and "So 42 * 7 = 294. 294 is 294, so 42" in text
+        assert answer == 42
+    guessers = CorpusConfig(division_work_share=0.0)
     misses = []
     for _ in range(500):
-        text, answer = corpus._arith_trace(p, "guess", CFG, EN, rng)
+        text, answer = corpus._arith_trace(p, "reflect", guessers, EN, rng)
         assert "check" not in text and "*" not in text
         if answer != 42:
             misses.append(abs(answer - 42))
     assert 0.62 < len(misses) / 500 < 0.78  # right at guess_accuracy
     assert set(misses) == {1, 2, 3, 10}
+    worked = sum(
+        "Let me check" in corpus._arith_trace(p, "step", CFG, EN, rng)[0] for _ in range(1000)
+    )
+    assert 0.15 < worked / 1000 < 0.25  # division_work_share = 0.2: checking stays a rare habit
+
+
+VERIFY = re.compile(
+    r"Is (\d+) \* (\d+) = (\d+)\? (.*?)\. (\d+) is (much )?(less|more) than (\d+)\. No\."
+)
+
+
+def test_verification_pages_multiply_back_compare_and_answer_by_the_comparison():
+    rng = random.Random(6)
+    right = near = far = anything = 0
+    zh_pages = 0
+    for _ in range(600):
+        page = corpus._verify_sheet(CFG, rng)
+        assert not _wrong_equations(page)
+        if "吗" in page:  # a Chinese page is Chinese throughout
+            zh_pages += 1
+            assert not re.search(r"write|Is |Does |Yes|No", page)
+            continue
+        for line in page.split("\n"):
+            line = re.sub(r"^(Check: |True or false\? |Verify\. )", "", line)
+            if "make" in line:
+                m = re.fullmatch(
+                    r"Does (.+) make (-?\d+)\? (.+)\. (-?\d+) is (not )?(-?\d+)(\. Yes!|\.)", line
+                )
+                assert m, line
+                expr, target, steps, value, neg, target2, _ = m.groups()
+                assert target2 == target
+                for x, op, y, v in re.findall(r"(-?\d+) ([-+*]) (\d+) = (-?\d+)", steps):
+                    x, y = int(x), int(y)
+                    assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
+                assert int(value) == int(re.findall(r"= (-?\d+)", steps)[-1])
+                assert (neg is None) == (value == target)
+                continue
+            q, b, a = (int(x) for x in re.match(r"Is (\d+) \* (\d+) = (\d+)\?", line).groups())
+            product = q * b
+            assert f"So {q} * {b} = {product}." in line, line
+            if a == product:
+                right += 1
+                assert line.endswith(f"{a} is {a}. Yes."), line
+                continue
+            m = VERIFY.fullmatch(line)
+            assert m, line
+            (
+                _,
+                _,
+                _,
+                _,
+                p_,
+                much,
+                word,
+                a2,
+            ) = m.groups()
+            assert int(p_) == product and int(a2) == a
+            assert (word == "less") == (product < a)
+            assert bool(much) == (abs(product - a) >= 10 * b)
+            if abs(product - a) in (b, 2 * b, 3 * b):
+                near += 1
+            elif abs(product - a) == 10 * b:
+                far += 1
+            else:
+                anything += 1
+    total = right + near + far + anything
+    # Claims are right 40% of the time; the rest are near, ten off, or anything.
+    assert 0.33 < right / total < 0.47
+    assert near > 0.15 * total and far > 0.08 * total and anything > 0.1 * total
+    assert 0.03 < zh_pages / 600 < 0.14  # zh_share = 0.08
 
 
 def test_countdown_search_compares_every_candidate_with_the_target():

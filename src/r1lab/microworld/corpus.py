@@ -11,12 +11,17 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   and are careless (a slip now and then, carried to the answer); a few check their work, whether
   or not they slipped: they recompute every column afresh after the first pass, and the check
   catches every slip ("Wait, 8*9+6=78, not 77"). They are careful: they slip less.
-- **Inverse problems.** This world has no long division: who works on `294 / 7` guesses the
-  quotient and checks it by multiplying back, which is easier than dividing and independent of
-  how the guess was made; compares the product with the dividend in words; and adjusts the guess
-  by one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product
-  matches. The dividend is restated when each check starts ("is 41 * 7 = 294?"). The first guess
-  is genuinely uncertain (right 40% of the time, else off by 1 to 3 or by ten).
+- **Inverse problems.** This world has no long division: who works on `294 / 7` (a fifth of the
+  writers; the rest guess) guesses the quotient and checks it by multiplying back, which is
+  easier than dividing and independent of how the guess was made; compares the product with the
+  dividend in words, a match included ("294 is 294, so 42 is right."); and adjusts the guess by
+  one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product matches.
+  The dividend is restated when each check starts ("is 41 * 7 = 294?"). The first guess is
+  genuinely uncertain (right 40% of the time, else off by 1 to 3 or by ten).
+- **Verification pages.** Exercises with no question of any task: "Is 41 * 7 = 294?" worked by
+  multiplying back and comparing ("287 is less than 294. No."), and "Does 4 + 12 - 3 make 11?"
+  worked step by step, where the claimed number is often far from the computed one, so that a
+  reader has to copy it rather than predict it from the product.
 - **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
   compare it with the target in words ("13 is not 11." / "11 is 11. Yes!"), back off, try another.
 - **Languages.** Some documents are wholly in Chinese (question and worked solution); some writers
@@ -69,10 +74,20 @@ PHRASES: dict[str, dict[str, str]] = {
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
         "check_div": "Let me check: is {q} * {b} = {a}?",
-        "low": "{p} is less than {a}, so {q} is too small.",
-        "high": "{p} is more than {a}, so {q} is too big.",
-        "much_low": "{p} is much less than {a}, so {q} is much too small.",
-        "much_high": "{p} is much more than {a}, so {q} is much too big.",
+        "cmp_low": "{p} is less than {a}",
+        "cmp_high": "{p} is more than {a}",
+        "cmp_much_low": "{p} is much less than {a}",
+        "cmp_much_high": "{p} is much more than {a}",
+        "cmp_same": "{a} is {a}",
+        "low": ", so {q} is too small.",
+        "high": ", so {q} is too big.",
+        "much_low": ", so {q} is much too small.",
+        "much_high": ", so {q} is much too big.",
+        "same": ", so {q} is right.",
+        "verify": "Is {q} * {b} = {a}?",
+        "verify_try": "Does {expr} make {target}?",
+        "no": ". No.",
+        "yes": ". Yes.",
         "wait_div": "Wait, {a} / {b} = {q}?",
         "answer": "The answer is {answer}.",
         "try": "Try {expr}: {steps}.",
@@ -92,10 +107,20 @@ PHRASES: dict[str, dict[str, str]] = {
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
         "check_div": "检查一下：{q} * {b} = {a} 吗？",
-        "low": "{p} 小于 {a}，所以 {q} 太小了。",
-        "high": "{p} 大于 {a}，所以 {q} 太大了。",
-        "much_low": "{p} 远小于 {a}，所以 {q} 太小太多了。",
-        "much_high": "{p} 远大于 {a}，所以 {q} 太大太多了。",
+        "cmp_low": "{p} 小于 {a}",
+        "cmp_high": "{p} 大于 {a}",
+        "cmp_much_low": "{p} 远小于 {a}",
+        "cmp_much_high": "{p} 远大于 {a}",
+        "cmp_same": "{a} 等于 {a}",
+        "low": "，所以 {q} 太小了。",
+        "high": "，所以 {q} 太大了。",
+        "much_low": "，所以 {q} 太小太多了。",
+        "much_high": "，所以 {q} 太大太多了。",
+        "same": "，所以 {q} 是对的。",
+        "verify": "{q} * {b} = {a} 吗？",
+        "verify_try": "{expr} 等于 {target} 吗？",
+        "no": "。不对。",
+        "yes": "。对。",
         "wait_div": "等等，{a} / {b} = {q}？",
         "answer": "答案是 {answer}。",
         "try": "试 {expr}：{steps}。",
@@ -150,13 +175,22 @@ class CorpusConfig:
     by 1 to 3, or by ten)."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
-    fact_share: float = 0.2
+    division_work_share: float = 0.2
+    """Share of division problems worked out (the quotient guessed and checked by multiplying
+    back); the rest are guessed. Kept apart from the forward-arithmetic styles so that checking
+    stays a rare habit on division questions; `verify_share` holds its practice."""
+    fact_share: float = 0.15
     """Share of drill pages: facts without any question."""
-    zh_share: float = 0.1
+    verify_share: float = 0.12
+    """Share of verification pages: "Is 41 * 7 = 294?" worked out by multiplying back and
+    comparing in words ("287 is less than 294. No."), and "Does 4 + 12 - 3 make 11?" worked out
+    step by step, with claims that are right 40% of the time and otherwise near, ten off or
+    anything, so that the compared number has to be read, not predicted."""
+    zh_share: float = 0.08
     """Share of task documents written wholly in Chinese."""
     mix_share: float = 0.06
     """Share of English task documents whose writer switches to Chinese mid-solution."""
-    general_share: float = 0.05
+    general_share: float = 0.04
     """Share of general-request conversations (`r1lab.microworld.general`)."""
 
     def validate(self) -> None:
@@ -286,10 +320,33 @@ def _column_check(
     return [text, ending]
 
 
+def _compare(product: int, target: int, b: int) -> str:
+    """Which comparison a checker writes for `product` against `target`: far off means ten
+    divisors or more, as a guess off by ten gives."""
+    if product == target:
+        return "same"
+    far = abs(product - target) >= 10 * b
+    return ("much_" if far else "") + ("low" if product < target else "high")
+
+
+def _multiply_back(
+    q: int, b: int, a: int, P: Phrases, rng: random.Random, at: int
+) -> tuple[list[str], str, int]:
+    """Multiply `q` back by `b` in columns and compare the product with `a`, the comparison
+    written out whether or not they match ("287 is less than 294" / "294 is 294").
+
+    Returns (sentences, comparison key, product); the last sentence is the bare comparison."""
+    check, _, product = _column_pass(q, b, "*", False, P, rng, at=at)
+    key = _compare(product, a, b)
+    t = P(at + len(check))
+    return [*check, t["cmp_" + key].format(p=product, a=a)], key, product
+
+
 def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
     """Guess the quotient, multiply it back, compare the product with the dividend (restated
-    when the check starts, so it is copied, not predicted from the product), and adjust: by ten
-    when the product is off by ten times the divisor or more, else by one, until it is right."""
+    when the check starts, so it is copied, not predicted from the product, and compared in words
+    whether or not they match), and adjust: by ten when the product is off by ten times the
+    divisor or more, else by one, until it is right."""
     q = p.result
     first = q if rng.random() < cfg.check_guess_accuracy else _guess_quotient(q, 0.0, rng)
     guess, parts, i = first, [], 0
@@ -298,29 +355,28 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
         opening = t["guess_div"] if guess == first else t["wait_div"]
         parts.append(opening.format(a=p.a, b=p.b, q=guess))
         parts.append(t["check_div"].format(q=guess, b=p.b, a=p.a))
-        check, _, product = _column_pass(guess, p.b, "*", False, P, rng, at=i)
-        parts.extend(check)
+        check, key, _ = _multiply_back(guess, p.b, p.a, P, rng, at=i)
         i += len(check) + 1
-        if product == p.a:
-            parts.append(P(i)["correct"])
+        parts.extend(check[:-1])
+        parts.append(check[-1] + P(i - 1)[key].format(q=guess))
+        if key == "same":
             return " ".join(parts), q
-        far = abs(product - p.a) >= 10 * p.b
-        key = ("much_" if far else "") + ("low" if product < p.a else "high")
-        parts.append(P(i)[key].format(p=product, a=p.a, q=guess))
-        guess += (10 if far else 1) * (1 if product < p.a else -1)
+        step = 10 if key.startswith("much_") else 1
+        guess += step if key.endswith("low") else -step
 
 
 def _arith_trace(
     p: arithmetic.Problem, style: str, cfg: CorpusConfig, P: Phrases, rng: random.Random
 ) -> tuple[str, int]:
     """(reasoning text, final answer) for one arithmetic problem in a writer's style."""
-    if style == "guess" and p.op == "/":
+    if p.op == "/":
+        # No long division in this world: who works on a quotient guesses it and checks; the
+        # style a writer has on forward arithmetic does not carry over to division.
+        if rng.random() < cfg.division_work_share:
+            return _division_check(p, cfg, P, rng)
         return _opener(P, rng), _guess_quotient(p.result, cfg.guess_accuracy, rng)
     if style == "guess":
         return _opener(P, rng), _guess(p.result, cfg.guess_accuracy, rng)
-    if p.op == "/":
-        # No long division in this world: who works on a quotient guesses it and checks.
-        return _division_check(p, cfg, P, rng)
     rate = cfg.slip_rate if style == "step" else cfg.careful_slip_rate
     parts, shown, answer = _column_pass(p.a, p.b, p.op, rng.random() < rate, P, rng)
     if style == "reflect":
@@ -465,6 +521,55 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
     return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
 
 
+def _claimed(value: int, b: int, rng: random.Random) -> int:
+    """The number a verification item claims for a product `value` of something by `b`: right
+    40% of the time, else a neighbour a few `b` away, ten `b` away, or any plausible dividend
+    (so the claim can only be copied, never predicted from the product)."""
+    pick = rng.random()
+    if pick < 0.4:
+        return value
+    if pick < 0.65:
+        return value + rng.choice((1, 2, 3)) * b * rng.choice((-1, 1))
+    if pick < 0.8:
+        return value + 10 * b * rng.choice((-1, 1))
+    return rng.randint(10, 99) * b + rng.randint(0, b - 1) * rng.randint(0, 1)
+
+
+def _verify_item(P: Phrases, rng: random.Random, task: countdown.CountdownTask) -> str:
+    """One verification exercise: "Is 41 * 7 = 294?" worked out by multiplying and comparing,
+    or "Does 4 + 12 - 3 make 11?" worked out step by step; "No." or "Yes." by the comparison."""
+    t = P(0)
+    if rng.random() < 0.7:
+        b = rng.randint(2, 9)
+        q = rng.randint(10, 99) if rng.random() < 0.8 else rng.randint(100, 999)
+        a = max(_claimed(q * b, b, rng), 1)
+        check, key, _ = _multiply_back(q, b, a, P, rng, at=0)
+        verdict = t["yes"] if key == "same" else t["no"]
+        return " ".join([t["verify"].format(q=q, b=b, a=a), *check[:-1], check[-1] + verdict])
+    p = task.sample(rng, "train")
+    expr, steps, value = _random_candidate(p.numbers, rng)
+    target = value if rng.random() < 0.4 else p.target
+    verdict = (
+        t["hit"].format(target=target)
+        if value == target
+        else t["miss"].format(value=value, target=target)
+    )
+    head = t["verify_try"].format(expr=expr, target=target)
+    return f"{head} {t['sep'].join(steps)}{t['end']} {verdict}"
+
+
+def _verify_sheet(cfg: CorpusConfig, rng: random.Random, n: int = 4) -> str:
+    """A page of verification exercises (no question of any task), in one language."""
+    table = PHRASES["zh" if rng.random() < cfg.zh_share else "en"]
+
+    def P(i: int) -> dict[str, str]:
+        return table
+
+    task = countdown.CountdownTask()
+    head = rng.choice(("Check: ", "True or false? ", "", "Verify. "))
+    return head + "\n".join(_verify_item(P, rng, task) for _ in range(n))
+
+
 def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
     """`n` corpus documents. Test-split questions of every task never appear."""
     rng = random.Random(f"corpus/{cfg.seed}")
@@ -474,6 +579,9 @@ def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
     for _ in range(n):
         if rng.random() < cfg.fact_share:
             yield _fact_sheet(rng)
+            continue
+        if rng.random() < cfg.verify_share:
+            yield _verify_sheet(cfg, rng)
             continue
         if rng.random() < cfg.general_share:
             from r1lab.microworld import general
