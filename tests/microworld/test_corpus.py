@@ -132,25 +132,26 @@ def test_division_is_checked_by_multiplying_back():
         text, answer = corpus._arith_trace(p, "reflect", WORKS, EN, rng)
         assert answer == p.result, text
         guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
-        # Each check restates the dividend it must reach: "is 41 * 7 = 294?"
-        assert re.findall(rf"is (\d+) \* {p.b} = {p.a}\?", text) == [str(g) for g in guesses]
+        # Each check restates the dividend it must reach, in words no product line shares:
+        # "does 41 * 7 make 294?"
+        assert re.findall(rf"does (\d+) \* {p.b} make {p.a}\?", text) == [str(g) for g in guesses]
         products = re.findall(r"So (\d+) \* (\d+) = (\d+)\.", text)
         # One multiplication back per guess, each right, each compared in words with `a`.
         assert [int(q) for q, _, _ in products] == guesses and guesses[-1] == p.result
         for q, b, product in products:
             assert int(q) * int(b) == int(product)
-        verdicts = re.findall(r"(\d+) is (much )?(less|more) than (\d+), so (\d+)", text)
+        verdicts = re.findall(r"(\d+) vs (\d+): (much )?(less|more), so (\d+)", text)
         assert len(verdicts) == len(guesses) - 1
-        for (product, much, word, a, q), nxt in zip(verdicts, guesses[1:], strict=True):
+        for (product, a, much, word, q), nxt in zip(verdicts, guesses[1:], strict=True):
             assert int(a) == p.a and (int(product) < p.a) == (word == "less")
             # Far off (ten divisors or more): "much", and the guess moves by ten, else by one.
             assert bool(much) == (abs(int(product) - p.a) >= 10 * p.b)
             step = 10 if much else 1
             assert int(nxt) == int(q) + (step if word == "less" else -step)
             far += bool(much)
-        # The match is compared in words too, never a bare verdict: "294 is 294, so 42 is right."
+        # The match is compared side by side too, never a bare verdict.
         assert text.endswith(
-            f"So {p.result} * {p.b} = {p.a}. {p.a} is {p.a}, so {p.result} is right."
+            f"So {p.result} * {p.b} = {p.a}. {p.a} vs {p.a}: same, so {p.result} is right."
         )
         assert text.count("is right") == 1 and "Correct" not in text
         # Every wrong guess is followed by "Wait"; a right first guess by none.
@@ -166,7 +167,7 @@ def test_on_division_a_share_works_whatever_their_style_and_guessers_guess_near_
     p = arithmetic.Problem(294, 7, "/")
     for style in ("guess", "step", "reflect"):
         text, answer = corpus._arith_trace(p, style, WORKS, EN, rng)
-        assert "Let me check: is" in text and "So 42 * 7 = 294. 294 is 294, so 42" in text
+        assert "Let me check: does" in text and "So 42 * 7 = 294. 294 vs 294: same, so 42" in text
         assert answer == 42
     guessers = CorpusConfig(division_work_share=0.0)
     misses = []
@@ -184,7 +185,7 @@ def test_on_division_a_share_works_whatever_their_style_and_guessers_guess_near_
 
 
 VERIFY = re.compile(
-    r"Is (\d+) \* (\d+) = (\d+)\? (.*?)\. (\d+) is (much )?(less|more) than (\d+)\. No\."
+    r"Does (\d+) \* (\d+) make (\d+)\? (.*?)\. (\d+) vs (\d+): (much )?(less|more), no\."
 )
 
 
@@ -197,42 +198,33 @@ def test_verification_pages_multiply_back_compare_and_answer_by_the_comparison()
         assert not _wrong_equations(page)
         if "吗" in page:  # a Chinese page is Chinese throughout
             zh_pages += 1
-            assert not re.search(r"write|Is |Does |Yes|No", page)
+            assert not re.search(r"write|Does |yes|no|vs", page)
             continue
         for line in page.split("\n"):
             line = re.sub(r"^(Check: |True or false\? |Verify\. )", "", line)
-            if "make" in line:
+            if not re.match(r"Does \d+ \* \d+ make", line):
                 m = re.fullmatch(
-                    r"Does (.+) make (-?\d+)\? (.+)\. (-?\d+) is (not )?(-?\d+)(\. Yes!|\.)", line
+                    r"Does (.+) make (-?\d+)\? (.+)\. (-?\d+) vs (-?\d+): (no\.|yes!)", line
                 )
                 assert m, line
-                expr, target, steps, value, neg, target2, _ = m.groups()
+                expr, target, steps, value, target2, verdict = m.groups()
                 assert target2 == target
                 for x, op, y, v in re.findall(r"(-?\d+) ([-+*]) (\d+) = (-?\d+)", steps):
                     x, y = int(x), int(y)
                     assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
                 assert int(value) == int(re.findall(r"= (-?\d+)", steps)[-1])
-                assert (neg is None) == (value == target)
+                assert (verdict == "yes!") == (value == target)
                 continue
-            q, b, a = (int(x) for x in re.match(r"Is (\d+) \* (\d+) = (\d+)\?", line).groups())
+            q, b, a = (int(x) for x in re.match(r"Does (\d+) \* (\d+) make (\d+)\?", line).groups())
             product = q * b
             assert f"So {q} * {b} = {product}." in line, line
             if a == product:
                 right += 1
-                assert line.endswith(f"{a} is {a}. Yes."), line
+                assert line.endswith(f"{a} vs {a}: same, yes."), line
                 continue
             m = VERIFY.fullmatch(line)
             assert m, line
-            (
-                _,
-                _,
-                _,
-                _,
-                p_,
-                much,
-                word,
-                a2,
-            ) = m.groups()
+            p_, a2, much, word = m.groups()[4:]
             assert int(p_) == product and int(a2) == a
             assert (word == "less") == (product < a)
             assert bool(much) == (abs(product - a) >= 10 * b)
@@ -255,16 +247,16 @@ def test_countdown_search_compares_every_candidate_with_the_target():
     for _ in range(300):
         p = task.sample(rng, "train")
         text, answer = corpus._countdown_trace(p, "step", CFG, EN, rng)
-        tries = re.findall(r"Try ([^:]+): ([^.]+)\. (-?\d+) is (not )?(-?\d+)", text)
+        tries = re.findall(r"Try ([^:]+): ([^.]+)\. (-?\d+) vs (-?\d+): (no\.|yes!)", text)
         assert tries and answer == tries[-1][0], text
-        for _expr, steps, value, neg, target in tries:
+        for _expr, steps, value, target, verdict in tries:
             assert int(target) == p.target
             for x, op, y, v in re.findall(r"(-?\d+) ([-+*]) (\d+) = (-?\d+)", steps):
                 x, y = int(x), int(y)
                 assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
-            # "is not" exactly when the candidate misses; a premature "Yes" never happens.
-            assert (neg == "not ") == (int(value) != p.target)
-        assert text.count("Yes!") == 1 and not has_reflection(text)
+            # "no" exactly when the candidate misses; a premature "yes" never happens.
+            assert (verdict == "no.") == (int(value) != p.target)
+        assert text.count("yes!") == 1 and not has_reflection(text)
 
 
 def test_languages_whole_documents_and_writers_who_switch():
@@ -295,7 +287,7 @@ def test_drill_pages_hold_search_steps_and_comparisons_all_right():
             x, y = int(x), int(y)
             assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
             steps += 1
-        for x, word, y in re.findall(r"(\d+) is (less|more) than (\d+)", page):
+        for x, y, word in re.findall(r"(\d+) vs (\d+): (less|more)", page):
             assert (int(x) < int(y)) == (word == "less")
             comparisons += 1
         assert not _wrong_equations(page)

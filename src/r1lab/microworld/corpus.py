@@ -14,16 +14,19 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
 - **Inverse problems.** This world has no long division: who works on `294 / 7` (a fifth of the
   writers; the rest guess) guesses the quotient and checks it by multiplying back, which is
   easier than dividing and independent of how the guess was made; compares the product with the
-  dividend in words, a match included ("294 is 294, so 42 is right."); and adjusts the guess by
-  one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product matches.
-  The dividend is restated when each check starts ("is 41 * 7 = 294?"). The first guess is
+  dividend side by side, a match included ("294 vs 294: same, so 42 is right."); and adjusts the
+  guess by one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product
+  matches. The dividend is restated when each check starts ("does 41 * 7 make 294?"), in words
+  that no product line shares, and the comparison puts the two numbers next to each other and
+  never writes one number twice by rule (a model can copy the nearest number and be right
+  whenever "294 is 294" is right, so it learns nothing from a match). The first guess is
   genuinely uncertain (right 40% of the time, else off by 1 to 3 or by ten).
 - **Verification pages.** Exercises with no question of any task: "Is 41 * 7 = 294?" worked by
-  multiplying back and comparing ("287 is less than 294. No."), and "Does 4 + 12 - 3 make 11?"
+  multiplying back and comparing ("287 vs 294: less, no."), and "Does 4 + 12 - 3 make 11?"
   worked step by step, where the claimed number is often far from the computed one, so that a
   reader has to copy it rather than predict it from the product.
 - **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
-  compare it with the target in words ("13 is not 11." / "11 is 11. Yes!"), back off, try another.
+  compare it with the target ("13 vs 11: no." / "11 vs 11: yes!"), back off, try another.
 - **Languages.** Some documents are wholly in Chinese (question and worked solution); some writers
   of English documents switch to Chinese mid-solution, as multilingual web text does.
 - **General requests.** Conversations with no rule to grade them (greetings, lists, rewrites,
@@ -31,7 +34,7 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   `r1lab.microworld.general`.
 - **Drill pages.** The facts the working is made of, with no question attached: one-digit column
   facts (`8*9+6=78`), the step operations of countdown search (`16 - 3 = 13`) and comparisons of
-  nearby numbers (`287 is less than 294.`).
+  nearby numbers (`287 vs 294: less`).
 
 The mix is in `CorpusConfig`; every document is drawn from a seeded RNG, so the corpus is a pure
 function of its config.
@@ -73,26 +76,26 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}. Wait, {expr}={total}, not {wrong}",
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
-        "check_div": "Let me check: is {q} * {b} = {a}?",
-        "cmp_low": "{p} is less than {a}",
-        "cmp_high": "{p} is more than {a}",
-        "cmp_much_low": "{p} is much less than {a}",
-        "cmp_much_high": "{p} is much more than {a}",
-        "cmp_same": "{a} is {a}",
+        "check_div": "Let me check: does {q} * {b} make {a}?",
+        "cmp_low": "{p} vs {a}: less",
+        "cmp_high": "{p} vs {a}: more",
+        "cmp_much_low": "{p} vs {a}: much less",
+        "cmp_much_high": "{p} vs {a}: much more",
+        "cmp_same": "{p} vs {a}: same",
         "low": ", so {q} is too small.",
         "high": ", so {q} is too big.",
         "much_low": ", so {q} is much too small.",
         "much_high": ", so {q} is much too big.",
         "same": ", so {q} is right.",
-        "verify": "Is {q} * {b} = {a}?",
+        "verify": "Does {q} * {b} make {a}?",
         "verify_try": "Does {expr} make {target}?",
-        "no": ". No.",
-        "yes": ". Yes.",
+        "no": ", no.",
+        "yes": ", yes.",
         "wait_div": "Wait, {a} / {b} = {q}?",
         "answer": "The answer is {answer}.",
         "try": "Try {expr}: {steps}.",
-        "miss": "{value} is not {target}.",
-        "hit": "{target} is {target}. Yes!",
+        "miss": "{value} vs {target}: no.",
+        "hit": "{value} vs {target}: yes!",
         "lang": "en",
     },
     "zh": {
@@ -106,26 +109,26 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}。等等，{expr}={total}，不是 {wrong}",
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
-        "check_div": "检查一下：{q} * {b} = {a} 吗？",
-        "cmp_low": "{p} 小于 {a}",
-        "cmp_high": "{p} 大于 {a}",
-        "cmp_much_low": "{p} 远小于 {a}",
-        "cmp_much_high": "{p} 远大于 {a}",
-        "cmp_same": "{a} 等于 {a}",
+        "check_div": "检查一下：{q} * {b} 等于 {a} 吗？",
+        "cmp_low": "{p} 对比 {a}：小",
+        "cmp_high": "{p} 对比 {a}：大",
+        "cmp_much_low": "{p} 对比 {a}：小很多",
+        "cmp_much_high": "{p} 对比 {a}：大很多",
+        "cmp_same": "{p} 对比 {a}：相等",
         "low": "，所以 {q} 太小了。",
         "high": "，所以 {q} 太大了。",
         "much_low": "，所以 {q} 太小太多了。",
         "much_high": "，所以 {q} 太大太多了。",
         "same": "，所以 {q} 是对的。",
-        "verify": "{q} * {b} = {a} 吗？",
+        "verify": "{q} * {b} 等于 {a} 吗？",
         "verify_try": "{expr} 等于 {target} 吗？",
-        "no": "。不对。",
-        "yes": "。对。",
+        "no": "，不对。",
+        "yes": "，对。",
         "wait_div": "等等，{a} / {b} = {q}？",
         "answer": "答案是 {answer}。",
         "try": "试 {expr}：{steps}。",
-        "miss": "{value} 不是 {target}。",
-        "hit": "{target} 就是 {target}。对！",
+        "miss": "{value} 对比 {target}：不对。",
+        "hit": "{value} 对比 {target}：对！",
         "lang": "zh",
     },
 }
@@ -183,7 +186,7 @@ class CorpusConfig:
     """Share of drill pages: facts without any question."""
     verify_share: float = 0.12
     """Share of verification pages: "Is 41 * 7 = 294?" worked out by multiplying back and
-    comparing in words ("287 is less than 294. No."), and "Does 4 + 12 - 3 make 11?" worked out
+    comparing ("287 vs 294: less, no."), and "Does 4 + 12 - 3 make 11?" worked out
     step by step, with claims that are right 40% of the time and otherwise near, ten off or
     anything, so that the compared number has to be read, not predicted."""
     zh_share: float = 0.08
@@ -333,7 +336,7 @@ def _multiply_back(
     q: int, b: int, a: int, P: Phrases, rng: random.Random, at: int
 ) -> tuple[list[str], str, int]:
     """Multiply `q` back by `b` in columns and compare the product with `a`, the comparison
-    written out whether or not they match ("287 is less than 294" / "294 is 294").
+    written out whether or not they match ("287 vs 294: less" / "294 vs 294: same").
 
     Returns (sentences, comparison key, product); the last sentence is the bare comparison."""
     check, _, product = _column_pass(q, b, "*", False, P, rng, at=at)
@@ -432,7 +435,7 @@ def _countdown_trace(
     expr, steps, _ = _eval_steps(*_solution_order(p))
     t = P(len(parts))
     parts.append(t["try"].format(expr=expr, steps=t["sep"].join(steps)))
-    parts.append(t["hit"].format(target=p.target))
+    parts.append(t["hit"].format(value=p.target, target=p.target))
     if style == "reflect":
         t = P(len(parts))
         parts.append(t["check"] + " " + t["sep"].join(steps) + t["end"] + " " + t["correct"])
@@ -515,8 +518,7 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
         else:  # comparisons of nearby numbers, as a checker compares a product with a target
             x = rng.randint(20, 900)
             y = x + rng.choice([-1, 1]) * rng.randint(1, 20)
-            rel = "is less than" if x < y else "is more than"
-            facts.append(f"{x} {rel} {y}")
+            facts.append(f"{x} vs {y}: {'less' if x < y else 'more'}")
     sep = ", " if kind < 0.85 else ". "
     return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
 
@@ -537,7 +539,7 @@ def _claimed(value: int, b: int, rng: random.Random) -> int:
 
 def _verify_item(P: Phrases, rng: random.Random, task: countdown.CountdownTask) -> str:
     """One verification exercise: "Is 41 * 7 = 294?" worked out by multiplying and comparing,
-    or "Does 4 + 12 - 3 make 11?" worked out step by step; "No." or "Yes." by the comparison."""
+    or "Does 4 + 12 - 3 make 11?" worked out step by step; "no" or "yes" by the comparison."""
     t = P(0)
     if rng.random() < 0.7:
         b = rng.randint(2, 9)
@@ -550,7 +552,7 @@ def _verify_item(P: Phrases, rng: random.Random, task: countdown.CountdownTask) 
     expr, steps, value = _random_candidate(p.numbers, rng)
     target = value if rng.random() < 0.4 else p.target
     verdict = (
-        t["hit"].format(target=target)
+        t["hit"].format(value=target, target=target)
         if value == target
         else t["miss"].format(value=value, target=target)
     )
