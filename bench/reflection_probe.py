@@ -13,8 +13,10 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
   without a search: a `Try`),
 - step reliability: the share of the arithmetic steps written inside those completions
   (`8*9+6=78`, `16 - 3 = 13`, `41 * 7 = 287`) that are right,
-- comparison reliability (countdown): the share of "X is not T" / "T is T. Yes!" verdicts that
-  match the computed value,
+- comparison reliability: the share of countdown verdicts ("13 vs 11: no." / "11 vs 11: yes!",
+  or candidates B-E's "13 is not 11." / "11 is 11. Yes!") and of division comparisons
+  ("287 vs 294: less", or "287 is less than 294") that name the value just computed and the
+  question's target, and say the right relation,
 - first-guess accuracy (division): the share of checking completions whose first stated
   quotient is right, against their final accuracy.
 """
@@ -30,8 +32,39 @@ from pathlib import Path
 
 from r1lab.metrics import has_reflection
 
-STEP = re.compile(r"(?<![\d.])(-?\d+)\s*([-+*/])\s*(\d+)(?:\s*\+\s*(\d+))?\s*=\s*(-?\d+)(?![\d.])")
-VERDICT = re.compile(r"(-?\d+) (?:is not|不是) (\d+)|(\d+) (?:is|就是) (\d+)[.。] ?(?:Yes|对)")
+STEP = re.compile(r"(?<![\d.])(-?\d+)\s*([-+*/])\s*(\d+)(?:\s*\+\s*(\d+))?\s*=\s*(-?\d+)(?!\d|\.\d)")
+VERDICT = re.compile(
+    r"(-?\d+) (?:is not|不是) (-?\d+)|(-?\d+) (?:is|就是) (-?\d+)[.。] ?(?:Yes|对)"
+    r"|(-?\d+) (?:vs|对比) (-?\d+)[:：] ?(no|yes|不对|对)"
+)
+COMPARISON = re.compile(
+    r"(\d+) (?:vs|对比) (\d+)[:：] ?(much less|much more|less|more|same|小很多|大很多|小|大|相等)"
+    r"|(\d+) is (?:much )?(less|more) than (\d+)|(\d+) is (\d+)"
+)
+RELATION = {"小很多": "less", "大很多": "more", "小": "less", "大": "more", "相等": "same"}
+
+
+def relation(x: int, y: int) -> str:
+    return "less" if x < y else "more" if x > y else "same"
+
+
+def comparisons_right(text: str, target: int) -> list[bool]:
+    """Each comparison of a computed value with `target`: right when it names the value just
+    computed (the last step before it) and the target, and states their relation."""
+    out = []
+    for m in COMPARISON.finditer(text):
+        before = STEP.findall(text[: m.start()])
+        computed = int(before[-1][4]) if before else None
+        if m.group(1):
+            said, named = int(m.group(1)), int(m.group(2))
+            rel = m.group(3).removeprefix("much ")
+            rel = RELATION.get(rel, rel)
+        elif m.group(4):
+            said, rel, named = int(m.group(4)), m.group(5), int(m.group(6))
+        else:
+            said, named, rel = int(m.group(7)), int(m.group(8)), "same"
+        out.append(said == computed and named == target and rel == relation(said, target))
+    return out
 
 
 def step_right(x: str, op: str, y: str, c: str, v: str) -> bool:
@@ -81,6 +114,15 @@ def main(paths: list[str]) -> None:
                     firsts.append(int(guess.group(1)) * b == a)
             if firsts:
                 extra = f"first guess right {sum(firsts) / len(firsts):.1%} of {len(firsts)}"
+            compared = [
+                ok
+                for s in refl
+                for ok in comparisons_right(s["text"], int(re.findall(r"\d+", s["question"])[0]))
+            ]
+            if compared:
+                extra += (
+                    f", comparisons right {sum(compared) / len(compared):.1%} of {len(compared)}"
+                )
         if kind == "countdown":
             search = [s for s in samples if re.search(r"Try |试 ", s["text"])]
             plain = [s for s in samples if s not in search]
@@ -94,10 +136,12 @@ def main(paths: list[str]) -> None:
                     before = STEP.findall(text[: m.start()])
                     computed = int(before[-1][4]) if before else None
                     if m.group(1):
-                        said, hit = int(m.group(1)), False
+                        said, hit, name = int(m.group(1)), False, m.group(2)
+                    elif m.group(3):
+                        said, hit, name = int(m.group(3)), True, m.group(4)
                     else:
-                        said, hit = int(m.group(3)), True
-                    named = int(m.group(2) or m.group(4)) == target
+                        said, hit, name = int(m.group(5)), m.group(7) in ("yes", "对"), m.group(6)
+                    named = int(name) == target
                     verdicts.append(said == computed and named and hit == (computed == target))
             verdict = f"{sum(verdicts) / len(verdicts):.1%} of {len(verdicts)}" if verdicts else "-"
             extra = (
