@@ -47,7 +47,8 @@ class EvalConfig:
     whole split of a file task, 128 questions of a generated task. A split that holds fewer is
     evaluated whole, with a notice."""
     template: Literal[TEMPLATES] = "r1zero"  # type: ignore[valid-type]
-    """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`."""
+    """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`, `raw`
+    (the question as written)."""
     n: int = 8
     """Samples per question for pass@1, pass@k and maj@k."""
     ks: list[int] = field(default_factory=lambda: [1, 4, 8])

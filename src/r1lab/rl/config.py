@@ -148,7 +148,8 @@ class ZeroConfig:
     """Policy to start from (a local HF causal LM directory); also the frozen reference."""
     task: TaskConfig = field(default_factory=TaskConfig)
     template: Template = "r1zero"
-    """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`."""
+    """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`, `raw`
+    (the question as written)."""
     rewards: dict[str, float] = field(default_factory=dict)
     """Reward weights by name; empty = the task's own (format + accuracy)."""
     reward_params: dict[str, dict] = field(default_factory=dict)

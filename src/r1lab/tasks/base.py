@@ -30,7 +30,12 @@ CHAT_INSTRUCTION = (
     "reasoning in <think> </think> and the answer in <answer> </answer> tags."
 )
 
-TEMPLATES = ("r1zero", "prefill", "chat")
+TEMPLATES = ("r1zero", "prefill", "chat", "raw")
+
+
+def chat_messages(question: str) -> list[dict[str, str]]:
+    """The conversation `template=chat` puts a question in: one user turn with the instruction."""
+    return [{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=question)}]
 
 
 def render_prompt(question: str, template: str = "r1zero", tokenizer: Any = None) -> str:
@@ -40,6 +45,8 @@ def render_prompt(question: str, template: str = "r1zero", tokenizer: Any = None
     - `prefill`: the same, ending in ` <think>` (TinyZero style), so the completion starts inside
       the reasoning; pair it with the `format_prefill` reward.
     - `chat`: the tokenizer's chat template around an instruction, for chat/instruct models.
+    - `raw`: the question as it is (data whose prompts are already written out, e.g. for a
+      model fine-tuned by `r1lab sft template=raw`).
     """
     if template == "r1zero":
         return R1_ZERO_TEMPLATE.format(prompt=question)
@@ -48,8 +55,10 @@ def render_prompt(question: str, template: str = "r1zero", tokenizer: Any = None
     if template == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError("template 'chat' needs a tokenizer that has a chat template")
-        messages = [{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=question)}]
+        messages = chat_messages(question)
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if template == "raw":
+        return question
     raise ValueError(f"unknown template '{template}'; valid: {', '.join(TEMPLATES)}")
 
 

@@ -53,6 +53,8 @@ __all__ = [
     "FileTask",
     "detect_format",
     "load_file_task",
+    "read_rows",
+    "row_field",
     "split_examples",
 ]
 
@@ -286,7 +288,8 @@ def _resolve_mapping(
     return format, _Mapping(adapter, q, a, id_field)
 
 
-def _field(row: Mapping[str, Any], name: str, where: str) -> Any:
+def row_field(row: Mapping[str, Any], name: str, where: str) -> Any:
+    """`row[name]`, or an error naming where the row is, the field and the fields it has."""
     value = row.get(name)
     if value is None:
         present = ", ".join(str(k) for k in row) or "none"
@@ -296,13 +299,13 @@ def _field(row: Mapping[str, Any], name: str, where: str) -> Any:
 
 
 def _to_example(where: str, default_id: str, row: Mapping[str, Any], m: _Mapping) -> dict:
-    question = _field(row, m.question_field, where)
+    question = row_field(row, m.question_field, where)
     if not isinstance(question, str) or not question.strip():
         kind = "empty" if isinstance(question, str) else f"a {type(question).__name__}"
         raise ConfigError(f"{where}: field '{m.question_field}' must be text, got {kind}")
-    raw_answer = _field(row, m.answer_field, where)
+    raw_answer = row_field(row, m.answer_field, where)
     answer = m.adapter.reference(raw_answer, where, m.answer_field)
-    ex_id = default_id if m.id_field is None else str(_field(row, m.id_field, where))
+    ex_id = default_id if m.id_field is None else str(row_field(row, m.id_field, where))
     example = {"id": ex_id, "question": question.strip(), "answer": answer}
     # Other columns pass through; the mapped ones are now question/answer/id, and a column that
     # happens to share one of those names yields to the mapped value.
@@ -335,9 +338,11 @@ def _rank_key(question: str, seed: int) -> tuple[bytes, str]:
     return hashlib.sha1(f"{seed}\0{norm}".encode()).digest()[:8], norm
 
 
-def _ranked(examples: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+def _ranked(
+    examples: list[dict[str, Any]], seed: int, key: str = "question"
+) -> list[dict[str, Any]]:
     # sorted() is stable, so repeats of one question keep their file order, side by side.
-    return sorted(examples, key=lambda ex: _rank_key(ex["question"], seed))
+    return sorted(examples, key=lambda ex: _rank_key(ex[key], seed))
 
 
 def _test_count(test_size: float | int, n: int, where: str) -> int:
@@ -354,15 +359,20 @@ def _test_count(test_size: float | int, n: int, where: str) -> int:
 
 
 def split_examples(
-    examples: list[dict[str, Any]], test_size: float | int, seed: int, where: str = "the data"
+    examples: list[dict[str, Any]],
+    test_size: float | int,
+    seed: int,
+    where: str = "the data",
+    key: str = "question",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, test) of one file by the seeded question hash described in the module docstring.
 
     The test split takes whole questions in ranked order until it holds at least the asked
-    number of rows (more only when the last question taken repeats in the file).
+    number of rows (more only when the last question taken repeats in the file). `key` names
+    the text that is hashed (`r1lab sft` hashes its rendered prompts).
     """
-    ranked = _ranked(examples, seed)
-    keys = [_rank_key(ex["question"], seed) for ex in ranked]
+    ranked = _ranked(examples, seed, key)
+    keys = [_rank_key(ex[key], seed) for ex in ranked]
     cut = _test_count(test_size, len(ranked), where)
     while 0 < cut < len(ranked) and keys[cut] == keys[cut - 1]:
         cut += 1
@@ -505,6 +515,16 @@ def _check_path(source: str) -> Path:
     if path.is_dir():
         raise ConfigError(f"{source}: is a directory; give a .jsonl or .parquet file")
     return path
+
+
+def read_rows(source: str, hub: bool = False) -> dict[str, list[Located]]:
+    """The rows of a JSONL/Parquet file or a hub dataset (`hf:NAME[:CONFIG][@SPLIT]`, also a
+    local dataset directory), by split ("train", and "test" when a dataset has one), each with
+    where it came from (`"data.jsonl, line 17"`) for error messages. A missing file fails here,
+    before anything loads."""
+    if _is_hub(source, hub):
+        return _read_hub(source)
+    return {"train": _read_file(_check_path(source), source)}
 
 
 def load_file_task(
