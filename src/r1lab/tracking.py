@@ -68,3 +68,15 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
     return sorted(rows, key=lambda r: r.get("step", 0))
+
+
+def check_loggers(tensorboard: bool, wandb: bool) -> None:
+    """Fail the start, not the first step after the run directory exists, when an optional
+    logger that was asked for is not installed."""
+    import importlib.util
+
+    from r1lab.config import ConfigError
+
+    for wanted, module, extra in ((tensorboard, "tensorboard", "tb"), (wandb, "wandb", "wandb")):
+        if wanted and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{module}=true needs `pip install r1lab[{extra}]`")

@@ -1,23 +1,32 @@
-"""Run-directory plumbing for the trainer: the prompt stream, checkpoints and resume.
+"""The GRPO trainer's prompt stream; checkpoints and resume come from the run layer.
 
-Kept out of the training step (STYLE.md 2). A checkpoint is an HF model directory plus
-`trainer_state.pt` (optimizer, scheduler, data position, RNG), written atomically, the last K kept.
+Kept out of the training step (STYLE.md 2). Checkpoints, trainer state and metric truncation
+live in `r1lab.run.checkpoints`, shared with every trainer; they are re-exported here for the
+code that imported them from this module.
 """
 
 from __future__ import annotations
 
 import random
-import re
-import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
+from r1lab.run.checkpoints import (
+    CHECKPOINT_RE,
+    checkpoints,
+    load_trainer_state,
+    save_checkpoint,
+    truncate_metrics,
+)
 
-from r1lab.checkpoint import save_hf
-
-CHECKPOINT_RE = re.compile(r"^step-(\d{6})$")
+__all__ = [
+    "CHECKPOINT_RE",
+    "PromptStream",
+    "checkpoints",
+    "load_trainer_state",
+    "save_checkpoint",
+    "truncate_metrics",
+]
 
 
 class PromptStream:
@@ -65,63 +74,3 @@ class PromptStream:
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
         self._order = self._permutation(self.epoch)
-
-
-def checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary directories are never listed)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and CHECKPOINT_RE.match(p.name)]
-    return sorted(p for p in found if (p / "trainer_state.pt").is_file())
-
-
-def save_checkpoint(
-    run_dir: str | Path,
-    step: int,
-    model: Any,
-    tokenizer: Any,
-    trainer_state: dict[str, Any],
-    keep: int,
-) -> Path:
-    """Write checkpoints/step-NNNNNN atomically, then drop all but the last `keep`."""
-    path = Path(run_dir) / "checkpoints" / f"step-{step:06d}"
-    state = {
-        **trainer_state,
-        "step": step,
-        "torch_rng": torch.get_rng_state(),
-        "python_rng": random.getstate(),
-    }
-    save_hf(
-        path,
-        model,
-        tokenizer,
-        extra={"step": step},
-        extra_files={"trainer_state.pt": lambda p: torch.save(state, p)},
-    )
-    for old in checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
-    torch.set_rng_state(state["torch_rng"])
-    random.setstate(state["python_rng"])
-    return state
-
-
-def truncate_metrics(path: Path, before_step: int) -> None:
-    """Drop metric lines at or after `before_step`: a resumed run recomputes those steps."""
-    import json
-
-    if not path.exists():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", -1) < before_step
-    ]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    tmp.replace(path)

@@ -27,13 +27,7 @@ from r1lab.checkpoint import own_memory
 from r1lab.config import ConfigError, validate
 from r1lab.rl.algos import compute_advantages, entropy_from_logits, grpo_loss
 from r1lab.rl.config import AlgoConfig, ZeroConfig
-from r1lab.rl.state import (
-    PromptStream,
-    checkpoints,
-    load_trainer_state,
-    save_checkpoint,
-    truncate_metrics,
-)
+from r1lab.rl.state import PromptStream
 from r1lab.rollout import Completion, Sampler, SamplingParams, token_logprobs
 from r1lab.rollout.batch import (
     Batch,
@@ -41,9 +35,17 @@ from r1lab.rollout.batch import (
     Rows,
     collate,
     completion_logits,
+    default_cut_cost,
     micro_batches,
 )
-from r1lab.run import check_free, claim, resume_command, resume_config, save_run_config
+from r1lab.run import check_free, claim, resume_config, save_run_config
+from r1lab.run.checkpoints import (
+    checkpoints,
+    load_trainer_state,
+    print_interrupted,
+    save_checkpoint,
+    truncate_metrics,
+)
 from r1lab.run.progress import Display, dist_rank
 from r1lab.tasks import encode_prompts, make_task, render_prompt
 
@@ -274,13 +276,8 @@ def _logprobs(
 
 
 def _cut_cost(t: Trainer) -> int:
-    # The fixed cost of one more micro-batch, in token columns (see micro_batches). On 2 CPU
-    # cores a micro-world micro-batch's forward+backward costs ~9 ms plus ~0.13 ms per token
-    # column (bench/prefix_update.py --shapes), so ~64; on a GPU per-token work is far cheaper
-    # than a call, so cut only for large savings (not yet measured there: no GPU has been lent).
-    if t.cfg.algo.micro_batch_cut_cost:
-        return t.cfg.algo.micro_batch_cut_cost
-    return 64 if t.device.type == "cpu" else 4096
+    # The fixed cost of one more micro-batch, in token columns (see micro_batches).
+    return t.cfg.algo.micro_batch_cut_cost or default_cut_cost(t.device.type)
 
 
 def _prompt_cache(model: Any, batch: Batch) -> PromptCache | None:
@@ -467,7 +464,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
     loaded); the run layer refuses an `out` that holds anything (see `r1lab.run.rundir`).
     `command` names the CLI command in the resume hint printed on Ctrl-C."""
     from r1lab.rewards import RewardPool
-    from r1lab.tracking import MetricsLogger
+    from r1lab.tracking import MetricsLogger, check_loggers
 
     validate(cfg)
     checkpoint = None
@@ -480,7 +477,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
             print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
     else:
         run_dir = check_free(cfg.out, cfg.overwrite)
-    _check_loggers(cfg)
+    check_loggers(cfg.tensorboard, cfg.wandb)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -524,7 +521,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
                     _checkpoint(t, run_dir, done)
         except KeyboardInterrupt:
             display.close()
-            _interrupted(run_dir, command)
+            print_interrupted(run_dir, command)
             raise
         finally:
             display.close()
@@ -533,37 +530,15 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
     return 0
 
 
-def _check_loggers(cfg: ZeroConfig) -> None:
-    # A missing optional logger fails the start, not the first step after the run dir exists.
-    import importlib.util
-
-    for wanted, module, extra in (
-        (cfg.tensorboard, "tensorboard", "tb"),
-        (cfg.wandb, "wandb", "wandb"),
-    ):
-        if wanted and importlib.util.find_spec(module) is None:
-            raise ConfigError(f"{module}=true needs `pip install r1lab[{extra}]`")
-
-
-def _interrupted(run_dir: Path, command: str) -> None:
-    import sys
-
-    found = checkpoints(run_dir)
-    since = f"its last checkpoint (step {int(found[-1].name[5:])})" if found else "step 0"
-    print(
-        f"\ninterrupted: the run in {run_dir} continues from {since} with\n"
-        f"  {resume_command(command, run_dir)}",
-        file=sys.stderr,
-    )
-
-
 def _checkpoint(t: Trainer, run_dir: Path, step: int) -> None:
     state = {
         "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict(),
         "stream": t.stream.state_dict(),
     }
-    save_checkpoint(run_dir, step, t.policy, t.tokenizer, state, t.cfg.keep_checkpoints)
+    # The template goes with the weights, so eval and a later stage prompt the model alike.
+    meta = {"command": "r1lab zero", "template": t.cfg.template}
+    save_checkpoint(run_dir, step, t.policy, t.tokenizer, state, t.cfg.keep_checkpoints, meta)
 
 
 def _write_samples(run_dir: Path, step: int, samples: list[dict[str, Any]]) -> None:

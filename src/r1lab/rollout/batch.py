@@ -105,7 +105,9 @@ Rows = slice | Tensor
 """Rows of a batch: a slice, or a [b] long index tensor (any order, e.g. sorted by length)."""
 
 
-def micro_batches(lengths: Tensor, max_rows: int, cut_cost: int) -> list[Tensor]:
+def micro_batches(
+    lengths: Tensor, max_rows: int, cut_cost: int, max_tokens: int | None = None
+) -> list[Tensor]:
     """Split rows into micro-batches of at most `max_rows` rows that waste the least padding.
 
     lengths: [N] completion lengths. A micro-batch costs its rows x its longest completion
@@ -114,6 +116,8 @@ def micro_batches(lengths: Tensor, max_rows: int, cut_cost: int) -> list[Tensor]
     optimal for equal-size groups, and cut where a cut saves more padding than it costs: one
     long outlier no longer makes 31 short rows as wide as itself. An exact dynamic program over
     the sorted rows, O(N x max_rows). Returns [b] row-index tensors covering every row once.
+    With `max_tokens`, a micro-batch also holds at most that many rows x width positions (a
+    row wider than that alone): `r1lab sft` bounds its micro-batches' memory so.
     """
     order = lengths.sort(descending=True, stable=True).indices  # [N] longest first
     widths = [max(int(x), 1) for x in lengths[order].tolist()]  # >= 1 column each
@@ -122,7 +126,8 @@ def micro_batches(lengths: Tensor, max_rows: int, cut_cost: int) -> list[Tensor]
     cut = [n] * (n + 1)  # cut[i]: where the micro-batch starting at row i ends
     for i in range(n - 1, -1, -1):
         best[i] = float("inf")
-        for j in range(i + 1, min(n, i + max_rows) + 1):
+        rows = max_rows if max_tokens is None else min(max_rows, max(max_tokens // widths[i], 1))
+        for j in range(i + 1, min(n, i + rows) + 1):
             cost = (j - i) * widths[i] + cut_cost + best[j]  # widths[i]: the chunk's longest
             if cost < best[i]:
                 best[i], cut[i] = cost, j
@@ -131,6 +136,16 @@ def micro_batches(lengths: Tensor, max_rows: int, cut_cost: int) -> list[Tensor]
         out.append(order[i : cut[i]])
         i = cut[i]
     return out
+
+
+def default_cut_cost(device_type: str) -> int:
+    """The fixed cost of one more micro-batch, in token columns (see `micro_batches`).
+
+    On 2 CPU cores a micro-world micro-batch's forward+backward costs ~9 ms plus ~0.13 ms per
+    token column (bench/prefix_update.py --shapes), so ~64; on a GPU per-token work is far
+    cheaper than a call, so cut only for large savings (not yet measured there: no GPU has been
+    lent)."""
+    return 64 if device_type == "cpu" else 4096
 
 
 # A common prefix (the prompt template) gets a forward pass of its own when that saves at least

@@ -6,11 +6,20 @@
   checks), all failing before a run directory is written.
 - `r1lab.run.progress`: the progress display (a trainer passes its label and metric keys) and
   the process's data-parallel rank.
+- `r1lab.run.checkpoints`: a run's checkpoints (HF directory + r1lab.json + trainer state,
+  written atomically by `r1lab.checkpoint`), resume, metric truncation, the Ctrl-C hint.
 
-Checkpoints and trainer state still live in `r1lab.checkpoint` and `r1lab.rl.state`.
 Importing this package imports neither torch nor transformers.
 """
 
+from r1lab.run.checkpoints import (
+    checkpoint_meta,
+    checkpoints,
+    load_trainer_state,
+    print_interrupted,
+    save_checkpoint,
+    truncate_metrics,
+)
 from r1lab.run.model import (
     check_model_dir,
     load_model,
@@ -31,14 +40,20 @@ from r1lab.run.rundir import (
 __all__ = [
     "check_free",
     "check_model_dir",
+    "checkpoint_meta",
+    "checkpoints",
     "claim",
     "load_model",
     "load_run_config",
     "load_tokenizer",
+    "load_trainer_state",
+    "print_interrupted",
     "resolve_device",
     "resolve_dtype",
     "resume_command",
     "resume_config",
+    "save_checkpoint",
     "save_run_config",
     "saved_config",
+    "truncate_metrics",
 ]

@@ -96,6 +96,22 @@ def load_tokenizer(path: str | Path, template: str | None = None) -> Any:
     return tokenizer
 
 
+def warn_template(path: str | Path, template: str | None) -> None:
+    """Say so when a model is prompted with another template than the one it was trained with
+    (recorded in its r1lab.json by `r1lab sft` and `r1lab zero`): it still runs, as asked."""
+    import sys
+
+    from r1lab.run.checkpoints import checkpoint_meta
+
+    recorded = checkpoint_meta(path).get("template")
+    if template and recorded and recorded != template:
+        print(
+            f"warning: {path} was trained with template={recorded} (its r1lab.json), but "
+            f"template={template} was asked; pass template={recorded} to prompt it as trained",
+            file=sys.stderr,
+        )
+
+
 def load_model(
     path: str | Path, device: str = "auto", dtype: str = "auto", template: str | None = None
 ) -> tuple[Any, Any]:
@@ -106,6 +122,7 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     tokenizer = load_tokenizer(path, template)
+    warn_template(path, template)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt).to(dev)
     model.eval()
     return model, tokenizer
