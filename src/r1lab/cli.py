@@ -34,6 +34,11 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "coldstart": Command(
+        "r1lab.data.coldstart",
+        "ColdStartConfig",
+        "cold-start data: long-CoT rows from four sources, filtered, made readable",
+    ),
     "demo": Command("r1lab.demo", "DemoConfig", "the main job on the embedded micro-world"),
     "eval": Command("r1lab.evaluate", "EvalConfig", "pass@k, maj@k, format, length, reflection"),
     "plot": Command(
@@ -43,6 +48,9 @@ COMMANDS: dict[str, Command] = {
         "r1lab.microworld.pretrain", "PretrainConfig", "pretrain the micro-world base model"
     ),
     "zero": Command("r1lab.rl.trainer", "ZeroConfig", "R1-Zero: GRPO from a base model"),
+    "sft": Command(
+        "r1lab.sft.trainer", "SFTConfig", "supervised fine-tuning, loss on completion tokens only"
+    ),
     "score": Command(
         "r1lab.rewards.score",
         "ScoreConfig",

@@ -1,10 +1,12 @@
-"""`r1lab plot RUN_DIR`: the R1-Zero curves of a run in one PNG.
+"""`r1lab plot RUN_DIR`: the R1-Zero (or SFT) curves of a run in one PNG.
 
     r1lab plot runs/zero                                # writes runs/zero/plot.png
     r1lab plot runs/grpo,runs/dr_grpo,runs/dapo out=cmp.png   # runs side by side + a table
 
 Panels: accuracy (train and held-out pass@1), format, response length, reflection and
-self-correction rates, reward, KL, language mixing and readability, candidates tried (countdown). Train curves are smoothed with a short moving average; raw points stay faint.
+self-correction rates, reward, KL, language mixing and readability, candidates tried (countdown);
+for an `r1lab sft` run: train and held-out loss, learning rate, gradient norm, tokens per second.
+Train curves are smoothed with a short moving average; raw points stay faint.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ PANELS = (
     ("KL to reference", ("policy/kl",)),
     ("language mixing / readability", ("eval/mixed_language_rate", "eval/readability")),
     ("candidates tried (countdown)", ("eval/candidates",)),
+)
+
+# `r1lab sft` runs: a run whose metrics hold loss/sft is drawn with these instead.
+SFT_PANELS = (
+    ("loss (completion tokens)", ("loss/sft", "eval/loss")),
+    ("learning rate", ("policy/lr",)),
+    ("gradient norm (before clipping)", ("policy/grad_norm",)),
+    ("tokens per second", ("perf/tokens_per_s",)),
 )
 
 # Held-out series that share a panel with another held-out series get their own name and line.
@@ -73,18 +83,26 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _panels(runs: dict[str, list[dict[str, Any]]]) -> tuple:
+    sft = any("loss/sft" in r for rows in runs.values() for r in rows)
+    return SFT_PANELS if sft else PANELS
+
+
 def plot_runs(
     runs: dict[str, list[dict[str, Any]]], out: str | Path, smooth: int = 5, title: str = ""
 ) -> Path:
-    """Draw the panels for one or more runs (label -> metric rows) into `out`."""
+    """Draw the panels for one or more runs (label -> metric rows) into `out`: R1-Zero's, or
+    `SFT_PANELS` for SFT runs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(17, 7))
+    panels = _panels(runs)
+    rows = -(-len(panels) // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(17, 3.5 * rows), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (name, keys) in zip(axes.flat, PANELS, strict=True):
+    for ax, (name, keys) in zip(axes.flat, panels, strict=True):
         for ci, (label, rows) in enumerate(runs.items()):
             color = colors[ci % len(colors)]
             for key in keys:

@@ -1,0 +1,389 @@
+"""`r1lab sft`: supervised fine-tuning of a causal LM, loss on completion tokens only.
+
+    r1lab sft data=data/coldstart.jsonl out=runs/sft
+    r1lab sft --config configs/sft-micro.yaml
+    r1lab sft data=train.parquet model=/path/to/Qwen2.5-0.5B template=chat dtype=bfloat16
+    r1lab sft --resume runs/sft
+
+`train_step` is one optimizer step, top to bottom: the step's sequences -> micro-batches ->
+forward and backward of each with its share of the batch's token-mean loss -> clip ->
+optimizer step -> metrics. The run around it (run directory, checkpoints, resume, Ctrl-C,
+progress, model loading) is the run layer `r1lab zero` stands on too (`r1lab.run`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r1lab.checkpoint import own_memory
+from r1lab.config import ConfigError, validate
+from r1lab.rollout.batch import default_cut_cost
+from r1lab.rollout.engine import logits_to_keep_kwargs
+from r1lab.run import check_free, claim, resume_config, save_run_config
+from r1lab.run.checkpoints import (
+    checkpoints,
+    load_trainer_state,
+    print_interrupted,
+    save_checkpoint,
+    truncate_metrics,
+)
+from r1lab.run.progress import Display
+from r1lab.sft.config import SFTConfig
+from r1lab.sft.data import (
+    Example,
+    Fields,
+    MicroBatch,
+    SFTData,
+    batch_rows,
+    load_data,
+    micro_batches,
+)
+from r1lab.sft.loss import IGNORE, lr_factor, sft_loss, token_nll
+
+SFT_KEYS = (
+    ("loss", "loss/sft"),
+    ("eval", "eval/loss"),
+    ("lr", "policy/lr"),
+    ("tok/s", "perf/tokens_per_s"),
+    ("s", "time/step"),
+)
+"""What `r1lab sft` shows per step: (label, metric name)."""
+
+
+@dataclass
+class Trainer:
+    """Everything a step needs, passed explicitly (STYLE.md 7)."""
+
+    cfg: SFTConfig
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    data: SFTData
+    total_steps: int
+    device: torch.device
+    data_hash: str = ""
+    """`fingerprint` of the training sequences, saved with every checkpoint."""
+    pad_id: int = 0
+    cut_cost: int = 64
+    """Token positions one more micro-batch is worth (see `plan_grouped`)."""
+    nan_streak: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# One SFT step
+
+
+def train_step(t: Trainer, step: int) -> dict[str, float]:
+    """One optimizer step over the step's batch of sequences; return its metrics."""
+    cfg = t.cfg
+    t0 = time.perf_counter()
+
+    # 1. The step's sequences (a fresh seeded order each epoch), cut into micro-batches that
+    # spend no compute on padding: rows of similar length, or whole sequences packed in a row.
+    batch = [t.data.train[i] for i in batch_rows(len(t.data.train), cfg.batch_size, cfg.seed, step)]
+    micro = micro_batches(batch, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id)
+
+    # 2. The loss is a mean over every completion token of the batch: each micro-batch divides
+    # by this count, not its own, so accumulating k micro-batches is one pass over the batch.
+    num_targets = sum(e.num_targets for e in batch)
+
+    # 3. Forward and backward, micro-batch by micro-batch; gradients accumulate.
+    t.model.train()
+    loss_sum = 0.0
+    for mb in micro:
+        logits, targets = target_logits(t.model, mb.to(t.device))  # [R, C, V], [R, C]
+        loss = sft_loss(logits, targets, num_targets)
+        loss.backward()
+        loss_sum += loss.item()
+
+    # 4. Clip and step; a non-finite loss or gradient skips the step (nothing applied).
+    lr = t.optimizer.param_groups[0]["lr"]
+    grad_norm = torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.max_grad_norm)
+    out: dict[str, float] = {}
+    if not math.isfinite(loss_sum) or not torch.isfinite(grad_norm):
+        t.optimizer.zero_grad(set_to_none=True)
+        t.nan_streak += 1
+        out["train/nan_skipped"] = 1.0
+    else:
+        t.optimizer.step()
+        t.optimizer.zero_grad(set_to_none=True)
+        t.scheduler.step()
+        t.nan_streak = 0
+    seconds = time.perf_counter() - t0
+
+    # 5. Metrics.
+    tokens = sum(len(e.ids) for e in batch)
+    positions = sum(mb.input_ids.numel() for mb in micro)
+    out.update(
+        {
+            "loss/sft": loss_sum,
+            "policy/lr": lr,
+            "policy/grad_norm": float(grad_norm),
+            "batch/sequences": float(len(batch)),
+            "batch/tokens": float(tokens),
+            "batch/completion_tokens": float(num_targets),
+            "batch/micro_batches": float(len(micro)),
+            "batch/padding_frac": 1 - tokens / positions,
+            "train/epoch": (step + 1) / -(-len(t.data.train) // cfg.batch_size),
+            "time/step": seconds,
+            "perf/tokens_per_s": tokens / max(seconds, 1e-9),
+        }
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of the step
+
+
+def target_logits(model: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of the positions that have a target, and the targets: [R, C, V] and [R, C],
+    where C are the columns in which some row has one. Only those columns go through the LM
+    head when the model takes `logits_to_keep` (the prompts' and padding's never do).
+
+    No attention mask: a grouped row is one causal sequence (its padding comes after it); a
+    packed row restarts its position ids per sequence, from which transformers builds the
+    block-diagonal mask (or the varlen call of flash attention). That detection needs no mask
+    and no KV cache, hence use_cache=False."""
+    cols = (mb.targets != IGNORE).any(0).nonzero().squeeze(1)  # [C]
+    keep = {k: v for k, v in logits_to_keep_kwargs(model, cols).items() if k == "logits_to_keep"}
+    out = model(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False, **keep)
+    logits = out.logits if keep else out.logits[:, cols]
+    return logits, mb.targets[:, cols]
+
+
+def eval_loss(t: Trainer) -> dict[str, float]:
+    """Token-mean loss of the held-out sequences' completions (the model's current weights)."""
+    cfg = t.cfg
+    t.model.eval()
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        micro = micro_batches(
+            t.data.eval, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id
+        )
+        for mb in micro:
+            logits, targets = target_logits(t.model, mb.to(t.device))
+            nll += token_nll(logits, targets).item()
+            n += int((targets != IGNORE).sum().item())
+    return {"eval/loss": nll / max(n, 1), "eval/completion_tokens": float(n)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a run
+
+
+def make_optimizer(
+    model: torch.nn.Module, cfg: SFTConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with linear warm-up and cosine decay (`lr_factor`) over `total_steps`."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def factor(step: int) -> float:
+        return lr_factor(step, cfg.warmup_steps, total_steps, cfg.min_lr_ratio)
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def check_packing(model: Any) -> None:
+    """Refuse batching=packed for a model whose attention crosses packed sequences' boundaries
+    (one that ignores restarted position ids): two short sequences packed in a row must give
+    the second the logits it has alone."""
+    vocab = model.get_input_embeddings().num_embeddings
+    device = next(model.parameters()).device
+    first, second = torch.arange(5, 11) % vocab, torch.arange(20, 25) % vocab
+    ids = torch.cat([first, second])[None].to(device)
+    positions = torch.cat([torch.arange(6), torch.arange(5)])[None].to(device)
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, 6:]
+        alone = model(input_ids=second[None].to(device), use_cache=False).logits[0]
+    tol = 1e-3 if packed.dtype == torch.float32 else 5e-2
+    if not torch.allclose(packed.float(), alone.float(), atol=tol * max(1.0, alone.abs().max())):
+        raise ConfigError(
+            f"batching=packed: this model ({type(model).__name__}, attention "
+            f"{getattr(model.config, '_attn_implementation', '?')}) lets packed sequences "
+            "attend to each other (it does not restart attention at restarted position ids); "
+            "use batching=grouped"
+        )
+
+
+def fingerprint(examples: list[Example]) -> str:
+    """A digest of the training sequences, saved with each checkpoint: a resumed run whose data
+    (or tokenizer, template, max_length) changed since it started would train on other rows
+    than the uninterrupted run, so it is refused."""
+    h = hashlib.sha1()
+    for e in examples:
+        h.update(f"{e.prompt_len}:{','.join(map(str, e.ids))};".encode())
+    return h.hexdigest()
+
+
+def _context(model_dir: str) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(text, "max_position_embeddings", None) or 10**9)
+
+
+def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
+    """Data first (its errors cost no weight loading), then the model and the optimizer."""
+    from r1lab.run.model import load_model, load_tokenizer, resolve_device, resolve_dtype
+
+    device = resolve_device(cfg.device)
+    resolve_dtype(cfg.dtype, device)  # float16 on a CPU fails here, before anything loads
+    tokenizer = load_tokenizer(cfg.model, cfg.template)  # so does a model without a tokenizer
+    max_length = cfg.max_length or _context(cfg.model)
+    fields = Fields(cfg.prompt_field, cfg.completion_field, cfg.messages_field)
+    data = load_data(
+        cfg.data,
+        cfg.template,
+        tokenizer,
+        max_length,
+        eval_data=cfg.eval_data,
+        eval_size=cfg.eval_size,
+        seed=cfg.seed,
+        fields=fields,
+    )
+    model, tokenizer = load_model(
+        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
+    )
+    # Loaded weights sit where safetensors left them; a resumed run must compute the same bits
+    # as an uninterrupted one (see checkpoint.own_memory).
+    model = own_memory(model)
+    if cfg.batching == "packed":
+        check_packing(model)
+    per_epoch = -(-len(data.train) // cfg.batch_size)
+    total = cfg.steps or cfg.epochs * per_epoch
+    optimizer, scheduler = make_optimizer(model, cfg, total)
+    tokens = sum(len(e.ids) for e in data.train)
+    held = f"{len(data.eval)} held out ({data.eval_source})" if data.eval else "none held out"
+    dropped = f"; {data.dropped} longer than {max_length} tokens dropped" if data.dropped else ""
+    print(
+        f"sft: {len(data.train)} training sequences ({tokens} tokens), {held}{dropped}; "
+        f"{total} steps of {cfg.batch_size}"
+    )
+    return Trainer(
+        cfg=cfg,
+        model=model,
+        tokenizer=tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        data=data,
+        total_steps=total,
+        device=device,
+        data_hash=fingerprint(data.train),
+        pad_id=tokenizer.pad_token_id or 0,
+        cut_cost=cfg.micro_batch_cut_cost or default_cut_cost(device.type),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def run(cfg: SFTConfig, command: str = "sft") -> int:
+    """Train, in a fresh run directory or (cfg.resume) the one being continued.
+
+    Nothing is written until start-up has succeeded (config valid, data read, model and
+    tokenizer loaded); the run layer refuses an `out` that holds anything."""
+    from r1lab.tracking import MetricsLogger, check_loggers
+
+    checkpoint = None
+    if cfg.resume:
+        # The saved config fills in what a partial one (SFTConfig(resume=RUN)) leaves out.
+        cfg = validate(resume_config(cfg))
+        run_dir = Path(cfg.resume)
+        found = checkpoints(run_dir)
+        checkpoint = found[-1] if found else None
+        if checkpoint is None:
+            print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
+    else:
+        validate(cfg)
+        run_dir = check_free(cfg.out, cfg.overwrite)
+    check_loggers(cfg.tensorboard, cfg.wandb)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+    t = build(cfg, checkpoint)
+    start = 0
+    if checkpoint is not None:
+        state = load_trainer_state(checkpoint)
+        if state["data"] != t.data_hash:
+            raise ConfigError(
+                f"--resume {run_dir}: the training data differ from the data the run started "
+                f"with ({cfg.data}, template, tokenizer or max_length changed); start a new run"
+            )
+        t.optimizer.load_state_dict(state["optimizer"])
+        t.scheduler.load_state_dict(state["scheduler"])
+        start = state["step"]
+        print(f"resumed from {checkpoint} (step {start})")
+    if not cfg.resume:
+        claim(run_dir, cfg.overwrite)  # start-up succeeded: only now is anything written
+    save_run_config(cfg, run_dir)
+    truncate_metrics(run_dir / "metrics.jsonl", start)
+    logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
+    display = Display(command, t.total_steps, start, cfg.progress, SFT_KEYS)
+    try:
+        for step in range(start, t.total_steps + 1):
+            row: dict[str, float] = {}
+            last = step == t.total_steps
+            if t.data.eval and cfg.eval_every and (step % cfg.eval_every == 0 or last):
+                row.update(eval_loss(t))
+            if last:
+                if row:
+                    logger.log(step, row)
+                break
+            row.update(train_step(t, step))
+            if t.nan_streak >= cfg.max_nan_steps:
+                raise RuntimeError(
+                    f"{t.nan_streak} steps in a row had a non-finite loss; stopping. The last "
+                    f"good checkpoint in {run_dir / 'checkpoints'} is intact."
+                )
+            logger.log(step, row)
+            display.update(step, row)
+            done = step + 1
+            if done % cfg.checkpoint_every == 0 or done == t.total_steps:
+                _checkpoint(t, run_dir, done)
+    except KeyboardInterrupt:
+        display.close()
+        print_interrupted(run_dir, command)
+        raise
+    finally:
+        display.close()
+        logger.close()
+    _finish(run_dir)
+    return 0
+
+
+def _checkpoint(t: Trainer, run_dir: Path, step: int) -> None:
+    state = {
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict(),
+        "data": t.data_hash,
+    }
+    # The template goes with the weights, so eval and RL prompt the model as it was trained.
+    meta = {"command": "r1lab sft", "template": t.cfg.template, "data": t.cfg.data}
+    save_checkpoint(run_dir, step, t.model, t.tokenizer, state, t.cfg.keep_checkpoints, meta)
+
+
+def _finish(run_dir: Path) -> None:
+    from r1lab.plotting import plot_run
+    from r1lab.tracking import read_metrics
+
+    plot_run(run_dir)
+    rows = [r for r in read_metrics(run_dir) if "eval/loss" in r]
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        print(
+            f"\nheld-out loss, step {first['step']} -> step {last['step']}: "
+            f"{first['eval/loss']:.4f} -> {last['eval/loss']:.4f}"
+        )
+    print(f"run directory: {run_dir} (plot: {run_dir / 'plot.png'})")
