@@ -91,7 +91,7 @@ class PretrainConfig:
     seed: int = 0
     """Seed of model init and data order; the corpus has its own seed in corpus.seed."""
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    num_docs: int = 60000
+    num_docs: int = 75000
     """Corpus documents to generate (the run cycles over them if it needs more tokens)."""
     vocab_size: int = 640
     """BPE vocabulary size, before the special and tag tokens."""
@@ -100,7 +100,7 @@ class PretrainConfig:
     """Tokens per training sequence (documents packed, separated by <|endoftext|>)."""
     batch_size: int = 16
     """Sequences per optimizer step."""
-    steps: int = 1400
+    steps: int = 1800
     """Optimizer steps."""
     lr: float = 2e-3
     """Peak learning rate (AdamW), reached after `warmup` steps, cosine-decayed to lr/10."""
