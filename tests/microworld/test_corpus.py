@@ -123,6 +123,30 @@ def test_careless_writers_slip_and_never_check():
 WORKS = CorpusConfig(division_work_share=1.0)
 
 
+def _decided(x: int, y: int) -> str:
+    """The one-digit facts that decide x against y, as the corpus must write them."""
+    if len(str(x)) != len(str(y)):
+        return f"{len(str(x))} digits {'<' if x < y else '>'} {len(str(y))} digits"
+    out = []
+    for dx, dy in zip(str(x), str(y), strict=True):
+        out.append(f"{dx} {'=' if dx == dy else '<' if int(dx) < int(dy) else '>'} {dy}")
+        if dx != dy:
+            break
+    return ", ".join(out)
+
+
+def test_comparisons_are_decided_by_the_first_digit_that_differs():
+    assert _decided(287, 294) == "2 = 2, 8 < 9"
+    assert corpus._digits(287, 294, corpus.PHRASES["en"]) == "2 = 2, 8 < 9"
+    assert corpus._digits(1080, 987, corpus.PHRASES["en"]) == "4 digits > 3 digits"
+    assert corpus._digits(294, 294, corpus.PHRASES["zh"]) == "2 = 2，9 = 9，4 = 4"
+    assert corpus._digits(98, 198, corpus.PHRASES["zh"]) == "2 位 < 3 位"
+    rng = random.Random(7)
+    for _ in range(2000):
+        x, y = rng.randint(1, 999), rng.randint(1, 999)
+        assert corpus._digits(x, y, corpus.PHRASES["en"]) == _decided(x, y)
+
+
 def test_division_is_checked_by_multiplying_back():
     rng = random.Random(2)
     task = ArithmeticTask(ops=("/",))
@@ -140,9 +164,10 @@ def test_division_is_checked_by_multiplying_back():
         assert [int(q) for q, _, _ in products] == guesses and guesses[-1] == p.result
         for q, b, product in products:
             assert int(q) * int(b) == int(product)
-        verdicts = re.findall(r"(\d+) vs (\d+): (much )?(less|more), so (\d+)", text)
+        verdicts = re.findall(r"(\d+) vs (\d+): (.+?), (much )?(less|more), so (\d+)", text)
         assert len(verdicts) == len(guesses) - 1
-        for (product, a, much, word, q), nxt in zip(verdicts, guesses[1:], strict=True):
+        for (product, a, digits, much, word, q), nxt in zip(verdicts, guesses[1:], strict=True):
+            assert digits == _decided(int(product), int(a)), text
             assert int(a) == p.a and (int(product) < p.a) == (word == "less")
             # Far off (ten divisors or more): "much", and the guess moves by ten, else by one.
             assert bool(much) == (abs(int(product) - p.a) >= 10 * p.b)
@@ -151,7 +176,8 @@ def test_division_is_checked_by_multiplying_back():
             far += bool(much)
         # The match is compared side by side too, never a bare verdict.
         assert text.endswith(
-            f"So {p.result} * {p.b} = {p.a}. {p.a} vs {p.a}: same, so {p.result} is right."
+            f"So {p.result} * {p.b} = {p.a}. {p.a} vs {p.a}: {_decided(p.a, p.a)}, same, "
+            f"so {p.result} is right."
         )
         assert text.count("is right") == 1 and "Correct" not in text
         # Every wrong guess is followed by "Wait"; a right first guess by none.
@@ -167,7 +193,10 @@ def test_on_division_a_share_works_whatever_their_style_and_guessers_guess_near_
     p = arithmetic.Problem(294, 7, "/")
     for style in ("guess", "step", "reflect"):
         text, answer = corpus._arith_trace(p, style, WORKS, EN, rng)
-        assert "Let me check: does" in text and "So 42 * 7 = 294. 294 vs 294: same, so 42" in text
+        assert (
+            "Let me check: does" in text
+            and "So 42 * 7 = 294. 294 vs 294: 2 = 2, 9 = 9, 4 = 4, same, so 42" in text
+        )
         assert answer == 42
     guessers = CorpusConfig(division_work_share=0.0)
     misses = []
@@ -185,7 +214,7 @@ def test_on_division_a_share_works_whatever_their_style_and_guessers_guess_near_
 
 
 VERIFY = re.compile(
-    r"Does (\d+) \* (\d+) make (\d+)\? (.*?)\. (\d+) vs (\d+): (much )?(less|more), no\."
+    r"Does (\d+) \* (\d+) make (\d+)\? (.*?)\. (\d+) vs (\d+): (.+?), (much )?(less|more), no\."
 )
 
 
@@ -220,11 +249,12 @@ def test_verification_pages_multiply_back_compare_and_answer_by_the_comparison()
             assert f"So {q} * {b} = {product}." in line, line
             if a == product:
                 right += 1
-                assert line.endswith(f"{a} vs {a}: same, yes."), line
+                assert line.endswith(f"{a} vs {a}: {_decided(a, a)}, same, yes."), line
                 continue
             m = VERIFY.fullmatch(line)
             assert m, line
-            p_, a2, much, word = m.groups()[4:]
+            p_, a2, digits, much, word = m.groups()[4:]
+            assert digits == _decided(product, a)
             assert int(p_) == product and int(a2) == a
             assert (word == "less") == (product < a)
             assert bool(much) == (abs(product - a) >= 10 * b)
@@ -287,7 +317,8 @@ def test_drill_pages_hold_search_steps_and_comparisons_all_right():
             x, y = int(x), int(y)
             assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)
             steps += 1
-        for x, y, word in re.findall(r"(\d+) vs (\d+): (less|more)", page):
+        for x, y, digits, word in re.findall(r"(\d+) vs (\d+): (.+?), (less|more)", page):
+            assert digits == _decided(int(x), int(y))
             assert (int(x) < int(y)) == (word == "less")
             comparisons += 1
         assert not _wrong_equations(page)

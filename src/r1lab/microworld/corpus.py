@@ -14,17 +14,18 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
 - **Inverse problems.** This world has no long division: who works on `294 / 7` (a fifth of the
   writers; the rest guess) guesses the quotient and checks it by multiplying back, which is
   easier than dividing and independent of how the guess was made; compares the product with the
-  dividend side by side, a match included ("294 vs 294: same, so 42 is right."); and adjusts the
+  dividend side by side, a match included ("294 vs 294: 2 = 2, 9 = 9, 4 = 4, same, so 42 is
+  right.", the relation decided by one-digit facts from the left); and adjusts the
   guess by one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product
   matches. The dividend is restated when each check starts ("does 41 * 7 make 294?"), in words
   that no product line shares, and the comparison puts the two numbers next to each other and
   never writes one number twice by rule (a model can copy the nearest number and be right
   whenever "294 is 294" is right, so it learns nothing from a match). The first guess is
   genuinely uncertain (right 40% of the time, else off by 1 to 3 or by ten).
-- **Verification pages.** Exercises with no question of any task: "Is 41 * 7 = 294?" worked by
-  multiplying back and comparing ("287 vs 294: less, no."), and "Does 4 + 12 - 3 make 11?"
-  worked step by step, where the claimed number is often far from the computed one, so that a
-  reader has to copy it rather than predict it from the product.
+- **Verification pages.** Exercises with no question of any task: "Does 41 * 7 make 294?" worked
+  by multiplying back and comparing ("287 vs 294: 2 = 2, 8 < 9, less, no."), and "Does 4 + 12 -
+  3 make 11?" worked step by step, where the claimed number is often far from the computed one,
+  so that a reader has to copy it rather than predict it from the product.
 - **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
   compare it with the target ("13 vs 11: no." / "11 vs 11: yes!"), back off, try another.
 - **Languages.** Some documents are wholly in Chinese (question and worked solution); some writers
@@ -34,7 +35,7 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   `r1lab.microworld.general`.
 - **Drill pages.** The facts the working is made of, with no question attached: one-digit column
   facts (`8*9+6=78`), the step operations of countdown search (`16 - 3 = 13`) and comparisons of
-  nearby numbers (`287 vs 294: less`).
+  nearby numbers decided digit by digit (`287 vs 294: 2 = 2, 8 < 9, less`).
 
 The mix is in `CorpusConfig`; every document is drawn from a seeded RNG, so the corpus is a pure
 function of its config.
@@ -77,11 +78,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
         "check_div": "Let me check: does {q} * {b} make {a}?",
-        "cmp_low": "{p} vs {a}: less",
-        "cmp_high": "{p} vs {a}: more",
-        "cmp_much_low": "{p} vs {a}: much less",
-        "cmp_much_high": "{p} vs {a}: much more",
-        "cmp_same": "{p} vs {a}: same",
+        "cmp_low": "{p} vs {a}: {digits}, less",
+        "cmp_high": "{p} vs {a}: {digits}, more",
+        "cmp_much_low": "{p} vs {a}: {digits}, much less",
+        "cmp_much_high": "{p} vs {a}: {digits}, much more",
+        "cmp_same": "{p} vs {a}: {digits}, same",
+        "width": "{x} digits {rel} {y} digits",
         "low": ", so {q} is too small.",
         "high": ", so {q} is too big.",
         "much_low": ", so {q} is much too small.",
@@ -110,11 +112,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
         "check_div": "检查一下：{q} * {b} 等于 {a} 吗？",
-        "cmp_low": "{p} 对比 {a}：小",
-        "cmp_high": "{p} 对比 {a}：大",
-        "cmp_much_low": "{p} 对比 {a}：小很多",
-        "cmp_much_high": "{p} 对比 {a}：大很多",
-        "cmp_same": "{p} 对比 {a}：相等",
+        "cmp_low": "{p} 对比 {a}：{digits}，小",
+        "cmp_high": "{p} 对比 {a}：{digits}，大",
+        "cmp_much_low": "{p} 对比 {a}：{digits}，小很多",
+        "cmp_much_high": "{p} 对比 {a}：{digits}，大很多",
+        "cmp_same": "{p} 对比 {a}：{digits}，相等",
+        "width": "{x} 位 {rel} {y} 位",
         "low": "，所以 {q} 太小了。",
         "high": "，所以 {q} 太大了。",
         "much_low": "，所以 {q} 太小太多了。",
@@ -162,10 +165,10 @@ class CorpusConfig:
     """Among templated documents, the share answered in the <think>/<answer> tag format."""
     guess_share: float = 0.7
     """Writers who answer at once."""
-    step_share: float = 0.2
+    step_share: float = 0.25
     """Writers who work step by step (careless: they slip at `slip_rate`). On division, where
     this world has no step-by-step recipe, whoever works guesses the quotient and checks it."""
-    reflect_share: float = 0.1
+    reflect_share: float = 0.05
     """Writers who check their work (independently of it) and fix what the check catches."""
     guess_accuracy: float = 0.3
     """How often a guessed answer is right."""
@@ -186,12 +189,12 @@ class CorpusConfig:
     """Share of drill pages: facts without any question."""
     verify_share: float = 0.12
     """Share of verification pages: "Is 41 * 7 = 294?" worked out by multiplying back and
-    comparing ("287 vs 294: less, no."), and "Does 4 + 12 - 3 make 11?" worked out
+    comparing ("287 vs 294: 2 = 2, 8 < 9, less, no."), and "Does 4 + 12 - 3 make 11?" worked out
     step by step, with claims that are right 40% of the time and otherwise near, ten off or
     anything, so that the compared number has to be read, not predicted."""
     zh_share: float = 0.08
     """Share of task documents written wholly in Chinese."""
-    mix_share: float = 0.06
+    mix_share: float = 0.15
     """Share of English task documents whose writer switches to Chinese mid-solution."""
     general_share: float = 0.04
     """Share of general-request conversations (`r1lab.microworld.general`)."""
@@ -323,6 +326,22 @@ def _column_check(
     return [text, ending]
 
 
+def _digits(x: int, y: int, t: dict[str, str]) -> str:
+    """How a careful writer decides `x` against `y` by one-digit facts: by their widths when
+    those differ ("3 digits > 2 digits"), else digit by digit from the left up to the first that
+    differs ("2 = 2, 8 < 9"), every digit when they are equal."""
+    sx, sy = str(x), str(y)
+    if len(sx) != len(sy):
+        rel = "<" if len(sx) < len(sy) else ">"
+        return t["width"].format(x=len(sx), rel=rel, y=len(sy))
+    facts = []
+    for dx, dy in zip(sx, sy, strict=True):
+        facts.append(f"{dx} {'=' if dx == dy else '<' if dx < dy else '>'} {dy}")
+        if dx != dy:
+            break
+    return t["sep"].join(facts)
+
+
 def _compare(product: int, target: int, b: int) -> str:
     """Which comparison a checker writes for `product` against `target`: far off means ten
     divisors or more, as a guess off by ten gives."""
@@ -336,13 +355,18 @@ def _multiply_back(
     q: int, b: int, a: int, P: Phrases, rng: random.Random, at: int
 ) -> tuple[list[str], str, int]:
     """Multiply `q` back by `b` in columns and compare the product with `a`, the comparison
-    written out whether or not they match ("287 vs 294: less" / "294 vs 294: same").
+    written out whether or not they match, decided digit by digit ("287 vs 294: 2 = 2, 8 < 9,
+    less" / "294 vs 294: 2 = 2, 9 = 9, 4 = 4, same").
 
     Returns (sentences, comparison key, product); the last sentence is the bare comparison."""
     check, _, product = _column_pass(q, b, "*", False, P, rng, at=at)
     key = _compare(product, a, b)
     t = P(at + len(check))
-    return [*check, t["cmp_" + key].format(p=product, a=a)], key, product
+    return (
+        [*check, t["cmp_" + key].format(p=product, a=a, digits=_digits(product, a, t))],
+        key,
+        product,
+    )
 
 
 def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
@@ -518,7 +542,8 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
         else:  # comparisons of nearby numbers, as a checker compares a product with a target
             x = rng.randint(20, 900)
             y = x + rng.choice([-1, 1]) * rng.randint(1, 20)
-            facts.append(f"{x} vs {y}: {'less' if x < y else 'more'}")
+            digits = _digits(x, y, PHRASES["en"])
+            facts.append(f"{x} vs {y}: {digits}, {'less' if x < y else 'more'}")
     sep = ", " if kind < 0.85 else ". "
     return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
 
