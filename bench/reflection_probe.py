@@ -32,7 +32,9 @@ from pathlib import Path
 
 from r1lab.metrics import has_reflection
 
-STEP = re.compile(r"(?<![\d.])(-?\d+)\s*([-+*/])\s*(\d+)(?:\s*\+\s*(\d+))?\s*=\s*(-?\d+)(?!\d|\.\d)")
+STEP = re.compile(
+    r"(?<![\d.])(-?\d+)\s*([-+*/])\s*(\d+)(?:\s*\+\s*(\d+))?\s*=\s*(-?\d+)(?!\d|\.\d)"
+)
 VERDICT = re.compile(
     r"(-?\d+) (?:is not|不是) (-?\d+)|(-?\d+) (?:is|就是) (-?\d+)[.。] ?(?:Yes|对)"
     r"|(-?\d+) (?:vs|对比) (-?\d+)[:：] ?(no|yes|不对|对)"
