@@ -40,7 +40,8 @@ VERDICT = re.compile(
     r"|(-?\d+) (?:vs|对比) (-?\d+)[:：] ?(no|yes|不对|对)"
 )
 COMPARISON = re.compile(
-    r"(\d+) (?:vs|对比) (\d+)[:：] ?(much less|much more|less|more|same|小很多|大很多|小|大|相等)"
+    r"(\d+) (?:vs|对比) (\d+)[:：] ?(?:[^,，]+[,，] ?)*?"
+    r"(much less|much more|less|more|same|小很多|大很多|小|大|相等)"
     r"|(\d+) is (?:much )?(less|more) than (\d+)|(\d+) is (\d+)"
 )
 RELATION = {"小很多": "less", "大很多": "more", "小": "less", "大": "more", "相等": "same"}
