@@ -26,6 +26,8 @@ Errors are `ConfigError`s naming the file, the line (JSONL, 1-based) or row (Par
 
 from __future__ import annotations
 
+import functools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -368,10 +370,14 @@ def batch_rows(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     permutation of the n rows, cut into ceil(n / batch_size) batches (the last one smaller).
     A function of (n, batch_size, seed, step) only, so a resumed run trains on exactly the
     batches an uninterrupted one would."""
-    import random
-
     per_epoch = -(-n // batch_size)
     epoch, index = divmod(step, per_epoch)
+    return list(_epoch_order(n, seed, epoch)[index * batch_size : (index + 1) * batch_size])
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(n: int, seed: int, epoch: int) -> tuple[int, ...]:
+    # Cached: a step needs its epoch's order, not a fresh shuffle of every row.
     order = list(range(n))
     random.Random(f"sft/{seed}/{epoch}").shuffle(order)
-    return order[index * batch_size : (index + 1) * batch_size]
+    return tuple(order)

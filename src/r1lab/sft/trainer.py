@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,7 @@ def fingerprint(examples: list[Example]) -> str:
     than the uninterrupted run, so it is refused."""
     h = hashlib.sha1()
     for e in examples:
-        h.update(f"{e.prompt_len}:{','.join(map(str, e.ids))};".encode())
+        h.update(array("q", (e.prompt_len, len(e.ids), *e.ids)).tobytes())
     return h.hexdigest()
 
 
