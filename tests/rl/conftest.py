@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory) -> Path:
                 num_heads=2,
                 num_kv_heads=1,
                 intermediate_size=64,
-                max_positions=256,
+                max_positions=512,
             ),
             block_size=64,
             batch_size=8,

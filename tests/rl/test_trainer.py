@@ -254,7 +254,7 @@ def test_all_equal_rewards_give_zero_advantage_and_dynamic_sampling_skips(base_m
 
 def test_prompt_longer_than_the_context_is_refused_before_training(tiny_model, tmp_path):
     cfg = tiny_config(
-        tiny_model, tmp_path / "run", rollout=RolloutConfig(group_size=2, max_new_tokens=250)
+        tiny_model, tmp_path / "run", rollout=RolloutConfig(group_size=2, max_new_tokens=500)
     )
     with pytest.raises(ConfigError, match="rollout.max_new_tokens"):
         trainer.run(cfg)
