@@ -34,6 +34,11 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "coldstart": Command(
+        "r1lab.data.coldstart",
+        "ColdStartConfig",
+        "cold-start data: long-CoT rows from four sources, filtered, made readable",
+    ),
     "demo": Command("r1lab.demo", "DemoConfig", "the main job on the embedded micro-world"),
     "eval": Command("r1lab.evaluate", "EvalConfig", "pass@k, maj@k, format, length, reflection"),
     "plot": Command(

@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection
 
 from r1lab import metrics
 from r1lab.rewards.format import THINK_CLOSE
-from r1lab.rewards.language import LANGUAGE_SCRIPTS, reasoning_text
+from r1lab.rewards.language import reasoning_text
 
 CANDIDATE_RULES = ("truncated", "no_answer", "wrong_answer", "mixed_language")
 """Rules on the completion as sampled, in the order they are applied."""
@@ -57,10 +57,6 @@ _READABILITY = (
     ("long_paragraph", "paragraphs"),
     ("no_summary", "summary"),
 )
-
-
-def known_language(language: str) -> bool:
-    return language in LANGUAGE_SCRIPTS
 
 
 def candidate_reason(
