@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,9 +13,11 @@ from r1lab.rewards.format import (
     TAGS,
     format_cold_start,
     format_prefill,
+    format_readable_reward,
     format_reward,
     strip_end_tokens,
 )
+from r1lab.rewards.registry import get_reward
 
 GOOD = "<think>2 + 3 = 5</think> <answer>5</answer>"
 
@@ -119,6 +123,91 @@ def test_prefill_rejects(text):
     assert score(format_prefill, text) == 0.0
 
 
+# -- format_readable (<think> reasoning </think> summary <answer> answer </answer>) ----------
+
+READABLE = "<think> 7+5=12. So 47 + 35 = 82. </think> So 47 + 35 = 82. <answer> 82 </answer>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        READABLE,
+        "<think>a</think>b<answer>c</answer>",  # no whitespace needed around the summary
+        "\n  <think>\n2 + 3 = 5\n</think>\nSo 5.\n<answer>\n5\n</answer>\n",
+        "<think> 2 * 21 = 42，检查：42 / 2 = 21 </think> 所以 2 * 21 = 42。 <answer> 42 </answer>",
+        "<think> see <Think> and <thinking> </think> So 5. <answer> 5 </answer>",  # text
+        "<think> 2 + 3 = 5 </think> 5 <answer> 5 </answer>",  # a digit says something
+    ],
+)
+def test_readable_accepts(text):
+    assert score(format_readable_reward, text) == 1.0
+
+
+@pytest.mark.parametrize("tok", END_TOKENS)
+def test_readable_allows_each_end_token_at_the_end_only(tok):
+    assert score(format_readable_reward, READABLE + tok) == 1.0
+    assert score(format_readable_reward, READABLE + " \n" + tok + tok + "\n") == 1.0
+    assert score(format_readable_reward, tok + READABLE) == 0.0
+
+
+def test_readable_custom_end_tokens():
+    assert score(format_readable_reward, READABLE + "<eos>") == 0.0
+    assert score(format_readable_reward, READABLE + "<eos>", end_tokens=["<eos>"]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        # R1-Zero's format has no summary: it is not the readable one
+        ("<think> 7+5=12 </think> <answer> 82 </answer>", "empty summary"),
+        ("<think> 7+5=12 </think> \n\t <answer> 82 </answer>", "empty summary"),
+        # a summary of punctuation or end-of-text tokens summarises nothing
+        ("<think> 7+5=12 </think> ... <answer> 82 </answer>", "empty summary"),
+        ("<think> 7+5=12 </think> <|im_end|> <answer> 82 </answer>", "empty summary"),
+        ("<think> 7+5=12 </think> _ <answer> 82 </answer>", "empty summary"),
+        ("<think> \n </think> So 82. <answer> 82 </answer>", "empty reasoning"),
+        ("<think> 7+5=12 </think> So 82. <answer>  </answer>", "empty answer"),
+        # the answer outside the tags, or no answer block at all
+        ("<think> 7+5=12 </think> The answer is 82.", "tag count"),
+        ("<think> 7+5=12 </think> So 82. <answer> </answer> 82", "text after </answer>"),
+        ("Sure! <think> 7+5=12 </think> So 82. <answer> 82 </answer>", "text before <think>"),
+        ("<think> 7+5=12 </think> So 82. <answer> 82 </answer> Hope it helps.", "text after"),
+        # tags quoted in the reasoning or the summary count
+        ("<think> write <answer> 82 </answer> </think> So 82. <answer> 82 </answer>", "tag count"),
+        ("<think> a </think> So <think> 82. <answer> 82 </answer>", "tag count"),
+        ("<think> a </think> So 82 </think> <answer> 82 </answer>", "tag count"),
+        # two think blocks: more reasoning hidden after the summary
+        ("<think> a </think> So 82. <think> b </think> <answer> 82 </answer>", "tag count"),
+        ("<think> a </think><think> b </think> So 82. <answer> 82 </answer>", "tag count"),
+        ("<think> a </think> So 82. <answer> 82 </answer> <answer> 83 </answer>", "tag count"),
+        # out of order
+        ("<think> a <answer> 82 </answer> </think> So 82.", "text after </answer>"),
+        ("<think> a </answer> b </think> So <answer> 82", "text after </answer>"),
+        ("<answer> 82 </answer> <think> a </think> So 82.", "text before <think>"),
+        ("<think> a </think> So </answer> 82 <answer>", "text after </answer>"),
+        # not tags
+        ("<Think> a </Think> So 82. <answer> 82 </answer>", "tag count"),
+        ("<thinking> a </thinking> So 82. <answer> 82 </answer>", "tag count"),
+        ("", "tag count"),
+    ],
+)
+def test_readable_rejects(text, reason):
+    value, info = format_readable_reward(text, {})
+    assert value == 0.0
+    assert info["reason"].startswith(reason)
+
+
+def test_readable_is_registered_as_the_strict_reader_of_the_cold_start_data():
+    from r1lab.data.readable import format_readable, parse_readable
+
+    assert get_reward("format_readable") is format_readable_reward
+    # What `r1lab coldstart` writes is what the reward accepts, and the reader splits it back.
+    row = format_readable("7+5=12. So 47 + 35 = 82.", "So 47 + 35 = 82.", "82")
+    assert score(format_readable_reward, row) == 1.0
+    parts, why = parse_readable(row)
+    assert why == "" and (parts.summary, parts.answer) == ("So 47 + 35 = 82.", "82")
+
+
 # -- format_cold_start (|special_token|reasoning|special_token|summary) ---------------------
 
 
@@ -171,7 +260,7 @@ anything = st.text(alphabet=st.sampled_from(list("<>/|ta hinkswer_ \n5")) | st.c
 @settings(max_examples=200, deadline=None)
 @given(anything)
 def test_no_input_crashes(text):
-    for fn in (format_reward, format_prefill, format_cold_start):
+    for fn in (format_reward, format_prefill, format_readable_reward, format_cold_start):
         value, info = fn(text, {})
         assert value in (0.0, 1.0)
         assert value == 1.0 or info["reason"]
@@ -187,8 +276,28 @@ def test_well_formed_scores_one(reasoning, answer, sep):
 
 
 @settings(max_examples=100, deadline=None)
+@given(plain, plain, plain, st.sampled_from(["", " ", "\n"]))
+def test_well_formed_readable_scores_as_its_summary_says_something(reasoning, summary, answer, sep):
+    text = f"<think>{reasoning}</think>{sep}{summary}{sep}<answer>{answer}</answer>"
+    says = any(ch.isalnum() for ch in summary)
+    assert score(format_readable_reward, text) == float(says)
+
+
+@settings(max_examples=100, deadline=None)
 @given(plain, plain, st.sampled_from(TAGS), st.integers(min_value=0))
 def test_an_extra_tag_anywhere_scores_zero(reasoning, answer, tag, where):
     text = f"<think>{reasoning}</think> <answer>{answer}</answer>"
     at = where % (len(text) + 1)
     assert score(format_reward, text[:at] + tag + text[at:]) == 0.0
+    # The readable format allows text where R1-Zero's allows none, so the tag goes between
+    # characters, not inside another tag (`<<answer>answer>` would leave one `<answer>`).
+    readable = f"<think>{reasoning}</think> So {answer}. <answer>{answer}</answer>"
+    inside = {
+        i
+        for t in TAGS
+        for m in re.finditer(re.escape(t), readable)
+        for i in range(m.start() + 1, m.end())
+    }
+    cuts = [i for i in range(len(readable) + 1) if i not in inside]
+    at = cuts[where % len(cuts)]
+    assert score(format_readable_reward, readable[:at] + tag + readable[at:]) == 0.0

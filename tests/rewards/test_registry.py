@@ -15,6 +15,7 @@ from r1lab.rewards.registry import reward_params
 BUILTIN = {
     "format",
     "format_prefill",
+    "format_readable",
     "format_cold_start",
     "math_accuracy",
     "countdown",

@@ -12,24 +12,26 @@ r1lab's concrete tokens (docs/coldstart.md says why):
   answer in `<answer>` tags, so the tasks' accuracy rewards (the last `<answer>`) grade the row
   as they grade any completion.
 
-`parse_readable` is the format's strict reader (one of each tag, in order, nothing around them);
-`rule_rewrite` writes a completion's reasoning, verbatim but for whitespace, with a summary built
-by rule from that reasoning (`summarize`).
+`parse_readable` is the format's strict reader (one of each tag, in order, nothing around them).
+It lives with the format rewards (`r1lab.rewards.format`), whose `format_readable` reward is it as
+a score, so the cold-start data and the RL stage after it read the format alike; it is imported
+here for the data code. `rule_rewrite` writes a completion's reasoning, verbatim but for
+whitespace, with a summary built by rule from that reasoning (`summarize`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from r1lab.metrics import arithmetic_claims, evaluate_expression
-from r1lab.rewards.format import (
+from r1lab.rewards.format import (  # noqa: F401 - Readable, parse_readable: re-exported
     ANSWER_CLOSE,
     ANSWER_OPEN,
     TAGS,
     THINK_CLOSE,
     THINK_OPEN,
-    strip_end_tokens,
+    Readable,
+    parse_readable,
 )
 from r1lab.rewards.language import reasoning_text
 
@@ -55,50 +57,12 @@ _LINE_SPACE = re.compile(r" ?\n ?")
 _INTEGER = re.compile(r"-?\d+")
 
 
-@dataclass(frozen=True)
-class Readable:
-    """A completion in the readable format, in parts."""
-
-    reasoning: str
-    summary: str
-    """The sentence between `</think>` and `<answer>`."""
-    answer: str
-
-
 def format_readable(reasoning: str, summary: str, answer: str) -> str:
     """`<think> reasoning </think> summary <answer> answer </answer>`."""
     return (
         f"{THINK_OPEN} {reasoning.strip()} {THINK_CLOSE} {summary.strip()} "
         f"{ANSWER_OPEN} {answer.strip()} {ANSWER_CLOSE}"
     )
-
-
-def parse_readable(text: str) -> tuple[Readable | None, str]:
-    """(the parts, "") if `text` is exactly in the readable format, else (None, why not).
-
-    Strict: each of the four tags exactly once and in order; only whitespace before `<think>`
-    and after `</answer>` (end-of-text tokens allowed there); reasoning, summary and answer each
-    non-empty. A summary without an answer, an answer outside the tags, or a second think
-    block are not the format.
-    """
-    counts = {tag: text.count(tag) for tag in TAGS}
-    bad = [f"{tag} x{n}" for tag, n in counts.items() if n != 1]
-    if bad:
-        return None, f"tag count: {', '.join(bad)}"
-    body = strip_end_tokens(text).strip()
-    if not body.startswith(THINK_OPEN):
-        return None, "text before <think>"
-    if not body.endswith(ANSWER_CLOSE):
-        return None, "text after </answer>"
-    reasoning, _, rest = body[len(THINK_OPEN) :].partition(THINK_CLOSE)
-    summary, _, tail = rest.partition(ANSWER_OPEN)
-    if ANSWER_OPEN in reasoning or ANSWER_CLOSE in reasoning or ANSWER_CLOSE in summary:
-        return None, "tags out of order"
-    answer = tail[: -len(ANSWER_CLOSE)]
-    for name, part in (("reasoning", reasoning), ("summary", summary), ("answer", answer)):
-        if not part.strip():
-            return None, f"empty {name}"
-    return Readable(reasoning.strip(), summary.strip(), answer.strip()), ""
 
 
 def clean_reasoning(completion: str) -> str:

@@ -7,7 +7,7 @@
         results = pool.score(reward, completions, examples)            # list[RewardResult]
 
 Built-in rewards (docs/rewards.md has every rule and param): `format`, `format_prefill`,
-`format_cold_start`, `math_accuracy`, `countdown`, `code`, `code_binary`, `language_consistency`,
+`format_readable`, `format_cold_start`, `math_accuracy`, `countdown`, `code`, `code_binary`, `language_consistency`,
 `overlong_penalty`, `cosine_length`. The signature every reward shares, and the reserved example
 keys (`num_tokens`, `max_tokens`, `correct`), are documented in r1lab.rewards.registry.
 

@@ -1,25 +1,34 @@
 """Format rewards: does the completion follow the template the model was prompted with?
 
-Three templates, one reward each, all scored 1.0 (follows it) or 0.0 (does not), with the reason
-for a 0 in the info dict:
+Four output formats, one reward each, all scored 1.0 (follows it) or 0.0 (does not), with the
+reason for a 0 in the info dict:
 
 - `format`: R1-Zero, `<think> reasoning </think> <answer> answer </answer>`;
 - `format_prefill`: the prompt already ends in `<think>` (TinyZero style), so the completion is
   `reasoning </think> <answer> answer </answer>`;
-- `format_cold_start`: R1's cold-start SFT format, `|special_token|<reasoning>|special_token|<summary>`.
+- `format_readable`: r1lab's readable format of DeepSeek-R1's cold-start data and of the stages
+  after it, `<think> reasoning </think> summary <answer> answer </answer>` (docs/coldstart.md
+  says why these tokens); its strict reader `parse_readable` is the one `r1lab coldstart` uses;
+- `format_cold_start`: the report's literal cold-start format,
+  `|special_token|<reasoning>|special_token|<summary>`, for data written with a separator token.
 
-Strictness, shared by all three (each rule has a test in tests/rewards/test_format.py):
+Strictness, shared by all four (each rule has a test in tests/rewards/test_format.py):
 - tags are exact and case-sensitive: `<think>`, `</think>`, `<answer>`, `</answer>`; `<Think>`,
   `<think >` or `<thinking>` are not tags, they are text (and text outside the tags fails);
 - each tag appears exactly once (a tag quoted inside the reasoning counts: it fails), in order;
-- only whitespace may come before the first tag, between `</think>` and `<answer>`, and after
-  `</answer>`, where end-of-text tokens (`end_tokens`) are also allowed, any number of them;
-- the reasoning and the answer must contain something other than whitespace (`require_content`).
+- only whitespace may come before the first tag, between `</think>` and `<answer>` (but for the
+  readable format's summary), and after `</answer>`, where end-of-text tokens (`end_tokens`) are
+  also allowed, any number of them;
+- the reasoning and the answer must contain something other than whitespace (`require_content`);
+  the readable format's summary must contain a letter or a digit: punctuation or end-of-text
+  tokens alone summarise nothing.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from r1lab.rewards.registry import register_reward
@@ -120,6 +129,74 @@ def format_prefill(
     if require_content and not reasoning.strip():
         return 0.0, {"reason": "empty reasoning"}
     return _check_tail(tail, require_content, end_tokens)
+
+
+@dataclass(frozen=True)
+class Readable:
+    """A completion in the readable format, in parts (each stripped of surrounding whitespace)."""
+
+    reasoning: str
+    summary: str
+    """The text between `</think>` and `<answer>`: what a user reads."""
+    answer: str
+
+
+# A letter or a digit of any script: what a summary must hold to say anything.
+_SAYS_SOMETHING = re.compile(r"[^\W_]")
+
+
+def parse_readable(
+    text: str, end_tokens: tuple[str, ...] | list[str] = END_TOKENS
+) -> tuple[Readable | None, str]:
+    """(the parts, "") if `text` is exactly in the readable format, else (None, why not).
+
+    `<think> reasoning </think> summary <answer> answer </answer>`, strictly: each of the four
+    tags exactly once and in order; only whitespace before `<think>`, and after `</answer>`
+    (end-of-text tokens allowed there); reasoning and answer non-empty, and a summary holding a
+    letter or a digit. A summary without an answer, an answer outside the tags, a second think
+    block or R1-Zero's format (nothing between `</think>` and `<answer>`) are not the format.
+    """
+    counts = _tag_counts(text)
+    bad = [f"{tag} x{n}" for tag, n in counts.items() if n != 1]
+    if bad:
+        return None, f"tag count: {', '.join(bad)}"
+    body = strip_end_tokens(text, end_tokens).strip()
+    if not body.startswith(THINK_OPEN):
+        return None, "text before <think>"
+    if not body.endswith(ANSWER_CLOSE):
+        return None, "text after </answer>"
+    # Every tag occurs exactly once, so these splits are unambiguous.
+    reasoning, _, rest = body[len(THINK_OPEN) :].partition(THINK_CLOSE)
+    summary, _, tail = rest.partition(ANSWER_OPEN)
+    if ANSWER_OPEN in reasoning or ANSWER_CLOSE in reasoning or ANSWER_CLOSE in summary:
+        return None, "tags out of order"
+    answer = tail[: -len(ANSWER_CLOSE)]
+    for name, part in (("reasoning", reasoning), ("summary", summary), ("answer", answer)):
+        if not part.strip():
+            return None, f"empty {name}"
+    if not _SAYS_SOMETHING.search(_without(summary, end_tokens)):
+        return None, "empty summary: no letter or digit"
+    return Readable(reasoning.strip(), summary.strip(), answer.strip()), ""
+
+
+def _without(text: str, tokens: tuple[str, ...] | list[str]) -> str:
+    for tok in tokens:
+        if tok:
+            text = text.replace(tok, " ")
+    return text
+
+
+@register_reward("format_readable")
+def format_readable_reward(
+    completion: str,
+    example: Mapping[str, Any],
+    *,
+    end_tokens: tuple[str, ...] | list[str] = END_TOKENS,
+) -> tuple[float, dict[str, Any]]:
+    """1.0 if the completion is exactly `<think> ... </think> summary <answer> ... </answer>`
+    (`parse_readable`), else 0.0 with the reason."""
+    _, why = parse_readable(completion, end_tokens)
+    return (0.0, {"reason": why}) if why else (1.0, {})
 
 
 @register_reward("format_cold_start")
