@@ -1,4 +1,5 @@
 import contextlib
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -168,6 +169,43 @@ def test_zero_refuses_bad_values_at_load_naming_key_and_allowed(override, key, a
         load_config(ZeroConfig, None, [override])
     msg = str(e.value)
     assert f"'{key}'" in msg and allowed in msg and "\n" not in msg, msg
+
+
+def test_a_dotted_key_sets_one_item_of_a_dict_field_and_keeps_the_rest(tmp_path):
+    from r1lab.rl.config import ZeroConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text("rewards:\n  math_accuracy: 1.0\n  format: 0.5\n")
+    cfg = load_config(ZeroConfig, path, ["rewards.language_consistency=0.3", "rewards.format=0"])
+    assert cfg.rewards == {"math_accuracy": 1.0, "format": 0.0, "language_consistency": 0.3}
+    # nested: one param of one reward, the reward's other params kept
+    cfg = load_config(
+        ZeroConfig,
+        None,
+        [
+            "rewards={cosine_length: 1}",
+            "reward_params={cosine_length: {max_length: 64, min_value_wrong: -2}}",
+            "reward_params.cosine_length.max_length=160",
+        ],
+    )
+    assert cfg.reward_params == {"cosine_length": {"max_length": 160, "min_value_wrong": -2}}
+    assert load_config(ZeroConfig).rewards == {}  # the default is never mutated
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("rewards.language_consistency=abc", "'rewards.language_consistency' must be a number"),
+        ("rewards.fromat=1", "Did you mean 'format'"),
+        ("rewards.format.x=1", "'rewards.format' is not a mapping"),
+        ("reward_params.format.x=1", "no param 'x'"),
+    ],
+)
+def test_a_dotted_key_into_a_dict_field_is_checked_like_the_whole_field(override, message):
+    from r1lab.rl.config import ZeroConfig
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(ZeroConfig, None, [override])
 
 
 def test_enumerated_names_come_from_the_registries():

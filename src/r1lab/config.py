@@ -178,12 +178,16 @@ def _set(
     """Return a copy of `obj` with the dotted key set; nested dataclasses are replaced, not mutated.
 
     A dict value for a section sets the section's keys; a dict value for a dict-typed field
-    (reward weights, say) is the field's value.
+    (reward weights, say) is the field's value, and a dotted key into one sets one item of it
+    (`rewards.language_consistency=0.5` keeps the other weights).
     """
     head, _, rest = dotted.partition(".")
     tp = _field_types(type(obj)).get(head)
     if lines is not None and head in lines:
         where = f"{where}, line {lines[head]}"
+    if rest and tp is not None and _is_mapping(tp):
+        item = _set_item(getattr(obj, head), tp, rest, value, prefix + head, where)
+        return dataclasses.replace(obj, **{head: item})
     if tp is None or (rest and not dataclasses.is_dataclass(tp)):
         raise _unknown_key(cls, prefix + dotted, where)
     if rest:
@@ -199,6 +203,30 @@ def _set(
             sub = _set(sub, cls, str(k), v, where.split(", line")[0], f"{prefix}{head}.", lines)
         return dataclasses.replace(obj, **{head: sub})
     return dataclasses.replace(obj, **{head: _coerce(value, tp, prefix + dotted, where)})
+
+
+def _is_mapping(tp: Any) -> bool:
+    return tp is dict or typing.get_origin(tp) in (dict, Mapping)
+
+
+def _set_item(
+    mapping: Mapping[str, Any], tp: Any, dotted: str, value: Any, key: str, where: str
+) -> dict[str, Any]:
+    """A copy of `mapping`, the value of a dict field typed `tp` named `key`, with the item at
+    `dotted` set (nested dicts are copied on the way down, never mutated)."""
+    head, _, rest = dotted.partition(".")
+    args = typing.get_args(tp)
+    vt = args[1] if len(args) == 2 else Any
+    key = f"{key}.{head}"
+    out = dict(mapping)
+    if not rest:
+        out[head] = _coerce(value, vt, key, where)
+        return out
+    inner = out.get(head, {})
+    if not (vt is Any or _is_mapping(vt)) or not isinstance(inner, Mapping):
+        raise ConfigError(f"{where}: '{key}' is not a mapping, so '{key}.{rest}' cannot be set")
+    out[head] = _set_item(inner, dict if vt is Any else vt, rest, value, key, where)
+    return out
 
 
 _KEY_RE = re.compile(r"^[A-Za-z_][\w.-]*=")
