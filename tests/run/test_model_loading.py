@@ -60,3 +60,27 @@ def test_evaluate_still_exports_the_run_layers_loaders():
     import r1lab.run.model as rm
 
     assert ev.load_model is rm.load_model and ev.resolve_device is rm.resolve_device
+
+
+def test_a_run_directory_names_its_last_complete_checkpoint(tmp_path, capsys):
+    # `r1lab zero model=runs/sft-coldstart`: the stage before is named by its run.
+    from r1lab.run import check_model_dir, resolve_model_dir
+
+    files = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="run has no complete checkpoint yet"):
+        load_tokenizer(run)
+    for step in (20, 100):
+        (tmp_path / f"s{step}").mkdir()
+        ckpt = model_dir(tmp_path / f"s{step}", *files)
+        (ckpt / "trainer_state.pt").touch()
+        (ckpt / "r1lab.json").write_text('{"template": "r1"}')
+        ckpt.rename(run / "checkpoints" / f"step-{step:06d}")
+    (run / "checkpoints" / ".step-000200.tmp-x").mkdir()  # a checkpoint being written
+    last = run / "checkpoints" / "step-000100"
+    assert resolve_model_dir(run) == last == check_model_dir(run)
+    assert resolve_model_dir(last) == last  # a model directory is itself
+    load_model(run, "cpu", template="r1zero")
+    # the checkpoint's own r1lab.json is read: it was trained with template r1
+    assert "was trained with template=r1" in capsys.readouterr().err

@@ -203,21 +203,14 @@ def trained_context(path: str | Path, model: Any) -> int:
 def resolve_zero_model(path: str) -> Path:
     """The model directory of `zero_model`: a model directory as it is, or the last checkpoint
     of a `r1lab zero` / `r1lab demo` run directory (`runs/demo`)."""
-    from r1lab.run.checkpoints import checkpoints
     from r1lab.run.model import check_model_dir
 
-    p = Path(path)
-    if p.is_dir() and not (p / "config.json").is_file() and (p / "checkpoints").is_dir():
-        found = checkpoints(p)
-        if not found:
-            raise ConfigError(f"zero_model={path}: the run has no complete checkpoint yet")
-        p = found[-1]
-    elif not p.exists():
+    if not Path(path).exists():
         raise ConfigError(
             f"zero_model={path} does not exist; give a `r1lab zero` run directory (its last "
             "checkpoint is sampled; `r1lab demo` writes runs/demo) or a model directory"
         )
-    return check_model_dir(p)
+    return check_model_dir(path)
 
 
 @dataclass(frozen=True)

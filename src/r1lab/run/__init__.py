@@ -3,7 +3,8 @@
 - `r1lab.run.rundir`: run directories (refuse to overwrite, `--overwrite`, resume with the
   changes that keep a run's past valid, the command that resumes an interrupted run).
 - `r1lab.run.model`: model and tokenizer loading (device, dtype, tokenizer and chat-template
-  checks), all failing before a run directory is written.
+  checks; a run directory names its last checkpoint), all failing before a run directory is
+  written.
 - `r1lab.run.progress`: the progress display (a trainer passes its label and metric keys) and
   the process's data-parallel rank.
 - `r1lab.run.checkpoints`: a run's checkpoints (HF directory + r1lab.json + trainer state,
@@ -26,6 +27,7 @@ from r1lab.run.model import (
     load_tokenizer,
     resolve_device,
     resolve_dtype,
+    resolve_model_dir,
 )
 from r1lab.run.rundir import (
     check_free,
@@ -50,6 +52,7 @@ __all__ = [
     "print_interrupted",
     "resolve_device",
     "resolve_dtype",
+    "resolve_model_dir",
     "resume_command",
     "resume_config",
     "save_checkpoint",

@@ -61,11 +61,27 @@ def resolve_dtype(dtype: str, device: Any) -> Any:
     return getattr(torch, dtype)
 
 
+def resolve_model_dir(path: str | Path) -> Path:
+    """The model directory `path` names: a Hugging Face directory as it is, or the last complete
+    checkpoint of a run directory (`r1lab sft ... out=runs/sft-coldstart`, then
+    `r1lab zero model=runs/sft-coldstart`), so a stage names the one before it by its run."""
+    from r1lab.run.checkpoints import checkpoints
+
+    p = Path(path)
+    if p.is_dir() and not (p / "config.json").is_file() and (p / "checkpoints").is_dir():
+        found = checkpoints(p)
+        if not found:
+            raise ConfigError(f"model path {p}: the run has no complete checkpoint yet")
+        return found[-1]
+    return p
+
+
 def check_model_dir(path: str | Path) -> Path:
-    """Fail early, before anything loads, if a model directory or its tokenizer is not there."""
+    """The model directory `path` names (`resolve_model_dir`), failing early, before anything
+    loads, if it or its tokenizer is not there."""
     from r1lab.checkpoint import check_model_dir as check_hf_dir
 
-    p = check_hf_dir(path)
+    p = check_hf_dir(resolve_model_dir(path))
     if not any((p / name).is_file() for name in TOKENIZER_FILES):
         raise ConfigError(
             f"model path {p} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the "
@@ -115,12 +131,14 @@ def warn_template(path: str | Path, template: str | None) -> None:
 def load_model(
     path: str | Path, device: str = "auto", dtype: str = "auto", template: str | None = None
 ) -> tuple[Any, Any]:
-    """Load an HF causal LM and its tokenizer from a local directory, checking everything a
-    user can get wrong (see the module docstring) before the weights load."""
+    """Load an HF causal LM and its tokenizer from a local directory (or a run's last
+    checkpoint), checking everything a user can get wrong (see the module docstring) before the
+    weights load."""
     from transformers import AutoModelForCausalLM
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    path = check_model_dir(path)
     tokenizer = load_tokenizer(path, template)
     warn_template(path, template)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt).to(dev)
