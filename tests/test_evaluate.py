@@ -389,3 +389,24 @@ def test_markdown_table_shows_the_new_rates_as_percent():
     )
     assert "| language_consistency | 50.0% |" in table and "| readability | 25.0% |" in table
     assert "| zh/pass@1 | 100.0% |" in table
+
+
+def test_a_model_of_the_readable_format_is_graded_by_the_format_reward_the_task_names(monkeypatch):
+    # `r1lab eval template=r1 task.format_reward=format_readable`: eval/format is the readable
+    # format's, so a cold-start model's summaries count and R1-Zero's bare format does not;
+    # without the key, eval/format is R1-Zero's, as before.
+    from r1lab.config import load_config
+    from r1lab.evaluate import EvalConfig
+
+    readable = "<think> 6*7=42 </think> So 6 * 7 = 42. <answer> 42 </answer>"
+    bare = "<think> 6*7=42 </think> <answer> 42 </answer>"
+    script = {0: [(readable, "stop"), (readable, "stop"), (bare, "stop")]}
+    for override, want in (
+        ([], [False, False, True]),
+        (["task.format_reward=format_readable"], [True, True, False]),
+    ):
+        cfg = load_config(EvalConfig, None, ["template=r1", *override])
+        result = scripted_eval(monkeypatch, QUESTIONS[:1], script, make_task(cfg.task), n=3)
+        assert [s["format"] for s in result.samples[0]["samples"]] == want
+        assert result.metrics["eval/format"] == pytest.approx(sum(want) / 3)
+        assert result.metrics["eval/pass@1"] == 1.0  # the answer is graded alike

@@ -48,7 +48,8 @@ class EvalConfig:
     evaluated whole, with a notice."""
     template: Literal[TEMPLATES] = "r1zero"  # type: ignore[valid-type]
     """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`, `raw`
-    (the question as written)."""
+    (the question as written), `r1` (the readable format; with task.format_reward=
+    format_readable, eval/format grades it)."""
     n: int = 8
     """Samples per question for pass@1, pass@k and maj@k."""
     ks: list[int] = field(default_factory=lambda: [1, 4, 8])

@@ -32,6 +32,7 @@ from r1lab.data.sources import (
 )
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.tasks import (
+    R1_TEMPLATE,
     R1_ZERO_TEMPLATE,
     ArithmeticTask,
     CountdownTask,
@@ -193,6 +194,10 @@ def test_the_r1zero_fewshot_prompt_states_the_instruction_once_and_ends_in_the_q
     assert prompt.endswith("User: Compute 5 + 6. Assistant:")
     assert fewshot_prompt("q", [ex("a")], "prefill").endswith("User: q. Assistant: <think>")
     assert fewshot_prompt("q", [ex("a")], "raw") == f"a\n{ex('a').completion}\n\nq\n"
+    # a cold-start model is shown its own template's instruction
+    r1 = fewshot_prompt("q", [ex("a")], "r1")
+    assert r1.startswith(R1_TEMPLATE.split("User:")[0]) and r1.endswith("User: q. Assistant:")
+    assert fit_fewshot("q", [ex("a")], 1, lambda p: "summary" not in p, "r1")[0].startswith("User")
 
 
 def test_the_chat_fewshot_prompt_is_a_conversation():

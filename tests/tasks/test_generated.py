@@ -82,6 +82,50 @@ def test_template_is_verbatim():
         render_prompt("q", "chat", None)
 
 
+def test_the_r1_template_asks_for_the_readable_format_and_is_r1_zero_s_otherwise():
+    from r1lab.tasks import R1_TEMPLATE
+
+    text = render_prompt("Compute 2 + 2", "r1")
+    assert text == R1_TEMPLATE.format(prompt="Compute 2 + 2")
+    assert "</think> summary here <answer>" in text
+    head, tail = R1_ZERO_TEMPLATE.split("{prompt}")
+    assert text.endswith("User: Compute 2 + 2. Assistant:") and tail == ". Assistant:"
+    assert text.startswith(head.split(" The assistant first")[0])
+
+
+@pytest.mark.parametrize("name", ["arithmetic", "countdown", "general"])
+def test_format_reward_swaps_the_task_s_format_reward_and_keeps_its_weight(name):
+    own = make_task(TaskConfig(name=name)).rewards
+    spec = make_task(TaskConfig(name=name, format_reward="format_readable")).rewards
+    assert own.format == "format" and spec.format == "format_readable"
+    assert spec.weights == {
+        ("format_readable" if k == "format" else k): w for k, w in own.weights.items()
+    }
+    assert spec.accuracy == own.accuracy
+    assert make_task(TaskConfig(name=name, format_reward="format")).rewards == own
+
+
+def test_with_format_drops_the_old_format_reward_s_params():
+    from r1lab.tasks.base import RewardSpec
+
+    spec = RewardSpec(
+        {"format": 0.5, "math_accuracy": 1.0},
+        params={"format": {"require_content": False}, "math_accuracy": {"timeout": 2}},
+        accuracy="math_accuracy",
+    )
+    swapped = spec.with_format("format_readable")
+    assert swapped.weights == {"format_readable": 0.5, "math_accuracy": 1.0}
+    assert swapped.params == {"math_accuracy": {"timeout": 2}}
+    assert swapped.format == "format_readable" and spec.format == "format"  # a copy
+
+
+def test_an_unknown_format_reward_is_refused_naming_the_nearest():
+    from r1lab.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="'format_reward'.*did you mean 'format_readable'"):
+        load_config(TaskConfig, None, ["format_reward=format_readble"])
+
+
 def test_make_task_unknown_name_suggests():
     from r1lab.config import ConfigError
 

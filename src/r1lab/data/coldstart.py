@@ -113,7 +113,8 @@ class ColdStartConfig:
     """A source that has kept no row of a cell after this many candidates stops sampling it."""
     template: Literal[TEMPLATES] = "r1zero"  # type: ignore[valid-type]
     """Template of the fewshot and direct prompts: `r1zero`, `prefill`, `chat` (the model's
-    chat template), `raw` (the question as written). The rows' `prompt` is the question, which
+    chat template), `raw` (the question as written), `r1` (asks for the readable format: a
+    cold-start SFT model). The rows' `prompt` is the question, which
     `r1lab sft` renders with its own template."""
     temperature: float = 0.7
     """Sampling temperature of the candidates."""

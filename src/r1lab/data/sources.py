@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from r1lab.config import ConfigError
 from r1lab.data.readable import parse_readable
 from r1lab.rewards.language import LANGUAGE_SCRIPTS
-from r1lab.tasks.base import CHAT_INSTRUCTION, R1_ZERO_TEMPLATE, render_prompt
+from r1lab.tasks.base import CHAT_INSTRUCTION, R1_TEMPLATE, R1_ZERO_TEMPLATE, render_prompt
 
 SOURCES = ("fewshot", "direct", "zero", "zero_samples")
 
@@ -112,6 +112,10 @@ def pick_shots(
     return same + other
 
 
+# The templates whose text is an instruction followed by a `User: ... Assistant:` turn.
+INSTRUCTED = ("r1zero", "prefill", "r1")
+
+
 def fewshot_prompt(
     question: str,
     shots: Sequence[Exemplar],
@@ -121,14 +125,15 @@ def fewshot_prompt(
 ) -> str:
     """The prompt of a question after worked exemplars, in the template's own framing:
 
-    - `r1zero` / `prefill`: the R1-Zero instruction once (unless `header` is False), then
-      `User: q. Assistant: completion` per exemplar, one per line, then the question's turn
-      (ending in ` <think>` for prefill);
+    - `r1zero` / `prefill` / `r1`: the template's instruction once (unless `header` is False),
+      then `User: q. Assistant: completion` per exemplar, one per line, then the question's
+      turn (ending in ` <think>` for prefill);
     - `chat`: a conversation of user turns (the chat instruction) and assistant answers;
     - `raw`: question and completion per exemplar, separated by blank lines.
     """
-    if template in ("r1zero", "prefill"):
-        head, turn = R1_ZERO_TEMPLATE.split("User: {prompt}")
+    if template in INSTRUCTED:
+        text = R1_TEMPLATE if template == "r1" else R1_ZERO_TEMPLATE
+        head, turn = text.split("User: {prompt}")
         turn = "User: {prompt}" + turn
         shown = "".join(f"{turn.format(prompt=s.question)} {s.completion}\n" for s in shots)
         prompt = (head if header else "") + shown + turn.format(prompt=question)
@@ -170,8 +175,8 @@ def fit_fewshot(
                 chosen.append(exemplar)
         if chosen:
             return fewshot_prompt(question, chosen, template, tokenizer, header), len(chosen)
-        if template not in ("r1zero", "prefill"):
-            break  # only the R1-Zero framing has an instruction to leave out
+        if template not in INSTRUCTED:
+            break  # only the R1 and R1-Zero framings have an instruction to leave out
     return None
 
 

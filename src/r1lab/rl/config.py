@@ -149,9 +149,12 @@ class ZeroConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     template: Template = "r1zero"
     """Prompt template: `r1zero` (base models), `prefill` (ends in <think>), `chat`, `raw`
-    (the question as written)."""
+    (the question as written), `r1` (asks for the readable format: a model fine-tuned on
+    cold-start data, with task.format_reward=format_readable)."""
     rewards: dict[str, float] = field(default_factory=dict)
-    """Reward weights by name; empty = the task's own (format + accuracy)."""
+    """Reward weights by name; empty = the task's own (format + accuracy), else exactly these.
+    A dotted key sets one of them and keeps the rest (`rewards.language_consistency=0.5`);
+    given alone, with none listed, it is the only weight."""
     reward_params: dict[str, dict] = field(default_factory=dict)
     """Extra params per reward name, e.g. {cosine_length: {max_length: 160}}."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)

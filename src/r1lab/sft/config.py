@@ -41,7 +41,8 @@ class SFTConfig:
     template: Template = "r1zero"
     """How a prompt is rendered, exactly as `r1lab eval` and `r1lab zero` render a question:
     `r1zero` (the R1-Zero template), `prefill` (the same ending in <think>), `chat` (the model's
-    chat template), `raw` (the prompt text as written). Recorded in every checkpoint."""
+    chat template), `raw` (the prompt text as written), `r1` (the R1-Zero template asking for
+    the readable format of cold-start rows). Recorded in every checkpoint."""
     max_length: int = 0
     """Longest sequence (prompt + completion tokens); longer rows are dropped and counted.
     0 = the model's context (max_position_embeddings)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from r1lab.config import ensure
 from r1lab.tasks.arithmetic import ArithmeticTask
 from r1lab.tasks.base import (
+    R1_TEMPLATE,
     R1_ZERO_TEMPLATE,
     TEMPLATES,
     RewardSpec,
@@ -22,6 +24,7 @@ from r1lab.tasks.countdown import CountdownTask
 BUILTIN = ("arithmetic", "countdown", "general", "file")
 
 __all__ = [
+    "R1_TEMPLATE",
     "R1_ZERO_TEMPLATE",
     "TEMPLATES",
     "ArithmeticTask",
@@ -62,6 +65,11 @@ class TaskConfig:
     """For `file`: the column holding the question (empty: the format's default)."""
     answer_field: str = ""
     """For `file`: the column holding the reference answer (empty: the format's default)."""
+    format_reward: str = ""
+    """The reward that grades the output format, in the task's own weights, in the trainer's
+    `reward/format_rate` and in `eval/format`: empty = the task's (`format`, R1-Zero's tags);
+    `format_readable` for a model trained on the cold-start readable format (DeepSeek-R1's
+    stages, template=r1); any registered reward."""
 
     def validate(self) -> None:
         from r1lab.tasks.files import FORMATS
@@ -70,6 +78,18 @@ class TaskConfig:
         ok = bool(self.ops) and set(self.ops) <= set("+*/") and len(set(self.ops)) == len(self.ops)
         ensure(ok, "ops", "distinct characters of +, * and /", self.ops)
         ensure(0 <= self.zh_fraction <= 1, "zh_fraction", "in [0, 1]", self.zh_fraction)
+        if self.format_reward:
+            from r1lab.rewards import list_rewards
+
+            valid = list_rewards()
+            near = difflib.get_close_matches(self.format_reward, valid, n=1, cutoff=0.5)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            ensure(
+                self.format_reward in valid,
+                "format_reward",
+                f"empty (the task's own) or a registered reward ({hint}valid: {', '.join(valid)})",
+                self.format_reward,
+            )
         if self.name == "file":
             ok = bool(self.path or self.test_path)
             ensure(ok, "path", "a JSONL/Parquet file or hf:NAME for name=file", self.path)
@@ -80,7 +100,14 @@ class TaskConfig:
 
 
 def make_task(cfg: TaskConfig) -> Any:
-    """Build the task a config names."""
+    """Build the task a config names, graded for format by `cfg.format_reward` if it names one."""
+    task = _make(cfg)
+    if cfg.format_reward:
+        task.rewards = task.rewards.with_format(cfg.format_reward)
+    return task
+
+
+def _make(cfg: TaskConfig) -> Any:
     if cfg.name == "arithmetic":
         return ArithmeticTask(seed=cfg.seed, ops=tuple(cfg.ops), zh_fraction=cfg.zh_fraction)
     if cfg.name == "countdown":
@@ -112,8 +139,6 @@ def make_task(cfg: TaskConfig) -> Any:
             test_file=cfg.test_path or None,
             seed=cfg.seed,
         )
-    import difflib
-
     from r1lab.config import ConfigError
 
     near = difflib.get_close_matches(cfg.name, BUILTIN, n=1)

@@ -12,7 +12,7 @@ Examples are plain dicts (they cross process boundaries to the reward pool). Eve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 # The R1-Zero template, verbatim from the DeepSeek-R1 report; `{prompt}` is the question.
@@ -24,13 +24,26 @@ R1_ZERO_TEMPLATE = (
     "here </think> <answer> answer here </answer>. User: {prompt}. Assistant:"
 )
 
+# DeepSeek-R1's readable output (the cold-start format, docs/coldstart.md): the R1-Zero template
+# with the summary between the reasoning and the answer, so a model trained on cold-start rows
+# is asked for what it was taught. The report gives no template for R1; this one changes only
+# what R1-Zero's says about the output.
+R1_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant "
+    "solves it. The assistant first thinks about the reasoning process in the mind and then "
+    "provides the user with a summary and the answer. The reasoning process and answer are "
+    "enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., <think> "
+    "reasoning process here </think> summary here <answer> answer here </answer>. User: "
+    "{prompt}. Assistant:"
+)
+
 # For chat models the same instruction goes in the user turn and the chat template frames it.
 CHAT_INSTRUCTION = (
     "{prompt}\nThink about the reasoning process first, then give the answer. Enclose the "
     "reasoning in <think> </think> and the answer in <answer> </answer> tags."
 )
 
-TEMPLATES = ("r1zero", "prefill", "chat", "raw")
+TEMPLATES = ("r1zero", "prefill", "chat", "raw", "r1")
 
 
 def chat_messages(question: str) -> list[dict[str, str]]:
@@ -47,9 +60,13 @@ def render_prompt(question: str, template: str = "r1zero", tokenizer: Any = None
     - `chat`: the tokenizer's chat template around an instruction, for chat/instruct models.
     - `raw`: the question as it is (data whose prompts are already written out, e.g. for a
       model fine-tuned by `r1lab sft template=raw`).
+    - `r1`: the R1-Zero template asking for the readable format (a summary before the answer),
+      for models fine-tuned on cold-start data; pair it with the `format_readable` reward.
     """
     if template == "r1zero":
         return R1_ZERO_TEMPLATE.format(prompt=question)
+    if template == "r1":
+        return R1_TEMPLATE.format(prompt=question)
     if template == "prefill":
         return R1_ZERO_TEMPLATE.format(prompt=question) + " <think>"
     if template == "chat":
@@ -83,6 +100,15 @@ class RewardSpec:
     """The reward whose score decides correctness (score >= 1 - 1e-9 means correct)."""
     format: str = "format"
     """The reward that decides format compliance (score >= 1 - 1e-9 means compliant)."""
+
+    def with_format(self, name: str) -> RewardSpec:
+        """This spec with `name` as its format reward, in the old one's place and with its
+        weight; the old one's params go with it (they were that reward's)."""
+        if name == self.format:
+            return self
+        weights = {(name if k == self.format else k): w for k, w in self.weights.items()}
+        params = {k: v for k, v in self.params.items() if k != self.format}
+        return replace(self, weights=weights, params=params, format=name)
 
 
 def reward_score(result: float | tuple[float, Mapping[str, Any]]) -> float:
