@@ -39,12 +39,20 @@ def test_config_typo_exits_2_with_neighbour(capsys):
     assert "algo.beta" in capsys.readouterr().err
 
 
+def command_of(path: Path) -> str:
+    """The command a shipped config is for: the one its comment runs it with
+    (`r1lab zero --config configs/r1-reasoning.yaml`), else its prefix (zero-*.yaml -> zero)."""
+    import re
+
+    run = re.search(rf"r1lab (\w+) --config configs/{re.escape(path.name)}", path.read_text())
+    return run.group(1) if run else path.stem.split("-")[0]
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_loads(path):
-    # Each file under configs/ names its command by its prefix (zero-*.yaml -> zero).
     import importlib
 
-    command = COMMANDS[path.stem.split("-")[0]]
+    command = COMMANDS[command_of(path)]
     cls = getattr(importlib.import_module(command.module), command.config)
     load_config(cls, path)
 

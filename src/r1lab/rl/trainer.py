@@ -3,6 +3,7 @@
     r1lab zero --config configs/zero-arithmetic.yaml
     r1lab zero --config configs/zero-countdown.yaml algo.beta=0 out=runs/cd
     r1lab zero --resume runs/zero
+    r1lab zero --config configs/r1-reasoning.yaml   # DeepSeek-R1 stage 2 (docs/r1.md)
 
 `train_step` is one GRPO step, top to bottom: rollout -> reward -> advantage -> loss ->
 optimizer step -> metrics. Everything else here (building the run, evaluation, checkpoints,
