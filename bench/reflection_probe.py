@@ -70,6 +70,28 @@ def comparisons_right(text: str, target: int) -> list[bool]:
     return out
 
 
+MOVE = re.compile(
+    r"(much less|much more|less|more|小很多|大很多|小|大)[,，] ?(?:so|所以) (\d+) ([-+]) (\d+) = (\d+)"
+)
+NEXT_GUESS = re.compile(r"(?:Wait|等等)[,，] ?\d+ / \d+ = (\d+)")
+
+
+def moves_right(text: str) -> list[bool]:
+    """Each move of a checker after a comparison ("less, so 78 + 1 = 79."): right when it goes
+    the way the comparison says (less: up, more: down), by ten exactly when it says "much", with
+    the addition right, and the next try guesses the number it arrived at."""
+    out = []
+    for m in MOVE.finditer(text):
+        rel = RELATION.get(m.group(1), m.group(1))
+        much = m.group(1).startswith("much") or m.group(1) in ("小很多", "大很多")
+        q, sign, step, new = int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
+        ok = sign == ("+" if rel.endswith("less") else "-") and step == (10 if much else 1)
+        ok = ok and new == (q + step if sign == "+" else q - step)
+        nxt = NEXT_GUESS.search(text, m.end())
+        out.append(ok and (nxt is None or int(nxt.group(1)) == new))
+    return out
+
+
 def step_right(x: str, op: str, y: str, c: str, v: str) -> bool:
     a, b = Fraction(int(x)), Fraction(int(y))
     if op == "/" and b == 0:
@@ -109,17 +131,28 @@ def main(paths: list[str]) -> None:
 
         extra = ""
         if kind == "/":
+            # A division check is a comparison of a product with the dividend, whether or not
+            # the completion says a reflection phrase (a first guess that is right needs none).
+            checking = [s for s in samples if COMPARISON.search(s["text"])]
+            guessing = [s for s in samples if s not in checking]
+            moves = [ok for s in checking for ok in moves_right(s["text"])]
+            cut = [s["finish"] == "length" for s in checking]
+            extra = f"checking acc. {acc(checking)}, not checking {acc(guessing)}"
+            if moves:
+                extra += f", moves right {sum(moves) / len(moves):.1%} of {len(moves)}"
+            if cut:
+                extra += f", checks cut by the token limit {sum(cut) / len(cut):.1%}"
             firsts = []
-            for s in refl:
+            for s in checking:
                 a, b = map(int, re.findall(r"(\d+) / (\d+)", s["question"])[0])
                 guess = re.search(rf"{a} / {b} = (\d+)", s["text"])
                 if guess:
                     firsts.append(int(guess.group(1)) * b == a)
             if firsts:
-                extra = f"first guess right {sum(firsts) / len(firsts):.1%} of {len(firsts)}"
+                extra += f", first guess right {sum(firsts) / len(firsts):.1%} of {len(firsts)}"
             compared = [
                 ok
-                for s in refl
+                for s in checking
                 for ok in comparisons_right(s["text"], int(re.findall(r"\d+", s["question"])[0]))
             ]
             if compared:

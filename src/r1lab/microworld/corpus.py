@@ -77,17 +77,13 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}. Wait, {expr}={total}, not {wrong}",
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
-        "check_div": "Let me check: does {q} * {b} make {a}?",
         "cmp_low": "{p} vs {a}: {digits}, less",
         "cmp_high": "{p} vs {a}: {digits}, more",
         "cmp_much_low": "{p} vs {a}: {digits}, much less",
         "cmp_much_high": "{p} vs {a}: {digits}, much more",
         "cmp_same": "{p} vs {a}: {digits}, same",
         "width": "{x} digits {rel} {y} digits",
-        "low": ", so {q} is too small.",
-        "high": ", so {q} is too big.",
-        "much_low": ", so {q} is much too small.",
-        "much_high": ", so {q} is much too big.",
+        "move": ", so {q} {sign} {step} = {new}.",
         "same": ", so {q} is right.",
         "verify": "Does {q} * {b} make {a}?",
         "verify_try": "Does {expr} make {target}?",
@@ -111,17 +107,13 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}。等等，{expr}={total}，不是 {wrong}",
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
-        "check_div": "检查一下：{q} * {b} 等于 {a} 吗？",
         "cmp_low": "{p} 对比 {a}：{digits}，小",
         "cmp_high": "{p} 对比 {a}：{digits}，大",
         "cmp_much_low": "{p} 对比 {a}：{digits}，小很多",
         "cmp_much_high": "{p} 对比 {a}：{digits}，大很多",
         "cmp_same": "{p} 对比 {a}：{digits}，相等",
         "width": "{x} 位 {rel} {y} 位",
-        "low": "，所以 {q} 太小了。",
-        "high": "，所以 {q} 太大了。",
-        "much_low": "，所以 {q} 太小太多了。",
-        "much_high": "，所以 {q} 太大太多了。",
+        "move": "，所以 {q} {sign} {step} = {new}。",
         "same": "，所以 {q} 是对的。",
         "verify": "{q} * {b} 等于 {a} 吗？",
         "verify_try": "{expr} 等于 {target} 吗？",
@@ -369,11 +361,22 @@ def _multiply_back(
     )
 
 
+def _move(key: str, q: int) -> tuple[int, int, str]:
+    """A checker's next guess after a comparison: (step, new guess, sign). One up or down, or
+    ten when the product is off by ten divisors or more; written out as an addition, so the
+    move is a one-digit fact like every other step, never a number recalled from afar."""
+    step = 10 if key.startswith("much_") else 1
+    sign = "+" if key.endswith("low") else "-"
+    return step, q + step if sign == "+" else q - step, sign
+
+
 def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
-    """Guess the quotient, multiply it back, compare the product with the dividend (restated
-    when the check starts, so it is copied, not predicted from the product, and compared in words
-    whether or not they match), and adjust: by ten when the product is off by ten times the
-    divisor or more, else by one, until it is right."""
+    """Guess the quotient, multiply it back, compare the product with the dividend (restated by
+    the guess that opens each try, so it is copied, not predicted from the product, and compared
+    whether or not they match), and move the guess by an explicit addition ("less, so 78 + 1 =
+    79."): by ten when the product is off by ten times the divisor or more, else by one, until
+    it matches. Each try is written as briefly as its facts allow (a try is ~90 tokens), so
+    that two or three fit in a rollout's budget."""
     q = p.result
     first = q if rng.random() < cfg.check_guess_accuracy else _guess_quotient(q, 0.0, rng)
     guess, parts, i = first, [], 0
@@ -381,15 +384,16 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
         t = P(i)
         opening = t["guess_div"] if guess == first else t["wait_div"]
         parts.append(opening.format(a=p.a, b=p.b, q=guess))
-        parts.append(t["check_div"].format(q=guess, b=p.b, a=p.a))
         check, key, _ = _multiply_back(guess, p.b, p.a, P, rng, at=i)
         i += len(check) + 1
         parts.extend(check[:-1])
-        parts.append(check[-1] + P(i - 1)[key].format(q=guess))
+        t = P(i - 1)
         if key == "same":
+            parts.append(check[-1] + t["same"].format(q=guess))
             return " ".join(parts), q
-        step = 10 if key.startswith("much_") else 1
-        guess += step if key.endswith("low") else -step
+        step, new, sign = _move(key, guess)
+        parts.append(check[-1] + t["move"].format(q=guess, sign=sign, step=step, new=new))
+        guess = new
 
 
 def _arith_trace(
@@ -520,11 +524,12 @@ def _phrases(cfg: CorpusConfig, rng: random.Random) -> tuple[str, Phrases]:
 
 
 def _fact_sheet(rng: random.Random, n: int = 16) -> str:
-    """A drill page: column facts, countdown step operations, or comparisons, no questions."""
+    """A drill page: column facts, countdown step operations, a checker's moves (`41 + 1 = 42`),
+    or comparisons; no questions."""
     kind = rng.random()
     facts = []
     for _ in range(n):
-        if kind < 0.6:  # one-digit column facts
+        if kind < 0.55:  # one-digit column facts
             x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
             pick = rng.random()
             if pick < 0.5:
@@ -532,13 +537,17 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
             else:
                 c = rng.randint(0, 1)
                 facts.append(f"{x}+{y}+{c}={x + y + c}" if c else f"{x}+{y}={x + y}")
-        elif kind < 0.85:  # the step operations of countdown search
+        elif kind < 0.75:  # the step operations of countdown search
             x = rng.randint(1, 25) if rng.random() < 0.5 else rng.randint(1, 150)
             y, op = rng.randint(1, 25), rng.choice("+-*")
             if op == "*" and x > 30:
                 x = rng.randint(1, 25)
             value = x + y if op == "+" else x - y if op == "-" else x * y
             facts.append(f"{x} {op} {y} = {value}")
+        elif kind < 0.85:  # the moves of a checker: a guess one or ten up or down
+            x, step = rng.randint(10, 99), rng.choice((1, 1, 1, 10))
+            op = rng.choice("+-")
+            facts.append(f"{x} {op} {step} = {x + step if op == '+' else x - step}")
         else:  # comparisons of nearby numbers, as a checker compares a product with a target
             x = rng.randint(20, 900)
             y = x + rng.choice([-1, 1]) * rng.randint(1, 20)
@@ -571,7 +580,13 @@ def _verify_item(P: Phrases, rng: random.Random, task: countdown.CountdownTask) 
         q = rng.randint(10, 99) if rng.random() < 0.8 else rng.randint(100, 999)
         a = max(_claimed(q * b, b, rng), 1)
         check, key, _ = _multiply_back(q, b, a, P, rng, at=0)
-        verdict = t["yes"] if key == "same" else t["no"]
+        if key == "same":
+            verdict = t["yes"]
+        elif rng.random() < 0.5:
+            verdict = t["no"]
+        else:  # the move a checker would make next
+            step, new, sign = _move(key, q)
+            verdict = t["move"].format(q=q, sign=sign, step=step, new=new)
         return " ".join([t["verify"].format(q=q, b=b, a=a), *check[:-1], check[-1] + verdict])
     p = task.sample(rng, "train")
     expr, steps, value = _random_candidate(p.numbers, rng)
