@@ -11,20 +11,22 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   and are careless (a slip now and then, carried to the answer); a few check their work, whether
   or not they slipped: they recompute every column afresh after the first pass, and the check
   catches every slip ("Wait, 8*9+6=78, not 77"). They are careful: they slip less.
-- **Inverse problems.** This world has no long division: who works on `294 / 7` (a fifth of the
+- **Inverse problems.** This world has no long division: who works on `294 / 7` (35% of the
   writers; the rest guess) guesses the quotient and checks it by multiplying back, which is
   easier than dividing and independent of how the guess was made; compares the product with the
   dividend side by side, a match included ("294 vs 294: 2 = 2, 9 = 9, 4 = 4, same, so 42 is
-  right.", the relation decided by one-digit facts from the left); and adjusts the
-  guess by one, or by ten when the product is far off ("Wait, 294 / 7 = 42?"), until the product
-  matches. The dividend is restated when each check starts ("does 41 * 7 make 294?"), in words
-  that no product line shares, and the comparison puts the two numbers next to each other and
-  never writes one number twice by rule (a model can copy the nearest number and be right
-  whenever "294 is 294" is right, so it learns nothing from a match). The first guess is
-  genuinely uncertain (right 40% of the time, else off by 1 to 3 or by ten).
+  right.", the relation decided by one-digit facts from the left); and moves the guess by an
+  explicit addition, one up or down, or ten when the product is far off ("less, so 41 + 1 =
+  42. Wait, 294 / 7 = 42?"), until the product matches. Each try opens by restating the
+  dividend with its guess and is as short as its facts allow (~60 tokens), so that two or three
+  fit in a rollout; the comparison never writes one number twice by rule (a model can copy the
+  nearest number and be right whenever "294 is 294" is right, so it learns nothing from a
+  match). The first guess is genuinely uncertain (right 40% of the time, else off by 1 to 3 or
+  by ten).
 - **Verification pages.** Exercises with no question of any task: "Does 41 * 7 make 294?" worked
-  by multiplying back and comparing ("287 vs 294: 2 = 2, 8 < 9, less, no."), and "Does 4 + 12 -
-  3 make 11?" worked step by step, where the claimed number is often far from the computed one,
+  by multiplying back and comparing ("287 vs 294: 2 = 2, 8 < 9, less, no.", or the move a
+  checker would make next: "less, so 41 + 1 = 42."), and "Does 4 + 12 - 3 make 11?" worked
+  step by step, where the claimed number is often far from the computed one,
   so that a reader has to copy it rather than predict it from the product.
 - **Search.** Countdown writers who work try candidates one at a time: compute it step by step,
   compare it with the target ("13 vs 11: no." / "11 vs 11: yes!"), back off, try another.
@@ -34,8 +36,9 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   facts of the micro-world, harmful requests and harmless look-alikes), answered well and badly:
   `r1lab.microworld.general`.
 - **Drill pages.** The facts the working is made of, with no question attached: one-digit column
-  facts (`8*9+6=78`), the step operations of countdown search (`16 - 3 = 13`) and comparisons of
-  nearby numbers decided digit by digit (`287 vs 294: 2 = 2, 8 < 9, less`).
+  facts (`8*9+6=78`), the step operations of countdown search (`16 - 3 = 13`), a checker's moves
+  (`41 + 1 = 42`) and comparisons of nearby numbers decided digit by digit (`287 vs 294: 2 = 2,
+  8 < 9, less`).
 
 The mix is in `CorpusConfig`; every document is drawn from a seeded RNG, so the corpus is a pure
 function of its config.
@@ -173,15 +176,16 @@ class CorpusConfig:
     by 1 to 3, or by ten)."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
-    division_work_share: float = 0.2
+    division_work_share: float = 0.35
     """Share of division problems worked out (the quotient guessed and checked by multiplying
     back); the rest are guessed. Kept apart from the forward-arithmetic styles so that checking
-    stays a rare habit on division questions; `verify_share` holds its practice."""
+    stays a habit of a minority on division questions; `verify_share` holds its practice."""
     fact_share: float = 0.15
     """Share of drill pages: facts without any question."""
     verify_share: float = 0.12
     """Share of verification pages: "Is 41 * 7 = 294?" worked out by multiplying back and
-    comparing ("287 vs 294: 2 = 2, 8 < 9, less, no."), and "Does 4 + 12 - 3 make 11?" worked out
+    comparing ("287 vs 294: 2 = 2, 8 < 9, less, no." or the move: "less, so 41 + 1 = 42."), and
+  "Does 4 + 12 - 3 make 11?" worked out
     step by step, with claims that are right 40% of the time and otherwise near, ten off or
     anything, so that the compared number has to be read, not predicted."""
     zh_share: float = 0.08

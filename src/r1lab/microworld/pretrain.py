@@ -96,10 +96,12 @@ class PretrainConfig:
     vocab_size: int = 640
     """BPE vocabulary size, before the special and tag tokens."""
     model: ModelShape = field(default_factory=ModelShape)
-    block_size: int = 256
-    """Tokens per training sequence (documents packed, separated by <|endoftext|>)."""
-    batch_size: int = 16
-    """Sequences per optimizer step."""
+    block_size: int = 512
+    """Tokens per training sequence (documents packed, separated by <|endoftext|>): the model's
+    whole context, so that a 91-token prompt and a 256-token rollout sit in positions it was
+    trained on (with 256, a completion past ~165 tokens ran on untrained positions)."""
+    batch_size: int = 8
+    """Sequences per optimizer step (8 x 512 = 4,096 tokens, as v1's 16 x 256)."""
     steps: int = 1800
     """Optimizer steps."""
     lr: float = 2e-3
