@@ -328,6 +328,20 @@ def test_a_task_without_a_rule_based_reward_is_refused_for_rl(tiny_model):
         trainer.build_reward(make_config(tiny_model), general)
 
 
+def test_weights_that_leave_out_the_tasks_accuracy_reward_are_refused(tiny_model):
+    # `rewards.language_consistency=1` alone would otherwise train on language and nothing else.
+    from r1lab.config import ConfigError
+
+    task = trainer.make_task(TaskConfig(name="arithmetic"))
+    with pytest.raises(ConfigError, match="leave out task 'arithmetic''s accuracy reward"):
+        trainer.build_reward(make_config(tiny_model, rewards={"language_consistency": 1.0}), task)
+    # Named, even at 0 on purpose, it is accepted; empty means the task's own weights.
+    on_purpose = {"language_consistency": 1.0, "math_accuracy": 0.0}
+    reward = trainer.build_reward(make_config(tiny_model, rewards=on_purpose), task)
+    assert reward.weights == {**on_purpose, "format": 0.0}
+    assert trainer.build_reward(make_config(tiny_model), task).weights == task.rewards.weights
+
+
 def test_dynamic_sampling_trains_only_on_groups_whose_rewards_differ(tiny_model, monkeypatch):
     # Every other training example scores the same for all its completions.
     algo = AlgoConfig(

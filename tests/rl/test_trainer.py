@@ -233,8 +233,11 @@ def test_non_finite_loss_steps_are_skipped_then_the_run_stops(base_model, tmp_pa
         torch.testing.assert_close(saved[k], base[k], rtol=0, atol=0)
 
 
+FLAT = {"format": 0.0, "math_accuracy": 0.0}  # every completion scores 0
+
+
 def test_all_equal_rewards_give_zero_advantage_and_dynamic_sampling_skips(base_model, tmp_path):
-    cfg = tiny_config(base_model, tmp_path / "flat", steps=2, eval_every=0, rewards={"format": 0.0})
+    cfg = tiny_config(base_model, tmp_path / "flat", steps=2, eval_every=0, rewards=FLAT)
     trainer.run(cfg)
     rows = [r for r in read_metrics(tmp_path / "flat") if "reward/total" in r]
     assert all(r["batch/zero_std_groups"] == 1.0 for r in rows)
@@ -244,9 +247,7 @@ def test_all_equal_rewards_give_zero_advantage_and_dynamic_sampling_skips(base_m
     algo = AlgoConfig(
         prompts_per_step=2, micro_batch=4, dynamic_sampling=True, max_resample_rounds=2
     )
-    cfg = tiny_config(
-        base_model, tmp_path / "dyn", steps=1, eval_every=0, rewards={"format": 0.0}, algo=algo
-    )
+    cfg = tiny_config(base_model, tmp_path / "dyn", steps=1, eval_every=0, rewards=FLAT, algo=algo)
     trainer.run(cfg)
     row = [r for r in read_metrics(tmp_path / "dyn") if "batch/skipped" in r][0]
     assert row["batch/skipped"] == 1.0
@@ -358,7 +359,7 @@ def test_a_code_reward_requiring_full_isolation_refuses_the_run_before_the_model
         "steps=1",
         "workers=0",
         "progress=false",
-        "rewards={code: 1.0, format: 0.0}",
+        "rewards={code: 1.0, format: 0.0, math_accuracy: 0.0}",
     ]
     try:
         with warnings.catch_warnings():

@@ -153,8 +153,8 @@ class ZeroConfig:
     cold-start data, with task.format_reward=format_readable)."""
     rewards: dict[str, float] = field(default_factory=dict)
     """Reward weights by name; empty = the task's own (format + accuracy), else exactly these.
-    A dotted key sets one of them and keeps the rest (`rewards.language_consistency=0.5`);
-    given alone, with none listed, it is the only weight."""
+    A dotted key sets one of them and keeps the rest (`rewards.language_consistency=0.5`).
+    Weights that leave out the task's accuracy reward are refused (name it, or give it 0)."""
     reward_params: dict[str, dict] = field(default_factory=dict)
     """Extra params per reward name, e.g. {cosine_length: {max_length: 160}}."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)

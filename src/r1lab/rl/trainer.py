@@ -323,6 +323,14 @@ def build_reward(cfg: ZeroConfig, task: Any) -> Any:
             "rule kept for evaluation (r1lab eval), never for training; train it with a reward "
             "model instead"
         )
+    if cfg.rewards and spec.accuracy not in cfg.rewards:
+        # `rewards.language_consistency=1` alone would otherwise train on that reward only.
+        raise ConfigError(
+            f"rewards {dict(cfg.rewards)} leave out task '{task.name}''s accuracy reward "
+            f"'{spec.accuracy}', so right answers would earn nothing; name it "
+            f"(rewards.{spec.accuracy}=1.0, rewards.{spec.format}=0.5 are the task's own) "
+            f"or set it to 0 on purpose (rewards.{spec.accuracy}=0)"
+        )
     weights = dict(cfg.rewards or spec.weights)
     params = {k: dict(v) for k, v in spec.params.items()}
     for k, v in cfg.reward_params.items():
