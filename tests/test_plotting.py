@@ -77,3 +77,27 @@ def test_the_issue_11_series_get_their_own_labelled_lines(tmp_path, monkeypatch)
     for name in ("held-out self-correction", "held-out mixed language", "held-out readability"):
         assert name in drawn
     assert drawn.count("held-out") == 5  # pass@1, format, length, reflection, candidates
+
+
+def test_a_panel_no_run_logged_is_left_out(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+
+    def spy(self, label, *args, **kwargs):
+        titles.append((label, self.get_visible()))
+        return real(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
+    a = fake_run(tmp_path / "arith", [0.2, 0.55, 0.7], [20, 30, 40])  # no eval/candidates
+    assert run(PlotConfig(run_dir=str(a))) == 0
+    assert "candidates tried (countdown)" not in [t for t, _ in titles]
+    assert "accuracy" in [t for t, _ in titles] and all(visible for _, visible in titles)
+    titles.clear()
+    log = MetricsLogger(tmp_path / "cd")
+    row = {"eval/pass@1": 0.1, "eval/format": 1.0, "eval/length_mean": 9.0}
+    log.log(0, row | {"eval/reflection_rate": 0.0, "eval/candidates": 2.0})
+    log.close()
+    assert run(PlotConfig(run_dir=f"{a},{tmp_path / 'cd'}", out=str(tmp_path / "c.png"))) == 0
+    assert "candidates tried (countdown)" in [t for t, _ in titles]

@@ -98,11 +98,15 @@ def plot_runs(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = _panels(runs)
+    # A panel no run has a number for (countdown's candidates on an arithmetic run) is left out.
+    logged = {k for rows in runs.values() for r in rows for k in r}
+    panels = [p for p in _panels(runs) if logged.intersection(p[1])] or list(_panels(runs))
     rows = -(-len(panels) // 4)
     fig, axes = plt.subplots(rows, 4, figsize=(17, 3.5 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (name, keys) in zip(axes.flat, panels, strict=True):
+    for ax, (name, keys) in zip(axes.flat, panels, strict=False):
         for ci, (label, rows) in enumerate(runs.items()):
             color = colors[ci % len(colors)]
             for key in keys:
