@@ -59,6 +59,20 @@ def test_only_the_reasoning_counts():
     assert lc("<think>unfinished 中") == pytest.approx(1 / 2)
 
 
+def test_include_summary_counts_every_word_the_reader_sees():
+    # Chinese reasoning summarised in English, as stage 2 measured (docs/r1.md): the report's
+    # reward reads the reasoning only and scores it 1; the opt-in sees the two English words.
+    text = "<think>五乘九等于四十五</think> So the 145 * 9 = 1305. <answer> 1305 </answer>"
+    assert lc(text, "zh") == 1.0
+    whole = language_consistency(text, {"language": "zh"}, include_summary=True)
+    assert whole == (pytest.approx(8 / 10), {"words": 10})
+    # Tags and end-of-text tokens are not words; an answer in another language is.
+    clean = "<think>五乘九</think> 所以是五 <answer> 五 </answer><|im_end|><|endoftext|>"
+    assert language_consistency(clean, {}, language="zh", include_summary=True)[0] == 1.0
+    sneaky = "<think>五乘九</think> 所以 <answer> forty five </answer>"
+    assert language_consistency(sneaky, {}, language="zh", include_summary=True)[0] == 5 / 7
+
+
 def test_other_scripts():
     assert lc("<think>Давайте посчитаем сумму</think>", "ru") == 1.0
     assert lc("<think>계산해 봅시다</think>", "ko") == 1.0

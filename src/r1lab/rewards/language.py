@@ -83,14 +83,30 @@ def count_words(text: str) -> dict[str, int]:
     return counts
 
 
+def whole_text(completion: str) -> str:
+    """Every word a completion shows a reader: the text with its tags and end-of-text tokens
+    removed (`<|im_end|>` is not English), reasoning, summary and answer alike."""
+    from r1lab.rewards.format import END_TOKENS, TAGS
+
+    for token in (*TAGS, *END_TOKENS):
+        completion = completion.replace(token, " ")
+    return completion
+
+
 @register_reward("language_consistency")
 def language_consistency(
-    completion: str, example: Mapping[str, Any], *, language: str | None = None
+    completion: str,
+    example: Mapping[str, Any],
+    *,
+    language: str | None = None,
+    include_summary: bool = False,
 ) -> tuple[float, dict[str, Any]]:
     """Share of the reasoning's words written in the target language's script(s); 0.0 without
     words. The target is `language` when given, else the example's `language` field, else `en`:
     a config that names a language means it for every question, a mixed-language task asks each
-    question's own."""
+    question's own. `include_summary` counts every word of the completion (`whole_text`) instead:
+    the report's reward reads the chain of thought only, so a summary in another language goes
+    unseen (measured in docs/r1.md); this is the opt-in that sees it."""
     if language is None:
         language = example.get("language", "en")
     if language not in LANGUAGE_SCRIPTS:
@@ -98,7 +114,7 @@ def language_consistency(
             f"language_consistency: unknown language '{language}'; "
             f"valid: {', '.join(LANGUAGE_SCRIPTS)}"
         )
-    counts = count_words(reasoning_text(completion))
+    counts = count_words(whole_text(completion) if include_summary else reasoning_text(completion))
     total = sum(counts.values())
     if total == 0:
         return 0.0, {"words": 0}
