@@ -226,3 +226,31 @@ def test_the_display_prints_a_line_of_the_trainers_keys_per_step_when_not_a_term
     assert capsys.readouterr().out == "step    1  acc 0.25  s 2.5  eval@1 0.0469\n"
     Display("zero", total=3, start=0, enabled=False).update(1, row)
     assert capsys.readouterr().out == ""
+
+
+def test_a_trainer_loop_closes_its_display_and_logger_and_says_how_to_resume(tmp_path, capsys):
+    from r1lab.run.checkpoints import interruptible, stop_on_nan_streak
+
+    closed: list[str] = []
+
+    class Closing:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    parts = (Closing("display"), Closing("logger"))
+    with pytest.raises(KeyboardInterrupt), interruptible(tmp_path, "zero out=x", *parts):
+        raise KeyboardInterrupt
+    # The display goes first, so the hint is not drawn over; then everything is closed.
+    assert closed == ["display", "display", "logger"]
+    assert f"--resume {tmp_path}" in capsys.readouterr().err
+    closed.clear()
+    stop_on_nan_streak(2, 3, tmp_path)  # under the limit: nothing
+    with (
+        pytest.raises(RuntimeError, match="3 steps in a row had a non-finite loss"),
+        interruptible(tmp_path, "sft", *parts),
+    ):
+        stop_on_nan_streak(3, 3, tmp_path)
+    assert closed == ["display", "logger"] and "interrupted" not in capsys.readouterr().err

@@ -42,9 +42,10 @@ from r1lab.rollout.batch import (
 from r1lab.run import check_free, claim, resume_config, save_run_config
 from r1lab.run.checkpoints import (
     checkpoints,
+    interruptible,
     load_trainer_state,
-    print_interrupted,
     save_checkpoint,
+    stop_on_nan_streak,
     truncate_metrics,
 )
 from r1lab.run.progress import Display, dist_rank
@@ -507,7 +508,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
         truncate_metrics(run_dir / "metrics.jsonl", start)
         logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
         display = Display(command, cfg.steps, start, cfg.progress)
-        try:
+        with interruptible(run_dir, command, display, logger):
             for step in range(start, cfg.steps + 1):
                 row: dict[str, float] = {}
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
@@ -516,11 +517,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
                     logger.log(step, row)
                     break
                 row.update(train_step(t, step))
-                if t.nan_streak >= cfg.algo.max_nan_steps:
-                    raise RuntimeError(
-                        f"{t.nan_streak} steps in a row had a non-finite loss; stopping. The last "
-                        f"good checkpoint in {run_dir / 'checkpoints'} is intact."
-                    )
+                stop_on_nan_streak(t.nan_streak, cfg.algo.max_nan_steps, run_dir)
                 logger.log(step, row)
                 if cfg.sample_every and step % cfg.sample_every == 0:
                     _write_samples(run_dir, step, t.last_samples)
@@ -528,13 +525,6 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
                 done = step + 1
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     _checkpoint(t, run_dir, done)
-        except KeyboardInterrupt:
-            display.close()
-            print_interrupted(run_dir, command)
-            raise
-        finally:
-            display.close()
-            logger.close()
     _finish(run_dir)
     return 0
 

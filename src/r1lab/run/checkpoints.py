@@ -16,7 +16,8 @@ import random
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,32 @@ def truncate_metrics(path: Path, before_step: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     tmp.replace(path)
+
+
+def stop_on_nan_streak(streak: int, limit: int, run_dir: Path) -> None:
+    """Stop a run whose loss has been non-finite `limit` steps in a row (its steps were skipped),
+    naming the checkpoint that is still good."""
+    if streak >= limit:
+        raise RuntimeError(
+            f"{streak} steps in a row had a non-finite loss; stopping. The last "
+            f"good checkpoint in {run_dir / 'checkpoints'} is intact."
+        )
+
+
+@contextmanager
+def interruptible(run_dir: Path, command: str, display: Any, logger: Any) -> Iterator[None]:
+    """A trainer's step loop runs inside this: on Ctrl-C the display is closed and the command
+    that resumes the run is printed before the interrupt goes on; either way the display and the
+    metrics logger are closed."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        display.close()
+        print_interrupted(run_dir, command)
+        raise
+    finally:
+        display.close()
+        logger.close()
 
 
 def print_interrupted(run_dir: Path, command: str) -> None:

@@ -30,9 +30,10 @@ from r1lab.rollout.engine import logits_to_keep_kwargs
 from r1lab.run import check_free, claim, resume_config, save_run_config
 from r1lab.run.checkpoints import (
     checkpoints,
+    interruptible,
     load_trainer_state,
-    print_interrupted,
     save_checkpoint,
+    stop_on_nan_streak,
     truncate_metrics,
 )
 from r1lab.run.progress import Display
@@ -332,7 +333,7 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
     truncate_metrics(run_dir / "metrics.jsonl", start)
     logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
     display = Display(command, t.total_steps, start, cfg.progress, SFT_KEYS)
-    try:
+    with interruptible(run_dir, command, display, logger):
         for step in range(start, t.total_steps + 1):
             row: dict[str, float] = {}
             last = step == t.total_steps
@@ -343,23 +344,12 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
                     logger.log(step, row)
                 break
             row.update(train_step(t, step))
-            if t.nan_streak >= cfg.max_nan_steps:
-                raise RuntimeError(
-                    f"{t.nan_streak} steps in a row had a non-finite loss; stopping. The last "
-                    f"good checkpoint in {run_dir / 'checkpoints'} is intact."
-                )
+            stop_on_nan_streak(t.nan_streak, cfg.max_nan_steps, run_dir)
             logger.log(step, row)
             display.update(step, row)
             done = step + 1
             if done % cfg.checkpoint_every == 0 or done == t.total_steps:
                 _checkpoint(t, run_dir, done)
-    except KeyboardInterrupt:
-        display.close()
-        print_interrupted(run_dir, command)
-        raise
-    finally:
-        display.close()
-        logger.close()
     _finish(run_dir)
     return 0
 
