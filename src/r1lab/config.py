@@ -53,6 +53,20 @@ def ensure(ok: bool, key: str, allowed: str, value: Any) -> None:
         raise FieldError(key, allowed, value)
 
 
+def ensure_sampling(cfg: Any) -> None:
+    """In a `validate()` of a config that samples for evaluation or data (not for training, whose
+    temperature must be > 0): its `temperature` (0 = greedy), `top_p`, `max_new_tokens`, `stop`."""
+    ensure(
+        math.isfinite(cfg.temperature) and cfg.temperature >= 0,
+        "temperature",
+        ">= 0 (0 = greedy)",
+        cfg.temperature,
+    )
+    ensure(math.isfinite(cfg.top_p) and 0 < cfg.top_p <= 1, "top_p", "in (0, 1]", cfg.top_p)
+    ensure(cfg.max_new_tokens >= 1, "max_new_tokens", ">= 1", cfg.max_new_tokens)
+    ensure(all(cfg.stop), "stop", "non-empty strings", cfg.stop)
+
+
 def validate(cfg: Any, prefix: str = "") -> Any:
     """Run `validate()` of every section of `cfg` (nested ones first); return `cfg`.
 

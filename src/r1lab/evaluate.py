@@ -14,7 +14,6 @@ accuracy is reported beside them. `evaluate()` is the library function the train
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from r1lab.config import ConfigError, ensure
+from r1lab.config import ConfigError, ensure, ensure_sampling
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES, load_model, resolve_device
 from r1lab.tasks import TEMPLATES, TaskConfig, encode_prompts, make_task, render_prompt
@@ -96,15 +95,7 @@ class EvalConfig:
             f"a list of k in [1, n={self.n}]",
             self.ks,
         )
-        ensure(
-            math.isfinite(self.temperature) and self.temperature >= 0,
-            "temperature",
-            ">= 0 (0 = greedy)",
-            self.temperature,
-        )
-        ensure(math.isfinite(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
-        ensure(self.max_new_tokens >= 1, "max_new_tokens", ">= 1", self.max_new_tokens)
-        ensure(all(self.stop), "stop", "non-empty strings", self.stop)
+        ensure_sampling(self)
         ensure(self.batch_questions >= 1, "batch_questions", ">= 1", self.batch_questions)
         ensure(
             all(p.strip() for p in self.reflection_phrases),

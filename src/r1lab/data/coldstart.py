@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from r1lab.config import ConfigError, ensure
+from r1lab.config import ConfigError, ensure, ensure_sampling
 from r1lab.data.filters import RULES, candidate_reason, row_reason
 from r1lab.data.readable import parse_readable, rule_rewrite
 from r1lab.data.rewriter import REWRITE_PROMPT, RewriteItem, check_prompt
@@ -219,16 +219,8 @@ class ColdStartConfig:
             ensure(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
         ensure(self.max_candidates >= 1, "max_candidates", ">= 1", self.max_candidates)
         ensure(self.give_up_after >= 1, "give_up_after", ">= 1", self.give_up_after)
-        ensure(
-            math.isfinite(self.temperature) and self.temperature >= 0,
-            "temperature",
-            ">= 0 (0 = greedy)",
-            self.temperature,
-        )
-        ensure(math.isfinite(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
-        ensure(self.max_new_tokens >= 1, "max_new_tokens", ">= 1", self.max_new_tokens)
+        ensure_sampling(self)
         ensure(self.context >= 0, "context", ">= 0 (0 = the model's trained context)", self.context)
-        ensure(all(self.stop), "stop", "non-empty strings", self.stop)
         ensure(
             all(f in RULES for f in self.filters),
             "filters",
