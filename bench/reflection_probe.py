@@ -71,21 +71,32 @@ def comparisons_right(text: str, target: int) -> list[bool]:
 
 
 MOVE = re.compile(
-    r"(much less|much more|less|more|小很多|大很多|小|大)[,，] ?(?:so|所以) (\d+) ([-+]) (\d+) = (\d+)"
+    r"(much less|much more|less|more|小很多|大很多|小|大)"
+    r"(?: ?(?:by )?(\d+) = (\d+) \* (\d+))?[,，] ?(?:so|所以) (\d+) ([-+]) (\d+) = (\d+)"
 )
 NEXT_GUESS = re.compile(r"(?:Wait|等等)[,，] ?\d+ / \d+ = (\d+)")
+PAIR = re.compile(r"(\d+) (?:vs|对比) (\d+)[:：]")
 
 
 def moves_right(text: str) -> list[bool]:
     """Each move of a checker after a comparison ("less, so 78 + 1 = 79."): right when it goes
-    the way the comparison says (less: up, more: down), by ten exactly when it says "much", with
-    the addition right, and the next try guesses the number it arrived at."""
+    the way the comparison says (less: up, more: down), by ten exactly when it says "much", else
+    by one or, for a writer who moves by the gap ("less by 18 = 3 * 6, so 25 + 3 = 28."), by the
+    gap between the two numbers compared just before, in divisors; with the addition right, and
+    the next try guessing the number it arrived at."""
     out = []
     for m in MOVE.finditer(text):
         rel = RELATION.get(m.group(1), m.group(1))
         much = m.group(1).startswith("much") or m.group(1) in ("小很多", "大很多")
-        q, sign, step, new = int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
-        ok = sign == ("+" if rel.endswith("less") else "-") and step == (10 if much else 1)
+        q, sign, step, new = int(m.group(5)), m.group(6), int(m.group(7)), int(m.group(8))
+        if m.group(2):  # by the gap: it must be the distance of the pair just compared
+            pairs = PAIR.findall(text[: m.start()])
+            gap, k, b = (int(m.group(i)) for i in (2, 3, 4))
+            x, y = map(int, pairs[-1]) if pairs else (0, -1)
+            size_ok = not much and gap == abs(x - y) and k * b == gap and step == k
+        else:
+            size_ok = step == (10 if much else 1)
+        ok = size_ok and sign == ("+" if rel.endswith("less") else "-")
         ok = ok and new == (q + step if sign == "+" else q - step)
         nxt = NEXT_GUESS.search(text, m.end())
         out.append(ok and (nxt is None or int(nxt.group(1)) == new))
@@ -142,6 +153,8 @@ def main(paths: list[str]) -> None:
                 extra += f", moves right {sum(moves) / len(moves):.1%} of {len(moves)}"
             if cut:
                 extra += f", checks cut by the token limit {sum(cut) / len(cut):.1%}"
+                tries = sum(len(COMPARISON.findall(s["text"])) for s in checking) / len(checking)
+                extra += f", tries per check {tries:.1f}"
             firsts = []
             for s in checking:
                 a, b = map(int, re.findall(r"(\d+) / (\d+)", s["question"])[0])

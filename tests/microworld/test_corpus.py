@@ -194,6 +194,51 @@ def test_division_is_checked_by_multiplying_back():
     assert far > 10
 
 
+def test_gap_movers_move_by_the_gap_in_divisors_and_land_on_the_quotient():
+    cfg = CorpusConfig(division_work_share=1.0, gap_move_share=1.0, check_guess_spread=9)
+    rng = random.Random(12)
+    task = ArithmeticTask(ops=("/",))
+    offsets, gap_moves = set(), 0
+    for _ in range(400):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
+        assert answer == p.result and not _wrong_equations(text), text
+        guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
+        offsets.add(abs(guesses[0] - p.result))
+        moves = re.findall(
+            r"(\d+) vs (\d+): [^,]+(?:, [^,]+)*?, (much )?(less|more)(?: by (\d+) = (\d+) \* (\d+))?"
+            r", so (\d+) ([-+]) (\d+) = (\d+)\.",
+            text,
+        )
+        assert len(moves) == len(guesses) - 1, text
+        for move, q, nxt in zip(moves, guesses[:-1], guesses[1:], strict=True):
+            product, a, much, word, gap, k, b, moved, sign, step, new = move
+            assert int(a) == p.a and int(moved) == q and int(new) == nxt
+            assert sign == ("+" if word == "less" else "-")
+            if much:  # far off: by ten, no gap written
+                assert not gap and step == "10"
+                continue
+            # Near: by the distance of the two numbers compared, in divisors, which lands on
+            # the quotient at once.
+            gap_moves += 1
+            assert int(gap) == abs(int(product) - p.a) == int(k) * p.b and int(b) == p.b
+            assert step == k and nxt == p.result, text
+    assert offsets == set(range(10)) | {10}  # right, off by 1 to 9, or by ten
+    assert gap_moves > 150
+    # The comparison drill holds the gap too, right, when checkers move by it.
+    pages = [corpus._fact_sheet(rng, cfg) for _ in range(200)]
+    gaps = [
+        m
+        for page in pages
+        for m in re.findall(r"(\d+) vs (\d+): [^.]*?by (\d+) = (\d+) \* (\d+)", page)
+    ]
+    assert len(gaps) > 50
+    for x, y, gap, k, b in gaps:
+        assert abs(int(x) - int(y)) == int(gap) == int(k) * int(b)
+    plain = [corpus._fact_sheet(rng, CFG) for _ in range(200)]
+    assert not any(" by " in page for page in plain)  # nobody moves by the gap by default
+
+
 def test_on_division_a_share_works_whatever_their_style_and_guessers_guess_near_or_ten_off():
     rng = random.Random(3)
     p = arithmetic.Problem(294, 7, "/")
@@ -321,7 +366,7 @@ def test_drill_pages_hold_search_steps_and_comparisons_all_right():
     rng = random.Random(5)
     steps = comparisons = 0
     for _ in range(300):
-        page = corpus._fact_sheet(rng)
+        page = corpus._fact_sheet(rng, CFG)
         for x, op, y, v in re.findall(r"(\d+) ([-+*]) (\d+) = (-?\d+)", page):
             x, y = int(x), int(y)
             assert (x + y if op == "+" else x - y if op == "-" else x * y) == int(v)

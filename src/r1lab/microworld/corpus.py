@@ -17,7 +17,9 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   dividend side by side, a match included ("294 vs 294: 2 = 2, 9 = 9, 4 = 4, same, so 42 is
   right.", the relation decided by one-digit facts from the left); and moves the guess by an
   explicit addition, one up or down, or ten when the product is far off ("less, so 41 + 1 =
-  42. Wait, 294 / 7 = 42?"), until the product matches. Each try opens by restating the
+  42. Wait, 294 / 7 = 42?"), until the product matches; or, for a share of them
+  (`gap_move_share`), near the dividend, by the gap in divisors at once ("less by 14 = 2 * 7, so
+  40 + 2 = 42."). Each try opens by restating the
   dividend with its guess and is as short as its facts allow (~60 tokens), so that two or three
   fit in a rollout; the comparison never writes one number twice by rule (a model can copy the
   nearest number and be right whenever "294 is 294" is right, so it learns nothing from a
@@ -87,6 +89,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "cmp_same": "{p} vs {a}: {digits}, same",
         "width": "{x} digits {rel} {y} digits",
         "move": ", so {q} {sign} {step} = {new}.",
+        "gap": " by {gap} = {step} * {b}",
         "same": ", so {q} is right.",
         "verify": "Does {q} * {b} make {a}?",
         "verify_try": "Does {expr} make {target}?",
@@ -117,6 +120,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "cmp_same": "{p} 对比 {a}：{digits}，相等",
         "width": "{x} 位 {rel} {y} 位",
         "move": "，所以 {q} {sign} {step} = {new}。",
+        "gap": " {gap} = {step} * {b}",
         "same": "，所以 {q} 是对的。",
         "verify": "{q} * {b} 等于 {a} 吗？",
         "verify_try": "{expr} 等于 {target} 吗？",
@@ -174,8 +178,15 @@ class CorpusConfig:
     check_guess_accuracy: float = 0.4
     """How often a checker's first guess at a quotient is right (else as a guesser misses: off
     by 1 to 3, or by ten)."""
+    check_guess_spread: int = 3
+    """How far a checker's near miss at a quotient lands: off by 1 to this many."""
     max_tries: int = 4
     """Countdown search: at most this many failed tries before the solution."""
+    gap_move_share: float = 0.0
+    """Share of division checkers (and of verification items that end with a move) who, when the
+    product is near the dividend (within ten divisors), move the guess by the gap at once ("375
+    vs 365: 3 = 3, 7 > 6, more by 10 = 2 * 5, so 75 - 2 = 73.") instead of one at a time; the
+    others step by one. Far off, everyone moves by ten."""
     division_work_share: float = 0.35
     """Share of division problems worked out (the quotient guessed and checked by multiplying
     back); the rest are guessed. Kept apart from the forward-arithmetic styles so that checking
@@ -200,9 +211,11 @@ class CorpusConfig:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name not in ("seed", "max_tries"):
+            if f.name not in ("seed", "max_tries", "check_guess_spread"):
                 ensure(0 <= value <= 1, f.name, "in [0, 1]", value)
         ensure(self.max_tries >= 0, "max_tries", ">= 0", self.max_tries)
+        spread = self.check_guess_spread
+        ensure(1 <= spread <= 9, "check_guess_spread", "in 1..9", spread)
         shares = self.guess_share + self.step_share + self.reflect_share
         ensure(shares > 0, "guess_share", "> 0 when step_share and reflect_share are 0", 0)
 
@@ -226,16 +239,20 @@ def _opener(P: Phrases, rng: random.Random) -> str:
     return rng.choices(GUESS_OPENERS[P(0)["lang"]], GUESS_OPENER_WEIGHTS)[0]
 
 
-def _near(value: int, rng: random.Random) -> int:
-    """A first guess at a quotient that misses: off by 1 to 3 (most often 1)."""
-    return value + rng.choices((1, 2, 3), (0.5, 0.35, 0.15))[0] * rng.choice((-1, 1))
+def _near(value: int, rng: random.Random, spread: int = 3) -> int:
+    """A first guess at a quotient that misses: off by 1 to `spread` (at 3: most often by 1)."""
+    if spread == 3:
+        off = rng.choices((1, 2, 3), (0.5, 0.35, 0.15))[0]
+    else:
+        off = rng.randint(1, spread)
+    return value + off * rng.choice((-1, 1))
 
 
-def _guess_quotient(value: int, accuracy: float, rng: random.Random) -> int:
-    """A guessed quotient: right at `accuracy`, else near (off by 1 to 3) or off by ten."""
+def _guess_quotient(value: int, accuracy: float, rng: random.Random, spread: int = 3) -> int:
+    """A guessed quotient: right at `accuracy`, else near (off by 1 to `spread`) or off by ten."""
     if rng.random() < accuracy:
         return value
-    return _near(value, rng) if rng.random() < 0.7 else value + rng.choice((-10, 10))
+    return _near(value, rng, spread) if rng.random() < 0.7 else value + rng.choice((-10, 10))
 
 
 def _guess(value: int, accuracy: float, rng: random.Random) -> int:
@@ -365,13 +382,30 @@ def _multiply_back(
     )
 
 
-def _move(key: str, q: int) -> tuple[int, int, str]:
-    """A checker's next guess after a comparison: (step, new guess, sign). One up or down, or
-    ten when the product is off by ten divisors or more; written out as an addition, so the
-    move is a one-digit fact like every other step, never a number recalled from afar."""
-    step = 10 if key.startswith("much_") else 1
+def _move(key: str, q: int, gap: int = 0) -> tuple[int, int, str]:
+    """A checker's next guess after a comparison: (step, new guess, sign). Ten when the product
+    is off by ten divisors or more; else `gap` (the product's distance from the dividend in
+    divisors) for a writer who moves by the gap, or one; written out as an addition, so the move
+    is a one-digit fact like every other step, never a number recalled from afar."""
+    step = 10 if key.startswith("much_") else gap or 1
     sign = "+" if key.endswith("low") else "-"
     return step, q + step if sign == "+" else q - step, sign
+
+
+def _by_gap(cfg: CorpusConfig, rng: random.Random) -> bool:
+    """Whether a checker moves by the gap (no draw when nobody does, so older mixes replay)."""
+    return cfg.gap_move_share > 0 and rng.random() < cfg.gap_move_share
+
+
+def _moved(
+    key: str, q: int, product: int, a: int, b: int, by_gap: bool, t: dict[str, str]
+) -> tuple[str, int]:
+    """The end of a try of `q` whose product missed the dividend `a`: the move, and the gap first
+    for a writer who moves by it (" by 10 = 2 * 5, so 75 - 2 = 73."). Returns (text, new guess)."""
+    gap = abs(product - a) // b if by_gap and not key.startswith("much_") else 0
+    step, new, sign = _move(key, q, gap)
+    head = t["gap"].format(gap=step * b, step=step, b=b) if gap else ""
+    return head + t["move"].format(q=q, sign=sign, step=step, new=new), new
 
 
 def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: random.Random):
@@ -382,22 +416,26 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     it matches. Each try is written as briefly as its facts allow (a try is ~90 tokens), so
     that two or three fit in a rollout's budget."""
     q = p.result
-    first = q if rng.random() < cfg.check_guess_accuracy else _guess_quotient(q, 0.0, rng)
+    first = (
+        q
+        if rng.random() < cfg.check_guess_accuracy
+        else _guess_quotient(q, 0.0, rng, cfg.check_guess_spread)
+    )
+    by_gap = _by_gap(cfg, rng)
     guess, parts, i = first, [], 0
     while True:
         t = P(i)
         opening = t["guess_div"] if guess == first else t["wait_div"]
         parts.append(opening.format(a=p.a, b=p.b, q=guess))
-        check, key, _ = _multiply_back(guess, p.b, p.a, P, rng, at=i)
+        check, key, product = _multiply_back(guess, p.b, p.a, P, rng, at=i)
         i += len(check) + 1
         parts.extend(check[:-1])
         t = P(i - 1)
         if key == "same":
             parts.append(check[-1] + t["same"].format(q=guess))
             return " ".join(parts), q
-        step, new, sign = _move(key, guess)
-        parts.append(check[-1] + t["move"].format(q=guess, sign=sign, step=step, new=new))
-        guess = new
+        moved, guess = _moved(key, guess, product, p.a, p.b, by_gap, t)
+        parts.append(check[-1] + moved)
 
 
 def _arith_trace(
@@ -527,10 +565,12 @@ def _phrases(cfg: CorpusConfig, rng: random.Random) -> tuple[str, Phrases]:
     return "en", lambda i: PHRASES["en"]
 
 
-def _fact_sheet(rng: random.Random, n: int = 16) -> str:
+def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
     """A drill page: column facts, countdown step operations, a checker's moves (`41 + 1 = 42`),
-    or comparisons; no questions."""
+    or comparisons (with the gap in divisors, `150 vs 168: 1 = 1, 5 < 6, less by 18 = 3 * 6`,
+    where checkers move by it); no questions."""
     kind = rng.random()
+    gaps = kind >= 0.85 and _by_gap(cfg, rng)
     facts = []
     for _ in range(n):
         if kind < 0.55:  # one-digit column facts
@@ -552,6 +592,14 @@ def _fact_sheet(rng: random.Random, n: int = 16) -> str:
             x, step = rng.randint(10, 99), rng.choice((1, 1, 1, 10))
             op = rng.choice("+-")
             facts.append(f"{x} {op} {step} = {x + step if op == '+' else x - step}")
+        elif gaps:  # a product and a dividend some divisors apart, and the gap in divisors
+            b, k = rng.randint(2, 9), rng.randint(1, 9)
+            x = b * rng.randint(10, 99)
+            y = x + k * b * rng.choice((-1, 1))
+            t = PHRASES["en"]
+            rel = "less" if x < y else "more"
+            gap = t["gap"].format(gap=k * b, step=k, b=b)
+            facts.append(f"{x} vs {y}: {_digits(x, y, t)}, {rel}{gap}")
         else:  # comparisons of nearby numbers, as a checker compares a product with a target
             x = rng.randint(20, 900)
             y = x + rng.choice([-1, 1]) * rng.randint(1, 20)
@@ -575,7 +623,9 @@ def _claimed(value: int, b: int, rng: random.Random) -> int:
     return rng.randint(10, 99) * b + rng.randint(0, b - 1) * rng.randint(0, 1)
 
 
-def _verify_item(P: Phrases, rng: random.Random, task: countdown.CountdownTask) -> str:
+def _verify_item(
+    P: Phrases, rng: random.Random, task: countdown.CountdownTask, cfg: CorpusConfig
+) -> str:
     """One verification exercise: "Is 41 * 7 = 294?" worked out by multiplying and comparing,
     or "Does 4 + 12 - 3 make 11?" worked out step by step; "no" or "yes" by the comparison."""
     t = P(0)
@@ -583,14 +633,14 @@ def _verify_item(P: Phrases, rng: random.Random, task: countdown.CountdownTask) 
         b = rng.randint(2, 9)
         q = rng.randint(10, 99) if rng.random() < 0.8 else rng.randint(100, 999)
         a = max(_claimed(q * b, b, rng), 1)
-        check, key, _ = _multiply_back(q, b, a, P, rng, at=0)
+        check, key, product = _multiply_back(q, b, a, P, rng, at=0)
         if key == "same":
             verdict = t["yes"]
         elif rng.random() < 0.5:
             verdict = t["no"]
-        else:  # the move a checker would make next
-            step, new, sign = _move(key, q)
-            verdict = t["move"].format(q=q, sign=sign, step=step, new=new)
+        else:  # the move a checker would make next (by the gap only where it is whole divisors)
+            by_gap = _by_gap(cfg, rng) and a % b == 0
+            verdict, _ = _moved(key, q, product, a, b, by_gap, t)
         return " ".join([t["verify"].format(q=q, b=b, a=a), *check[:-1], check[-1] + verdict])
     p = task.sample(rng, "train")
     expr, steps, value = _random_candidate(p.numbers, rng)
@@ -613,7 +663,7 @@ def _verify_sheet(cfg: CorpusConfig, rng: random.Random, n: int = 4) -> str:
 
     task = countdown.CountdownTask()
     head = rng.choice(("Check: ", "True or false? ", "", "Verify. "))
-    return head + "\n".join(_verify_item(P, rng, task) for _ in range(n))
+    return head + "\n".join(_verify_item(P, rng, task, cfg) for _ in range(n))
 
 
 def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
@@ -624,7 +674,7 @@ def documents(cfg: CorpusConfig, n: int) -> Iterator[str]:
     division, forward = ("/",), ("+", "*")
     for _ in range(n):
         if rng.random() < cfg.fact_share:
-            yield _fact_sheet(rng)
+            yield _fact_sheet(rng, cfg)
             continue
         if rng.random() < cfg.verify_share:
             yield _verify_sheet(cfg, rng)
