@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ def test_every_command_has_help_with_field_docs(name, capsys):
     assert main([name, "--help"]) == 0
     out = capsys.readouterr().out
     assert "config keys" in out
+    # Every key is documented, inherited ones too (`demo` inherits `zero`'s keys).
+    lines = out.splitlines()
+    keys = [i for i, line in enumerate(lines) if re.match(r"  [\w.]+ = ", line)]
+    assert keys
+    undocumented = [lines[i] for i in keys if not lines[i + 1].startswith("      ")]
+    assert not undocumented, undocumented
 
 
 def test_help_shows_docstrings():

@@ -61,7 +61,16 @@ COMMANDS: dict[str, Command] = {
 
 
 def _field_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under dataclass fields (the cleanrl `Args` convention)."""
+    """Docstrings written under dataclass fields (the cleanrl `Args` convention), the class's own
+    over those it inherits (`r1lab demo` documents `r1lab zero`'s keys by inheriting them)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):
