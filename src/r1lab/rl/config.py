@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from r1lab.config import ensure
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.rl.algos import ADVANTAGE_ESTIMATORS, AGGREGATIONS, SCALES
-from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
+from r1lab.run.config import RunConfig
 from r1lab.tasks import TEMPLATES, TaskConfig
 
 # The allowed names come from the registries, so a config can never offer a name the code
@@ -18,7 +18,6 @@ Advantage = Literal[tuple(ADVANTAGE_ESTIMATORS)]  # type: ignore[valid-type]
 LossAgg = Literal[tuple(AGGREGATIONS)]  # type: ignore[valid-type]
 Scale = Literal[("", *SCALES)]  # type: ignore[valid-type]
 Template = Literal[TEMPLATES]  # type: ignore[valid-type]
-Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -141,7 +140,7 @@ class AlgoConfig:
 
 
 @dataclass
-class ZeroConfig:
+class ZeroConfig(RunConfig):
     """`r1lab zero`: GRPO from a base model with rule-based rewards."""
 
     model: str = str(DEFAULT_BASE)
@@ -178,49 +177,20 @@ class ZeroConfig:
     keep_checkpoints: int = 2
     """Keep the last this-many checkpoints (0 keeps all)."""
     out: str = "runs/zero"
-    """Run directory; one that holds anything is refused (see resume and overwrite)."""
-    resume: str = ""
-    """A run directory to continue from its last checkpoint (`--resume RUN`): its saved config,
-    with changes allowed only to what is not computed yet (steps, eval_*, sample_every,
-    checkpoint_every, keep_checkpoints, progress, logging, workers, threads)."""
-    overwrite: bool = False
-    """`--overwrite`: start afresh in an `out` that holds something, after moving its contents
-    aside to `<out>.old-<time>` (nothing is deleted)."""
-    seed: int = 0
-    """Seed of data order and sampling."""
     workers: int = 2
     """Reward worker processes (0 scores in the training process)."""
-    device: str = "auto"
-    """`auto` (cuda if available), `cpu`, `cuda` or `cuda:N`."""
-    dtype: Dtype = "auto"
-    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32`, `bfloat16`, `float16`
-    (GPU only)."""
-    threads: int = 2
-    """torch CPU threads (0 leaves torch's default)."""
-    tensorboard: bool = False
-    """Also log to TensorBoard (needs the `tb` extra)."""
-    wandb: bool = False
-    """Also log to Weights & Biases (needs the `wandb` extra)."""
-    progress: bool = True
-    """Live progress display (a line per step when the output is not a terminal)."""
 
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {
-            "steps",
-            "eval_every",
-            "eval_questions",
-            "eval_n",
-            "eval_temperature",
-            "sample_every",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "workers",
-            "threads",
-            "tensorboard",
-            "wandb",
-            "progress",
-        }
-    )
+    RESUMABLE: ClassVar[frozenset[str]] = RunConfig.RESUMABLE | {
+        "steps",
+        "eval_every",
+        "eval_questions",
+        "eval_n",
+        "eval_temperature",
+        "sample_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "workers",
+    }
     """What `--resume` may change: none of it alters a step already computed."""
 
     def validate(self) -> None:
@@ -245,10 +215,8 @@ class ZeroConfig:
         ensure(
             self.keep_checkpoints >= 0, "keep_checkpoints", ">= 0 (0 = all)", self.keep_checkpoints
         )
-        ensure(bool(self.out.strip()), "out", "a directory", self.out)
         ensure(self.workers >= 0, "workers", ">= 0 (0 = in-process)", self.workers)
-        ensure(bool(DEVICE_RE.match(self.device)), "device", DEVICES, self.device)
-        ensure(self.threads >= 0, "threads", ">= 0 (0 = torch's default)", self.threads)
+        super().validate()
 
 
 def _finite(x: float) -> bool:

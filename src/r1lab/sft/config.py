@@ -8,16 +8,15 @@ from typing import ClassVar, Literal
 
 from r1lab.config import ensure
 from r1lab.microworld import DEFAULT_BASE
-from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
+from r1lab.run.config import RunConfig
 from r1lab.tasks import TEMPLATES
 
 Template = Literal[TEMPLATES]  # type: ignore[valid-type]
-Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 BATCHING = ("grouped", "packed")
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(RunConfig):
     """`r1lab sft`: supervised fine-tuning, loss on completion tokens only."""
 
     model: str = str(DEFAULT_BASE)
@@ -85,41 +84,14 @@ class SFTConfig:
     keep_checkpoints: int = 2
     """Keep the last this-many checkpoints (0 keeps all)."""
     out: str = "runs/sft"
-    """Run directory; one that holds anything is refused (see resume and overwrite)."""
-    resume: str = ""
-    """A run directory to continue from its last checkpoint (`--resume RUN`), with its saved
-    config; only eval_every, checkpoint_every, keep_checkpoints, threads, progress and logging
-    may change (the learning-rate schedule depends on the number of steps)."""
-    overwrite: bool = False
-    """`--overwrite`: start afresh in an `out` that holds something, after moving its contents
-    aside to `<out>.old-<time>` (nothing is deleted)."""
     seed: int = 0
     """Seed of the data order and the held-out split."""
-    device: str = "auto"
-    """`auto` (cuda if available), `cpu`, `cuda` or `cuda:N`."""
-    dtype: Dtype = "auto"
-    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32`, `bfloat16`, `float16`
-    (GPU only)."""
-    threads: int = 2
-    """torch CPU threads (0 leaves torch's default)."""
-    tensorboard: bool = False
-    """Also log to TensorBoard (needs the `tb` extra)."""
-    wandb: bool = False
-    """Also log to Weights & Biases (needs the `wandb` extra)."""
-    progress: bool = True
-    """Live progress display (a line per step when the output is not a terminal)."""
 
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {
-            "eval_every",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "threads",
-            "tensorboard",
-            "wandb",
-            "progress",
-        }
-    )
+    RESUMABLE: ClassVar[frozenset[str]] = RunConfig.RESUMABLE | {
+        "eval_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+    }
     """What `--resume` may change: none of it alters a step already computed or to come."""
 
     def validate(self) -> None:
@@ -157,9 +129,7 @@ class SFTConfig:
         ensure(self.checkpoint_every >= 1, "checkpoint_every", ">= 1", self.checkpoint_every)
         ok = self.keep_checkpoints >= 0
         ensure(ok, "keep_checkpoints", ">= 0 (0 = all)", self.keep_checkpoints)
-        ensure(bool(self.out.strip()), "out", "a directory", self.out)
-        ensure(bool(DEVICE_RE.match(self.device)), "device", DEVICES, self.device)
-        ensure(self.threads >= 0, "threads", ">= 0 (0 = torch's default)", self.threads)
+        super().validate()
 
 
 def _finite(x: float) -> bool:
