@@ -412,9 +412,9 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     """Guess the quotient, multiply it back, compare the product with the dividend (restated by
     the guess that opens each try, so it is copied, not predicted from the product, and compared
     whether or not they match), and move the guess by an explicit addition ("less, so 78 + 1 =
-    79."): by ten when the product is off by ten times the divisor or more, else by one, until
-    it matches. Each try is written as briefly as its facts allow (a try is ~90 tokens), so
-    that two or three fit in a rollout's budget."""
+    79."): by ten when the product is off by ten times the divisor or more, else by one (or, for
+    a writer who moves by the gap, by the gap in divisors), until it matches. Each try is written
+    as briefly as its facts allow (~60 tokens), so that two or three fit in a rollout's budget."""
     q = p.result
     first = (
         q
