@@ -306,3 +306,22 @@ def test_language_mixing_cannot_hide_after_a_first_think_block():
     # the summary after the last </think> is not reasoning
     summary = "<think> English only </think> <answer> 中文答案 </answer>"
     assert language_consistency(summary, {"language": "en"})[0] == 1.0
+
+
+def test_with_the_summary_counted_foreign_words_cannot_hide_among_tags_or_end_tokens():
+    from r1lab.rewards.language import language_consistency
+
+    def whole(text: str) -> float:
+        return language_consistency(text, {"language": "en"}, include_summary=True)[0]
+
+    assert whole("<think> all English here </think> fine <answer> 42 </answer>") == 1.0
+    # The same 4 ideographs, wherever they are put, cost the same 4 of 7 words (a bare number
+    # is no word).
+    for hidden in (
+        "<think> all English here </think> <answer> 42 </answer> 中文中文",
+        "<think> all English here </think> <answer> 42 </answer><|im_end|>中文中文<|im_end|>",
+        "<think> all English here </think><think>中文中文</think> <answer> 42 </answer>",
+        "<think> all English here </think> <answer> 42 </answer> <answer>中文中文</answer>",
+        "<think> all English here <|endoftext|>中文中文</think> <answer> 42 </answer>",
+    ):
+        assert whole(hidden) == 3 / 7, hidden
