@@ -41,6 +41,27 @@ def test_help_shows_docstrings():
     assert "algo.beta" in text and "KL coefficient" in text
 
 
+def test_help_shows_a_commands_own_section_defaults():
+    """A command may set other section defaults than the section class has (as `r1lab demo`
+    could set the task's); its help shows the command's, not the section class's."""
+    from dataclasses import dataclass, field
+
+    from r1lab.rl.config import RolloutConfig, ZeroConfig
+    from r1lab.tasks import TaskConfig
+
+    @dataclass
+    class Other(ZeroConfig):
+        task: TaskConfig = field(default_factory=lambda: TaskConfig(ops="+*/", zh_fraction=0.2))
+        rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(max_new_tokens=400))
+
+    text = "\n".join(config_help(Other))
+    assert "task.ops = '+*/'" in text and "task.zh_fraction = 0.2" in text
+    assert "rollout.max_new_tokens = 400" in text
+    assert "rollout.group_size = 8" in text  # the keys it leaves alone keep their defaults
+    plain = "\n".join(config_help(ZeroConfig))
+    assert "task.ops = '+*'" in plain and "rollout.max_new_tokens = 160" in plain
+
+
 def test_config_typo_exits_2_with_neighbour(capsys):
     assert main(["zero", "algo.bta=0.1"]) == 2
     assert "algo.beta" in capsys.readouterr().err

@@ -89,17 +89,18 @@ def _own_field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def config_help(cls: type, prefix: str = "") -> list[str]:
-    """One line per key: dotted name, default, and the field's docstring."""
+def config_help(cls: type, prefix: str = "", default: object = None) -> list[str]:
+    """One line per key: dotted name, default, and the field's docstring. A section's defaults
+    are the command's own (`r1lab demo` sets other task and rollout defaults than `zero`)."""
     lines: list[str] = []
     docs = _field_docs(cls)
     hints = typing.get_type_hints(cls)
-    default = cls()
+    default = cls() if default is None else default
     for f in dataclasses.fields(cls):
         value = getattr(default, f.name)
         if dataclasses.is_dataclass(value):
             lines.append(f"  [{prefix}{f.name}]")
-            lines.extend(config_help(type(value), f"{prefix}{f.name}."))
+            lines.extend(config_help(type(value), f"{prefix}{f.name}.", value))
         else:
             lines.append(f"  {prefix}{f.name} = {value!r}")
             doc = docs.get(f.name, "")
