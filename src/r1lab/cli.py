@@ -91,7 +91,8 @@ def _own_field_docs(cls: type) -> dict[str, str]:
 
 def config_help(cls: type, prefix: str = "", default: object = None) -> list[str]:
     """One line per key: dotted name, default, and the field's docstring. A section's defaults
-    are the command's own (`r1lab demo` sets other task and rollout defaults than `zero`)."""
+    are the command's own: a command's config may give a section other defaults than the
+    section's class has."""
     lines: list[str] = []
     docs = _field_docs(cls)
     hints = typing.get_type_hints(cls)
