@@ -410,3 +410,21 @@ def test_a_model_of_the_readable_format_is_graded_by_the_format_reward_the_task_
         assert [s["format"] for s in result.samples[0]["samples"]] == want
         assert result.metrics["eval/format"] == pytest.approx(sum(want) / 3)
         assert result.metrics["eval/pass@1"] == 1.0  # the answer is graded alike
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_eval_progress_key_reaches_the_evaluation(tmp_path, monkeypatch, progress):
+    """`r1lab eval progress=false` turns the bar off, as it does for `r1lab zero`."""
+    import r1lab.evaluate as ev
+    from r1lab.cli import main
+
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen["progress"] = kwargs["progress"]
+        return ev.EvalResult({"eval/pass@1": 0.0}, [])
+
+    monkeypatch.setattr(ev, "evaluate", spy)
+    argv = ["eval", f"model={BASE}", f"out={tmp_path / 'e'}", "num_questions=1", "n=1", "ks=1"]
+    assert main([*argv, f"progress={str(progress).lower()}", "workers=0"]) == 0
+    assert seen["progress"] is progress

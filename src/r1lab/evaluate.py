@@ -80,6 +80,8 @@ class EvalConfig:
     (GPU only)."""
     threads: int = 2
     """torch CPU threads (0 leaves torch's default)."""
+    progress: bool = True
+    """A live bar over the questions (`progress=false` for logs and scripts), as in `r1lab zero`."""
 
     def validate(self) -> None:
         ensure(
@@ -494,6 +496,7 @@ def run(cfg: EvalConfig) -> int:
             reflection_phrases=cfg.reflection_phrases or None,
             pool=pool if cfg.workers > 0 else None,
             seed=cfg.seed,
+            progress=cfg.progress,
         )
     elapsed = time.time() - t0
     out.mkdir(parents=True, exist_ok=True)
