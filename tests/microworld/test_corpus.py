@@ -377,3 +377,41 @@ def test_drill_pages_hold_search_steps_and_comparisons_all_right():
             comparisons += 1
         assert not _wrong_equations(page)
     assert steps > 500 and comparisons > 500
+
+
+def test_mid_guessers_start_in_the_middle_of_the_tens_and_steppers_add_the_divisor():
+    cfg = CorpusConfig(division_work_share=1.0, mid_guess_share=1.0, step_product_share=1.0)
+    rng = random.Random(4)
+    task = ArithmeticTask(ops=("/",))
+    tens_right = steps = 0
+    for _ in range(400):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
+        assert answer == p.result and not _wrong_equations(text), text
+        guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
+        assert guesses[0] % 10 == 5 and abs(guesses[0] // 10 - p.result // 10) <= 1, text
+        tens_right += guesses[0] // 10 == p.result // 10
+        tries = text.split(" Wait, ")[1:]
+        for before, after, q in zip(guesses, guesses[1:], tries, strict=False):
+            if abs(after - before) == 1:
+                # A move by one: the product moves by the divisor, from the last product.
+                sign = "+" if after > before else "-"
+                head = f"{p.a} / {p.b} = {after}? {before * p.b} {sign} {p.b} = {after * p.b}. "
+                assert q.startswith(head), q
+                steps += 1
+            else:  # a move by ten: multiplied back again, in columns
+                assert re.match(rf"{p.a} / {p.b} = {after}\? \d\*{p.b}=", q), q
+        # Every comparison names the product just computed, by either route.
+        products = re.findall(r"(?:= |So \d+ \* \d+ = )(\d+)\. (\d+) vs", text)
+        assert products and all(x == y for x, y in products), text
+    assert 0.85 < tens_right / 400 < 0.95 and steps > 500
+    # Drill pages practise the product steps, all right; nobody steps by default.
+    pages = [corpus._fact_sheet(rng, cfg) for _ in range(400)]
+    # (countdown's step drill stops at 150 + 25)
+    steps = [m for page in pages for m in re.findall(r"(\d{3}) ([-+]) (\d) = (\d+)", page)]
+    big = [m for m in steps if int(m[0]) > 175]
+    assert len(big) > 100
+    for x, op, b, v in big:
+        assert int(x) % int(b) == 0 and int(v) == int(x) + int(op + b)
+    plain = [corpus._fact_sheet(random.Random(9), CFG) for _ in range(400)]
+    assert not any(int(x) > 175 for page in plain for x in re.findall(r"(\d{3}) [-+] \d = ", page))

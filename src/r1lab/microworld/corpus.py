@@ -187,6 +187,16 @@ class CorpusConfig:
     product is near the dividend (within ten divisors), move the guess by the gap at once ("375
     vs 365: 3 = 3, 7 > 6, more by 10 = 2 * 5, so 75 - 2 = 73.") instead of one at a time; the
     others step by one. Far off, everyone moves by ten."""
+    mid_guess_share: float = 0.0
+    """Share of division checkers whose first guess is the middle of the tens they take the
+    quotient to be in ("365 / 5 = 75?" for 73): the tens right 90% of the time, else one ten up
+    or down; the units always 5, so a walk by ones from it is at most five tries (the others
+    guess at `check_guess_accuracy`)."""
+    step_product_share: float = 0.0
+    """Share of division checkers who, after moving a guess by one, get its product from the
+    last one by adding or taking away the divisor ("Wait, 365 / 5 = 74? 375 - 5 = 370.")
+    instead of multiplying again; a try then costs ~35 tokens instead of ~60. Drill pages then
+    practise these steps too (`287 + 7 = 294`)."""
     division_work_share: float = 0.35
     """Share of division problems worked out (the quotient guessed and checked by multiplying
     back); the rest are guessed. Kept apart from the forward-arithmetic styles so that checking
@@ -392,6 +402,20 @@ def _move(key: str, q: int, gap: int = 0) -> tuple[int, int, str]:
     return step, q + step if sign == "+" else q - step, sign
 
 
+def _drawn(share: float, rng: random.Random) -> bool:
+    """True at `share`; no draw when the share is 0, so mixes without the habit replay."""
+    return share > 0 and rng.random() < share
+
+
+def _mid_guess(q: int, rng: random.Random) -> int:
+    """The middle of the tens a checker takes the quotient `q` (10..99) to be in: the tens right
+    90% of the time, else one ten up or down (within 10..99)."""
+    tens = q // 10
+    if rng.random() >= 0.9:
+        tens = min(9, tens + 1) if tens == 1 or rng.random() < 0.5 else tens - 1
+    return tens * 10 + 5
+
+
 def _by_gap(cfg: CorpusConfig, rng: random.Random) -> bool:
     """Whether a checker moves by the gap (no draw when nobody does, so older mixes replay)."""
     return cfg.gap_move_share > 0 and rng.random() < cfg.gap_move_share
@@ -416,24 +440,38 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     a writer who moves by the gap, by the gap in divisors), until it matches. Each try is written
     as briefly as its facts allow (~60 tokens), so that two or three fit in a rollout's budget."""
     q = p.result
-    first = (
-        q
-        if rng.random() < cfg.check_guess_accuracy
-        else _guess_quotient(q, 0.0, rng, cfg.check_guess_spread)
-    )
+    if _drawn(cfg.mid_guess_share, rng):
+        first = _mid_guess(q, rng)
+    else:
+        first = (
+            q
+            if rng.random() < cfg.check_guess_accuracy
+            else _guess_quotient(q, 0.0, rng, cfg.check_guess_spread)
+        )
     by_gap = _by_gap(cfg, rng)
-    guess, parts, i = first, [], 0
+    stepper = _drawn(cfg.step_product_share, rng)
+    guess, parts, i, last = first, [], 0, None
     while True:
         t = P(i)
         opening = t["guess_div"] if guess == first else t["wait_div"]
         parts.append(opening.format(a=p.a, b=p.b, q=guess))
-        check, key, product = _multiply_back(guess, p.b, p.a, P, rng, at=i)
+        if last is not None and stepper and abs(guess - last[0]) == 1:
+            # A move by one: the product moves by the divisor, one addition from the last.
+            product = guess * p.b
+            sign = "+" if guess > last[0] else "-"
+            check = [f"{last[1]} {sign} {p.b} = {product}{t['end']}"]
+            key = _compare(product, p.a, p.b)
+            t = P(i + 1)
+            check.append(t["cmp_" + key].format(p=product, a=p.a, digits=_digits(product, p.a, t)))
+        else:
+            check, key, product = _multiply_back(guess, p.b, p.a, P, rng, at=i)
         i += len(check) + 1
         parts.extend(check[:-1])
         t = P(i - 1)
         if key == "same":
             parts.append(check[-1] + t["same"].format(q=guess))
             return " ".join(parts), q
+        last = (guess, product)
         moved, guess = _moved(key, guess, product, p.a, p.b, by_gap, t)
         parts.append(check[-1] + moved)
 
@@ -588,6 +626,11 @@ def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
                 x = rng.randint(1, 25)
             value = x + y if op == "+" else x - y if op == "-" else x * y
             facts.append(f"{x} {op} {y} = {value}")
+        elif kind < 0.85 and _drawn(cfg.step_product_share and 0.5, rng):
+            # a checker's product moved by the divisor with the guess: 287 + 7 = 294
+            b, op = rng.randint(2, 9), rng.choice("+-")
+            x = b * rng.randint(11, 98)
+            facts.append(f"{x} {op} {b} = {x + b if op == '+' else x - b}")
         elif kind < 0.85:  # the moves of a checker: a guess one or ten up or down
             x, step = rng.randint(10, 99), rng.choice((1, 1, 1, 10))
             op = rng.choice("+-")
