@@ -415,3 +415,16 @@ def test_mid_guessers_start_in_the_middle_of_the_tens_and_steppers_add_the_divis
         assert int(x) % int(b) == 0 and int(v) == int(x) + int(op + b)
     plain = [corpus._fact_sheet(random.Random(9), CFG) for _ in range(400)]
     assert not any(int(x) > 175 for page in plain for x in re.findall(r"(\d{3}) [-+] \d = ", page))
+
+
+def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
+    task = ArithmeticTask()
+    for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):
+        rng = random.Random(6)
+        cfg = CorpusConfig(guess_opener_share=share)
+        texts = [
+            corpus._arith_trace(task.sample(rng, "train"), "guess", cfg, EN, rng)[0]
+            for _ in range(400)
+        ]
+        assert lo <= sum(bool(t) for t in texts) <= hi, share
+        assert all(t in ("", *corpus.GUESS_OPENERS["en"]) for t in texts)

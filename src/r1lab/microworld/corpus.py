@@ -171,6 +171,9 @@ class CorpusConfig:
     """Writers who check their work (independently of it) and fix what the check catches."""
     guess_accuracy: float = 0.3
     """How often a guessed answer is right."""
+    guess_opener_share: float = 0.3
+    """Guessers who write a few words before the answer ("This is easy."); the rest write
+    nothing (inside the tag format: an empty `<think> </think>`)."""
     slip_rate: float = 0.2
     """Chance that a careless step-by-step writer makes one slip, carried to the answer."""
     careful_slip_rate: float = 0.1
@@ -245,8 +248,13 @@ def _perturb(value: int, rng: random.Random) -> int:
     return wrong if wrong != value and wrong >= 0 else value + 1
 
 
-def _opener(P: Phrases, rng: random.Random) -> str:
-    return rng.choices(GUESS_OPENERS[P(0)["lang"]], GUESS_OPENER_WEIGHTS)[0]
+def _opener(P: Phrases, rng: random.Random, share: float = 0.3) -> str:
+    """What a guesser writes before the answer: nothing, or at `share` one of the openers."""
+    if share == 0.3:  # the default, drawn exactly as before, so older mixes replay
+        weights = GUESS_OPENER_WEIGHTS
+    else:
+        weights = (1 - share, *(w * share / 0.3 for w in GUESS_OPENER_WEIGHTS[1:]))
+    return rng.choices(GUESS_OPENERS[P(0)["lang"]], weights)[0]
 
 
 def _near(value: int, rng: random.Random, spread: int = 3) -> int:
@@ -485,9 +493,11 @@ def _arith_trace(
         # style a writer has on forward arithmetic does not carry over to division.
         if rng.random() < cfg.division_work_share:
             return _division_check(p, cfg, P, rng)
-        return _opener(P, rng), _guess_quotient(p.result, cfg.guess_accuracy, rng)
+        return _opener(P, rng, cfg.guess_opener_share), _guess_quotient(
+            p.result, cfg.guess_accuracy, rng
+        )
     if style == "guess":
-        return _opener(P, rng), _guess(p.result, cfg.guess_accuracy, rng)
+        return _opener(P, rng, cfg.guess_opener_share), _guess(p.result, cfg.guess_accuracy, rng)
     rate = cfg.slip_rate if style == "step" else cfg.careful_slip_rate
     parts, shown, answer = _column_pass(p.a, p.b, p.op, rng.random() < rate, P, rng)
     if style == "reflect":
@@ -529,9 +539,9 @@ def _countdown_trace(
 ):
     if style == "guess":
         if rng.random() < cfg.guess_accuracy:
-            return _opener(P, rng), p.solution
+            return _opener(P, rng, cfg.guess_opener_share), p.solution
         expr, _, _ = _random_candidate(p.numbers, rng)
-        return _opener(P, rng), expr
+        return _opener(P, rng, cfg.guess_opener_share), expr
     parts: list[str] = []
     for _ in range(rng.randint(0, cfg.max_tries)):
         expr, steps, value = _random_candidate(p.numbers, rng)
