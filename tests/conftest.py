@@ -1,7 +1,9 @@
-"""A tiny micro-world model, pretrained for a few steps by `r1lab pretrain` itself.
+"""Models shared by the tests: the shipped base model, and a tiny micro-world model pretrained
+for a few steps by `r1lab pretrain` itself.
 
-It has the shipped model's tokenizer recipe and architecture at a fraction of the size, so the
-trainer's tests run the real pipeline (tokenizer, prompts, rewards, checkpoints) in seconds.
+The tiny one has the shipped model's tokenizer recipe and architecture at a fraction of the
+size, so the trainers' tests run the real pipeline (tokenizer, prompts, rewards, checkpoints) in
+seconds.
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ SCALES = ("group", "batch", "none")
 
 
 class AdvantageFn(Protocol):
-    def __call__(self, rewards: Tensor, *, scale: str, eps: float) -> Tensor: ...
+    def __call__(
+        self, rewards: Tensor, *, scale: str, eps: float, batch: Tensor | None = None
+    ) -> Tensor: ...
 
 
 ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {}
@@ -59,17 +61,20 @@ def register_advantage(name: str, *, default_scale: str) -> Callable[[AdvantageF
     return deco
 
 
-def _scale_and_zero_flat(rewards: Tensor, centred: Tensor, scale: str, eps: float) -> Tensor:
+def _scale_and_zero_flat(
+    rewards: Tensor, centred: Tensor, scale: str, eps: float, batch: Tensor | None = None
+) -> Tensor:
     """Divide centred rewards by the chosen std of the *rewards*, then zero flat groups.
 
     The std is that of the raw rewards (not of `centred`), so `scale` means the same thing for
-    every estimator. "batch" is the std over this call's P x G rewards: in data-parallel
-    training that is one rank's rewards unless the caller gathers them first.
+    every estimator. "batch" is the std over the whole batch's rewards: `batch` (every rank's
+    rewards, in data-parallel training) when given, else this call's P x G.
     """
     if scale == "group":
         centred = centred / (rewards.std(dim=-1, keepdim=True, correction=0) + eps)  # [P, G]
     elif scale == "batch":
-        centred = centred / (rewards.std(correction=0) + eps)  # [P, G]
+        whole = rewards if batch is None else batch.to(rewards)
+        centred = centred / (whole.std(correction=0) + eps)  # [P, G]
     elif scale != "none":
         raise ValueError(f"unknown advantage scale {scale!r}; valid: {', '.join(SCALES)}")
     flat = (rewards == rewards[:, :1]).all(dim=-1, keepdim=True)  # [P, 1]
@@ -86,34 +91,45 @@ def _check_rewards(rewards: Tensor) -> Tensor:
 
 @register_advantage("grpo", default_scale="group")
 @register_advantage("dr_grpo", default_scale="none")
-def group_mean_advantage(rewards: Tensor, *, scale: str, eps: float) -> Tensor:
+def group_mean_advantage(
+    rewards: Tensor, *, scale: str, eps: float, batch: Tensor | None = None
+) -> Tensor:
     """r_i - mean(r) over the group. GRPO divides by the group std; Dr. GRPO does not."""
     rewards = _check_rewards(rewards)  # [P, G]
     centred = rewards - rewards.mean(dim=-1, keepdim=True)  # [P, G]
-    return _scale_and_zero_flat(rewards, centred, scale, eps)
+    return _scale_and_zero_flat(rewards, centred, scale, eps, batch)
 
 
 @register_advantage("rloo", default_scale="none")
-def rloo_advantage(rewards: Tensor, *, scale: str, eps: float) -> Tensor:
+def rloo_advantage(
+    rewards: Tensor, *, scale: str, eps: float, batch: Tensor | None = None
+) -> Tensor:
     """r_i - mean_{j != i} r_j: the leave-one-out baseline, independent of the sample it scores."""
     rewards = _check_rewards(rewards)  # [P, G]
     g = rewards.shape[-1]
     if g < 2:
         raise ValueError(f"rloo needs at least 2 completions per group, got {g}")
     others_mean = (rewards.sum(dim=-1, keepdim=True) - rewards) / (g - 1)  # [P, G]
-    return _scale_and_zero_flat(rewards, rewards - others_mean, scale, eps)
+    return _scale_and_zero_flat(rewards, rewards - others_mean, scale, eps, batch)
 
 
 def compute_advantages(
-    name: str, rewards: Tensor, scale: str | None = None, eps: float = 1e-6
+    name: str,
+    rewards: Tensor,
+    scale: str | None = None,
+    eps: float = 1e-6,
+    batch: Tensor | None = None,
 ) -> Tensor:
-    """Advantages [P, G] for rewards [P, G] with the named estimator; scale None = its default."""
+    """Advantages [P, G] for rewards [P, G] with the named estimator; scale None = its default.
+
+    `batch`: all the rewards of the optimisation batch, whose std the "batch" scale divides by
+    (a data-parallel rank passes every rank's; default: `rewards`)."""
     if name not in ADVANTAGE_ESTIMATORS:
         raise ValueError(
             f"unknown advantage estimator {name!r}; valid: {', '.join(ADVANTAGE_ESTIMATORS)}"
         )
     return ADVANTAGE_ESTIMATORS[name](
-        rewards, scale=DEFAULT_SCALE[name] if scale is None else scale, eps=eps
+        rewards, scale=DEFAULT_SCALE[name] if scale is None else scale, eps=eps, batch=batch
     )
 
 

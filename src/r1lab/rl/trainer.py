@@ -26,7 +26,7 @@ import torch
 from r1lab import metrics as M
 from r1lab.checkpoint import own_memory
 from r1lab.config import ConfigError, validate
-from r1lab.rl.algos import compute_advantages, entropy_from_logits, grpo_loss
+from r1lab.rl.algos import DEFAULT_SCALE, compute_advantages, entropy_from_logits, grpo_loss
 from r1lab.rl.config import AlgoConfig, ZeroConfig
 from r1lab.rl.state import PromptStream
 from r1lab.rollout import Completion, Sampler, SamplingParams, token_logprobs
@@ -39,16 +39,23 @@ from r1lab.rollout.batch import (
     default_cut_cost,
     micro_batches,
 )
-from r1lab.run import check_free, claim, resume_config, save_run_config
+from r1lab.run import check_free, resume_config
 from r1lab.run.checkpoints import (
     checkpoints,
     interruptible,
     load_trainer_state,
     save_checkpoint,
     stop_on_nan_streak,
-    truncate_metrics,
 )
-from r1lab.run.progress import Display, dist_rank
+from r1lab.run.distributed import (
+    all_gather_object,
+    all_max,
+    all_reduce_grads,
+    all_sum,
+    all_sum_dict,
+    rank_world,
+)
+from r1lab.run.progress import Display
 from r1lab.tasks import encode_prompts, make_task, render_prompt
 
 
@@ -78,28 +85,47 @@ class Trainer:
 
 
 def train_step(t: Trainer, step: int) -> dict[str, float]:
-    """Sample, score, compute advantages, update the policy; return the step's metrics."""
+    """Sample, score, compute advantages, update the policy; return the step's metrics.
+
+    Data-parallel (`r1lab.run.distributed`): each rank samples, scores and computes advantages
+    for its own P / world_size groups; the loss normalisers, the gradients and the metrics are
+    summed over ranks, so every rank applies the update one process would with all P groups."""
     cfg, algo = t.cfg, t.cfg.algo
     G = cfg.rollout.group_size
-    times = {"rollout": 0.0, "reward": 0.0}
+    rank, world = rank_world()
+    share = algo.prompts_per_step // world  # this rank's groups (validated to divide)
+    times = {"rollout": 0.0, "reward": 0.0, "comm": 0.0}
 
     # 1-2. Rollout and reward. Dynamic sampling (DAPO) keeps only groups whose rewards differ
-    # and samples more prompts until P groups are kept or the extra rounds run out.
+    # and samples more prompts until P groups are kept or the extra rounds run out. Every rank
+    # goes through the same rounds (taking its share of the stream each time), so the stream
+    # stays at one global position; a rank that has its share already samples nothing more.
     kept: list[tuple[Mapping[str, Any], list[Completion], list[Any]]] = []
     zero_var_groups = seen_groups = errors = timeouts = 0
     rounds = 1 + (algo.max_resample_rounds if algo.dynamic_sampling else 0)
     for rnd in range(rounds):
-        examples = t.stream.take(algo.prompts_per_step)
+        examples = t.stream.take(share)
+        if rnd > 0 and len(kept) >= share:
+            examples = []
         prompts = [render_prompt(ex["question"], cfg.template, t.tokenizer) for ex in examples]
         t0 = time.perf_counter()
-        prompt_ids = encode_prompts(prompts, cfg.template, t.tokenizer)
-        groups = t.sampler.generate(prompt_ids, t.sampling, seed=_seed(cfg.seed, step, rnd))
+        prompt_ids = encode_prompts(prompts, cfg.template, t.tokenizer) if prompts else []
+        seed = _seed(cfg.seed, step, rnd, rank)
+        groups = t.sampler.generate(prompt_ids, t.sampling, seed=seed) if prompts else []
         t1 = time.perf_counter()
         flat = [c for g in groups for c in g]
-        scored = t.pool.score(
-            t.reward,
-            [c.text for c in flat],
-            [_with_lengths(ex, c, cfg) for ex, g in zip(examples, groups, strict=True) for c in g],
+        scored = (
+            t.pool.score(
+                t.reward,
+                [c.text for c in flat],
+                [
+                    _with_lengths(ex, c, cfg)
+                    for ex, g in zip(examples, groups, strict=True)
+                    for c in g
+                ],
+            )
+            if flat
+            else []
         )
         # A part that raised or was not a finite number scored 0 (logged by the pool); a reward
         # failing on every item raised RewardError above.
@@ -118,26 +144,33 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
             zero_var_groups += equal
             if not (algo.dynamic_sampling and equal):
                 kept.append((ex, group, results))
-        if not algo.dynamic_sampling or len(kept) >= algo.prompts_per_step:
+        short = share - len(kept) if algo.dynamic_sampling else 0
+        if all_max(short) <= 0:  # every rank has its share (or no resampling)
             break
-    kept = kept[: algo.prompts_per_step]
-    if not kept:
+    kept = kept[:share]
+    counts = all_sum([len(kept), zero_var_groups, seen_groups, errors, timeouts])
+    n_kept, zero_var_groups, seen_groups, errors, timeouts = counts
+    if n_kept == 0:
         return {
             "batch/skipped": 1.0,
             "batch/zero_std_groups": 1.0,
-            "reward/errors": float(errors),
-            "reward/timeouts": float(timeouts),
+            "reward/errors": errors,
+            "reward/timeouts": timeouts,
             **_times(times),
         }
 
-    # 3. Group-relative advantages: each group is normalised on its own rewards only.
-    rewards = torch.tensor([[r.total for r in res] for _, _, res in kept])  # [P, G]
-    advantages = compute_advantages(algo.advantage, rewards, algo.scale or None)  # [P, G]
+    # 3. Group-relative advantages: each group is normalised on its own rewards only (the
+    # "batch" scale divides by the std of every rank's rewards).
+    rewards = torch.tensor([[r.total for r in res] for _, _, res in kept]).reshape(-1, G)  # [P, G]
+    whole = None
+    if world > 1 and (algo.scale or DEFAULT_SCALE[algo.advantage]) == "batch":
+        whole = torch.tensor([x for part in all_gather_object(rewards.tolist()) for x in part])
+    advantages = compute_advantages(algo.advantage, rewards, algo.scale or None, batch=whole)
     completions = [c for _, group, _ in kept for c in group]
-    batch = collate(completions, t.tokenizer.pad_token_id).to(t.device)
-    mask = batch.completion_mask.clone()  # [P*G, Lc]
-    truncated = torch.tensor([c.finish_reason == "length" for c in completions])
-    if algo.overlong == "mask":
+    batch = collate(completions, t.tokenizer.pad_token_id).to(t.device) if kept else None
+    mask = batch.completion_mask.clone() if batch is not None else torch.zeros(0, 0)  # [P*G, Lc]
+    truncated = torch.tensor([c.finish_reason == "length" for c in completions], dtype=torch.bool)
+    if algo.overlong == "mask" and batch is not None:
         mask[truncated.to(t.device)] = 0.0
     adv = advantages.reshape(-1).to(t.device)  # [P*G]
 
@@ -149,15 +182,19 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     # once per pass (PromptCache). The loss is normalised over the whole batch, so neither
     # changes the gradient.
     t2 = time.perf_counter()
-    n_seq = batch.input_ids.shape[0]
+    n_seq, n_tok = all_sum([len(completions), mask.sum().item()])  # over every rank
     sizes = {
-        "num_seqs": n_seq,
-        "num_tokens": int(mask.sum().item()),
+        "num_seqs": int(n_seq),
+        "num_tokens": int(n_tok),
         "max_len": cfg.rollout.max_new_tokens,
     }
-    micro = micro_batches(batch.completion_mask.sum(1), algo.micro_batch, _cut_cost(t))
+    micro = (
+        micro_batches(batch.completion_mask.sum(1), algo.micro_batch, _cut_cost(t))
+        if batch is not None
+        else []
+    )
     ref_logp = None
-    if t.ref is not None and algo.beta > 0:
+    if t.ref is not None and algo.beta > 0 and batch is not None:
         with torch.no_grad():
             prompts = _prompt_cache(t.ref, batch)
             ref_logp = torch.zeros_like(mask)  # [N, Lc]
@@ -171,7 +208,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     for _ in range(algo.mu):
         entropy_sum = 0.0
         pass_stats: dict[str, float] = {}
-        prompts = _prompt_cache(t.policy, batch)  # the weights change between passes
+        prompts = _prompt_cache(t.policy, batch) if batch is not None else None  # new weights
         for rows in micro:
             logp, ent = _logprobs(t.policy, batch, rows, cfg, prompts, entropy=True)
             width = logp.shape[1]  # the micro-batch's longest completion; the rest is padding
@@ -193,6 +230,10 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
                 pass_stats[k] = pass_stats.get(k, 0.0) + v
         if prompts is not None:
             prompts.backward()  # all micro-batches' gradient through the prompts, once
+        # Every rank's share of the loss summed: the gradient of the whole batch's loss.
+        times["comm"] += all_reduce_grads(t.policy.parameters())
+        pass_stats = all_sum_dict(pass_stats)
+        entropy_sum = all_sum([entropy_sum])[0]
         grad_norm = torch.nn.utils.clip_grad_norm_(t.policy.parameters(), algo.max_grad_norm)
         if not math.isfinite(pass_stats["loss/total"]) or not torch.isfinite(grad_norm):
             t.optimizer.zero_grad(set_to_none=True)
@@ -204,34 +245,40 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         t.scheduler.step()
         t.nan_streak = 0
         stats = {**pass_stats, "policy/entropy": entropy_sum / max(sizes["num_tokens"], 1)}
-    times["update"] = time.perf_counter() - t2
+    times["update"] = time.perf_counter() - t2 - times["comm"]
 
-    # 5. Metrics: what was sampled, how it scored, how the update went.
+    # 5. Metrics: what was sampled, how it scored, how the update went (over every rank's
+    # completions: each rank's are gathered, so every rank computes the same numbers).
     spec = t.task.rewards
-    results = [r for _, _, res in kept for r in res]
-    texts = [c.text for c in completions]
-    lengths = [len(c.token_ids) for c in completions]
-    out: dict[str, float] = {"reward/total": _mean([r.total for r in results])}
-    for name in results[0].parts:
-        out[f"reward/{name}"] = _mean([r.parts[name] for r in results])
-    out["reward/accuracy"] = _mean([r.parts[spec.accuracy] >= 1 - 1e-9 for r in results])
-    out["reward/format_rate"] = _mean([r.parts[spec.format] >= 1 - 1e-9 for r in results])
-    out["reward/errors"] = float(errors)  # failed parts over every item scored this step
-    out["reward/timeouts"] = float(timeouts)  # parts killed by the pool (time limit or crash)
+    mine = [
+        (r.total, r.parts, c.text, len(c.token_ids), c.finish_reason == "length", float(a))
+        for (_, group, res), adv_row in zip(kept, advantages, strict=True)
+        for c, r, a in zip(group, res, adv_row, strict=True)
+    ]
+    every = [x for part in all_gather_object(mine) for x in part] if world > 1 else mine
+    totals, parts, texts, lengths, clipped, advs = (list(col) for col in zip(*every, strict=True))
+    out: dict[str, float] = {"reward/total": _mean(totals)}
+    for name in parts[0]:
+        out[f"reward/{name}"] = _mean([p[name] for p in parts])
+    right = [p[spec.accuracy] >= 1 - 1e-9 for p in parts]
+    out["reward/accuracy"] = _mean(right)
+    out["reward/format_rate"] = _mean([p[spec.format] >= 1 - 1e-9 for p in parts])
+    out["reward/errors"] = errors  # failed parts over every item scored this step
+    out["reward/timeouts"] = timeouts  # parts killed by the pool (time limit or crash)
     out.update({f"response/length_{k}": float(v) for k, v in M.length_stats(lengths).items()})
-    out["response/clipped_ratio"] = truncated.float().mean().item()
+    out["response/clipped_ratio"] = _mean(clipped)
     out["response/reflection_rate"] = M.reflection_rate(texts)
-    right = [r.parts[spec.accuracy] >= 1 - 1e-9 for r in results]
     out["response/self_correction_rate"] = M.self_correction_rate(texts, right)
     out.update(stats)
     out["policy/grad_norm"] = float(grad_norm)
     out["policy/lr"] = lr
-    out["policy/advantage_abs_mean"] = advantages.abs().mean().item()
+    out["policy/advantage_abs_mean"] = _mean([abs(a) for a in advs])
     out["batch/zero_std_groups"] = zero_var_groups / seen_groups
-    out["batch/groups"] = float(len(kept))
+    out["batch/groups"] = n_kept
     out["batch/sampling_rounds"] = float(rnd + 1)
     out.update(_times(times))
-    out["perf/tokens_per_s"] = sum(lengths) / max(times["rollout"] + times["update"], 1e-9)
+    busy = all_max(times["rollout"] + times["update"] + times["comm"])  # the slowest rank's
+    out["perf/tokens_per_s"] = sum(lengths) / max(busy, 1e-9)
     t.last_samples = [
         {
             "question": ex["question"],
@@ -287,10 +334,10 @@ def _prompt_cache(model: Any, batch: Batch) -> PromptCache | None:
     return PromptCache(model, batch) if PromptCache.supports(model) else None
 
 
-def _seed(seed: int, step: int, rnd: int) -> int:
-    # Sampling randomness is a function of (seed, step, round) only, so a resumed run samples
-    # exactly what an uninterrupted one would.
-    return (seed * 1_000_003 + step * 1_009 + rnd) % (2**31)
+def _seed(seed: int, step: int, rnd: int, rank: int = 0) -> int:
+    # Sampling randomness is a function of (seed, step, round, rank) only, so a resumed run
+    # samples exactly what an uninterrupted one would (on the same number of ranks).
+    return (seed * 1_000_003 + step * 1_009 + rnd + rank * 7_919_993) % (2**31)
 
 
 def _with_lengths(ex: Mapping[str, Any], c: Completion, cfg: ZeroConfig) -> dict[str, Any]:
@@ -419,7 +466,7 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         stop=tuple(r.stop),
         n=r.group_size,
     )
-    rank, world = dist_rank()
+    rank, world = rank_world()
     return Trainer(
         cfg=cfg,
         policy=policy,
@@ -474,19 +521,29 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
     loaded); the run layer refuses an `out` that holds anything (see `r1lab.run.rundir`).
     `command` names the CLI command in the resume hint printed on Ctrl-C."""
     from r1lab.rewards import RewardPool
-    from r1lab.tracking import MetricsLogger, check_loggers
+    from r1lab.run.distributed import barrier, open_run, resumed_note, setup, teardown
+    from r1lab.run.model import resolve_device
+    from r1lab.tracking import check_loggers
 
     validate(cfg)
+    rank, world = setup(resolve_device(cfg.device).type)
+    main = rank == 0
+    if cfg.algo.prompts_per_step % world:
+        raise ConfigError(
+            f"algo.prompts_per_step={cfg.algo.prompts_per_step} is the global batch and must "
+            f"divide into {world} processes (whole groups per rank); use a multiple of {world}"
+        )
     checkpoint = None
     if cfg.resume:
         cfg = resume_config(cfg)
         run_dir = Path(cfg.resume)
         found = checkpoints(run_dir)
         checkpoint = found[-1] if found else None
-        if checkpoint is None:
+        if checkpoint is None and main:
             print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
     else:
         run_dir = check_free(cfg.out, cfg.overwrite)
+        barrier()  # every rank has checked before rank 0 claims the directory
     check_loggers(cfg.tensorboard, cfg.wandb)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -501,39 +558,40 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
             t.scheduler.load_state_dict(state["scheduler"])
             t.stream.load_state_dict(state["stream"])
             start = state["step"]
-            print(f"resumed from {checkpoint} (step {start})")
-        if not cfg.resume:
-            claim(run_dir, cfg.overwrite)  # start-up succeeded: only now is anything written
-        save_run_config(cfg, run_dir)
-        truncate_metrics(run_dir / "metrics.jsonl", start)
-        logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
-        display = Display(command, cfg.steps, start, cfg.progress)
+            if main:  # other world sizes: the same prompts and global batch, other samples
+                print(f"resumed from {checkpoint} (step {start}){resumed_note(state)}")
+        logger = open_run(cfg, run_dir, start)
+        display = Display(command, cfg.steps, start, cfg.progress and main)
         with interruptible(run_dir, command, display, logger):
             for step in range(start, cfg.steps + 1):
                 row: dict[str, float] = {}
-                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-                    row.update(run_eval(t, pool))
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) and main:
+                    row.update(run_eval(t, pool))  # the other ranks wait in the next step
                 if step == cfg.steps:
                     logger.log(step, row)
                     break
                 row.update(train_step(t, step))
                 stop_on_nan_streak(t.nan_streak, cfg.algo.max_nan_steps, run_dir)
                 logger.log(step, row)
-                if cfg.sample_every and step % cfg.sample_every == 0:
+                if cfg.sample_every and step % cfg.sample_every == 0 and main:
                     _write_samples(run_dir, step, t.last_samples)
                 display.update(step, row)
                 done = step + 1
-                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                    _checkpoint(t, run_dir, done)
-    _finish(run_dir)
+                if (done % cfg.checkpoint_every == 0 or done == cfg.steps) and main:
+                    _checkpoint(t, run_dir, done, world)
+    barrier()  # the last checkpoint is written before any rank reports the run done
+    if main:
+        _finish(run_dir)
+    teardown()
     return 0
 
 
-def _checkpoint(t: Trainer, run_dir: Path, step: int) -> None:
+def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
     state = {
         "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict(),
         "stream": t.stream.state_dict(),
+        "world_size": world,
     }
     # The template goes with the weights, so eval and a later stage prompt the model alike.
     meta = {"command": "r1lab zero", "template": t.cfg.template}

@@ -5,8 +5,9 @@
 - `r1lab.run.model`: model and tokenizer loading (device, dtype, tokenizer and chat-template
   checks; a run directory names its last checkpoint), all failing before a run directory is
   written.
-- `r1lab.run.progress`: the progress display (a trainer passes its label and metric keys) and
-  the process's data-parallel rank.
+- `r1lab.run.progress`: the progress display (a trainer passes its label and metric keys).
+- `r1lab.run.distributed`: data-parallel training under torchrun (process group, this rank's
+  share, sums over ranks, the gradient all-reduce); a no-op in one process.
 - `r1lab.run.checkpoints`: a run's checkpoints (HF directory + r1lab.json + trainer state,
   written atomically by `r1lab.checkpoint`), resume, metric truncation, the Ctrl-C hint.
 

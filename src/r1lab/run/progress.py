@@ -1,7 +1,7 @@
-"""Progress of a training run and the process's place in it, shared by every trainer.
+"""Progress of a training run, shared by every trainer.
 
 `Display` shows a rich progress bar with a trainer's key numbers (or one line per step when
-stdout is not a terminal); `dist_rank` says which data-parallel rank this process is.
+stdout is not a terminal). The process's data-parallel rank is `r1lab.run.distributed`'s.
 """
 
 from __future__ import annotations
@@ -62,12 +62,3 @@ class Display:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-
-
-def dist_rank() -> tuple[int, int]:
-    """(rank, world size) of this process: (0, 1) unless torch.distributed is initialised."""
-    import torch
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1

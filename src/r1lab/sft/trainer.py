@@ -27,14 +27,25 @@ from r1lab.checkpoint import own_memory
 from r1lab.config import ConfigError, validate
 from r1lab.rollout.batch import default_cut_cost
 from r1lab.rollout.engine import logits_to_keep_kwargs
-from r1lab.run import check_free, claim, resume_config, save_run_config
+from r1lab.run import check_free, resume_config
 from r1lab.run.checkpoints import (
     checkpoints,
     interruptible,
     load_trainer_state,
     save_checkpoint,
     stop_on_nan_streak,
-    truncate_metrics,
+)
+from r1lab.run.distributed import (
+    all_max,
+    all_reduce_grads,
+    all_sum,
+    barrier,
+    is_main,
+    open_run,
+    resumed_note,
+    setup,
+    shard,
+    teardown,
 )
 from r1lab.run.progress import Display
 from r1lab.sft.config import SFTConfig
@@ -84,18 +95,25 @@ class Trainer:
 
 
 def train_step(t: Trainer, step: int) -> dict[str, float]:
-    """One optimizer step over the step's batch of sequences; return its metrics."""
+    """One optimizer step over the step's batch of sequences; return its metrics.
+
+    Data-parallel (`r1lab.run.distributed`): each rank takes every world_size-th sequence of the
+    step's batch; the token count the loss divides by and the gradients are summed over ranks,
+    so every rank applies the update of one process with the whole batch."""
     cfg = t.cfg
     t0 = time.perf_counter()
 
-    # 1. The step's sequences (a fresh seeded order each epoch), cut into micro-batches that
-    # spend no compute on padding: rows of similar length, or whole sequences packed in a row.
-    batch = [t.data.train[i] for i in batch_rows(len(t.data.train), cfg.batch_size, cfg.seed, step)]
+    # 1. The step's sequences (a fresh seeded order each epoch; this rank's share of them), cut
+    # into micro-batches that spend no compute on padding: rows of similar length, or whole
+    # sequences packed in a row.
+    rows = batch_rows(len(t.data.train), cfg.batch_size, cfg.seed, step)
+    batch = [t.data.train[i] for i in rows[shard(len(rows))]]
     micro = micro_batches(batch, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id)
 
-    # 2. The loss is a mean over every completion token of the batch: each micro-batch divides
-    # by this count, not its own, so accumulating k micro-batches is one pass over the batch.
-    num_targets = sum(e.num_targets for e in batch)
+    # 2. The loss is a mean over every completion token of the batch (every rank's): each
+    # micro-batch divides by this count, not its own, so accumulating k micro-batches on n
+    # ranks is one pass over the batch.
+    num_targets = int(all_sum([sum(e.num_targets for e in batch)])[0])
 
     # 3. Forward and backward, micro-batch by micro-batch; gradients accumulate.
     t.model.train()
@@ -105,6 +123,8 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         loss = sft_loss(logits, targets, num_targets)
         loss.backward()
         loss_sum += loss.item()
+    comm = all_reduce_grads(t.model.parameters())  # the gradient of the whole batch's loss
+    loss_sum = all_sum([loss_sum])[0]
 
     # 4. Clip and step; a non-finite loss or gradient skips the step (nothing applied).
     lr = t.optimizer.param_groups[0]["lr"]
@@ -119,23 +139,30 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         t.optimizer.zero_grad(set_to_none=True)
         t.scheduler.step()
         t.nan_streak = 0
-    seconds = time.perf_counter() - t0
+    seconds = all_max(time.perf_counter() - t0)  # the slowest rank's
 
-    # 5. Metrics.
-    tokens = sum(len(e.ids) for e in batch)
-    positions = sum(mb.input_ids.numel() for mb in micro)
+    # 5. Metrics, over every rank's sequences.
+    sequences, tokens, positions, n_micro = all_sum(
+        [
+            len(batch),
+            sum(len(e.ids) for e in batch),
+            sum(mb.input_ids.numel() for mb in micro),
+            len(micro),
+        ]
+    )
     out.update(
         {
             "loss/sft": loss_sum,
             "policy/lr": lr,
             "policy/grad_norm": float(grad_norm),
-            "batch/sequences": float(len(batch)),
-            "batch/tokens": float(tokens),
+            "batch/sequences": sequences,
+            "batch/tokens": tokens,
             "batch/completion_tokens": float(num_targets),
-            "batch/micro_batches": float(len(micro)),
-            "batch/padding_frac": 1 - tokens / positions,
+            "batch/micro_batches": n_micro,
+            "batch/padding_frac": 1 - tokens / max(positions, 1),
             "train/epoch": (step + 1) / -(-len(t.data.train) // cfg.batch_size),
             "time/step": seconds,
+            "time/comm": comm,
             "perf/tokens_per_s": tokens / max(seconds, 1e-9),
         }
     )
@@ -163,18 +190,19 @@ def target_logits(model: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tenso
 
 
 def eval_loss(t: Trainer) -> dict[str, float]:
-    """Token-mean loss of the held-out sequences' completions (the model's current weights)."""
+    """Token-mean loss of the held-out sequences' completions (the model's current weights);
+    each data-parallel rank scores its share of them."""
     cfg = t.cfg
     t.model.eval()
     nll, n = 0.0, 0
+    mine = t.data.eval[shard(len(t.data.eval))]
     with torch.no_grad():
-        micro = micro_batches(
-            t.data.eval, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id
-        )
+        micro = micro_batches(mine, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id)
         for mb in micro:
             logits, targets = target_logits(t.model, mb.to(t.device))
             nll += token_nll(logits, targets).item()
             n += int((targets != IGNORE).sum().item())
+    nll, n = all_sum([nll, n])
     return {"eval/loss": nll / max(n, 1), "eval/completion_tokens": float(n)}
 
 
@@ -267,10 +295,11 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
     tokens = sum(len(e.ids) for e in data.train)
     held = f"{len(data.eval)} held out ({data.eval_source})" if data.eval else "none held out"
     dropped = f"; {data.dropped} longer than {max_length} tokens dropped" if data.dropped else ""
-    print(
-        f"sft: {len(data.train)} training sequences ({tokens} tokens), {held}{dropped}; "
-        f"{total} steps of {cfg.batch_size}"
-    )
+    if is_main():
+        print(
+            f"sft: {len(data.train)} training sequences ({tokens} tokens), {held}{dropped}; "
+            f"{total} steps of {cfg.batch_size}"
+        )
     return Trainer(
         cfg=cfg,
         model=model,
@@ -295,20 +324,24 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
 
     Nothing is written until start-up has succeeded (config valid, data read, model and
     tokenizer loaded); the run layer refuses an `out` that holds anything."""
-    from r1lab.tracking import MetricsLogger, check_loggers
+    from r1lab.run.model import resolve_device
+    from r1lab.tracking import check_loggers
 
     checkpoint = None
+    rank, world = setup(resolve_device(cfg.device).type)
+    main = rank == 0
     if cfg.resume:
         # The saved config fills in what a partial one (SFTConfig(resume=RUN)) leaves out.
         cfg = validate(resume_config(cfg))
         run_dir = Path(cfg.resume)
         found = checkpoints(run_dir)
         checkpoint = found[-1] if found else None
-        if checkpoint is None:
+        if checkpoint is None and main:
             print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
     else:
         validate(cfg)
         run_dir = check_free(cfg.out, cfg.overwrite)
+        barrier()  # every rank has checked before rank 0 claims the directory
     check_loggers(cfg.tensorboard, cfg.wandb)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -326,13 +359,10 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
         t.optimizer.load_state_dict(state["optimizer"])
         t.scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-        print(f"resumed from {checkpoint} (step {start})")
-    if not cfg.resume:
-        claim(run_dir, cfg.overwrite)  # start-up succeeded: only now is anything written
-    save_run_config(cfg, run_dir)
-    truncate_metrics(run_dir / "metrics.jsonl", start)
-    logger = MetricsLogger(run_dir, cfg.tensorboard, cfg.wandb)
-    display = Display(command, t.total_steps, start, cfg.progress, SFT_KEYS)
+        if main:
+            print(f"resumed from {checkpoint} (step {start}){resumed_note(state)}")
+    logger = open_run(cfg, run_dir, start)
+    display = Display(command, t.total_steps, start, cfg.progress and main, SFT_KEYS)
     with interruptible(run_dir, command, display, logger):
         for step in range(start, t.total_steps + 1):
             row: dict[str, float] = {}
@@ -348,17 +378,22 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
             logger.log(step, row)
             display.update(step, row)
             done = step + 1
-            if done % cfg.checkpoint_every == 0 or done == t.total_steps:
-                _checkpoint(t, run_dir, done)
-    _finish(run_dir)
+            if (done % cfg.checkpoint_every == 0 or done == t.total_steps) and main:
+                _checkpoint(t, run_dir, done, world)
+    barrier()  # the last checkpoint is written before any rank reports the run done
+    if main:
+        _finish(run_dir)
+    teardown()
     return 0
 
 
-def _checkpoint(t: Trainer, run_dir: Path, step: int) -> None:
+def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
+    # The batch order is global (a function of the step), so a run resumes on any world size.
     state = {
         "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict(),
         "data": t.data_hash,
+        "world_size": world,
     }
     # The template goes with the weights, so eval and RL prompt the model as it was trained.
     meta = {"command": "r1lab sft", "template": t.cfg.template, "data": t.cfg.data}

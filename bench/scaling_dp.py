@@ -1,0 +1,114 @@
+"""Data-parallel GRPO: the same global batch on 1 process x 2 threads and 2 processes x 1 thread.
+
+    .venv/bin/python bench/scaling_dp.py                 # shipped base, P = 16, G = 8, 160 tokens
+    .venv/bin/python bench/scaling_dp.py --steps 6 --model PATH --prompts 8
+
+Runs `r1lab zero`'s `train_step` (built as the command builds it) for N timed steps after one
+warm-up step, first in one process with 2 threads, then under torchrun with 2 processes of 1 thread
+each (gloo), back to back, and prints the median step time, its parts (rollout, reward, update,
+communication) and completion tokens per second. `time/comm` is the gradient all-reduce alone
+(`r1lab.run.distributed.all_reduce_grads`); the other collectives of a step (a few counters and
+the per-completion metric records) are inside the other parts and are small.
+
+What a step communicates, per rank, for a model of N parameters: one all-reduce of the gradient,
+4N bytes in float32 (2N in bf16); a ring all-reduce sends and receives 2 (W - 1) / W of that per
+rank on W ranks, so the traffic per rank stays about 2 x 4N bytes however many ranks there are
+(8 GB per step for a 1B-parameter model in fp32), plus a few kilobytes of counters and metric
+records. The script prints these numbers for the model it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PARTS = ("time/step", "time/rollout", "time/reward", "time/update", "time/comm")
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    from r1lab.rewards import RewardPool
+    from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
+    from r1lab.rl.trainer import build, train_step
+    from r1lab.run.distributed import rank_world, setup, teardown
+
+    torch.set_num_threads(args.threads)
+    rank, world = setup("cpu")
+    cfg = ZeroConfig(
+        rollout=RolloutConfig(group_size=args.group, max_new_tokens=args.tokens),
+        algo=AlgoConfig(prompts_per_step=args.prompts),
+        workers=0,
+        threads=args.threads,
+        progress=False,
+        **({"model": args.model} if args.model else {}),
+    )
+    rows = []
+    with RewardPool(workers=0) as pool:
+        t = build(cfg, pool)
+        params = sum(p.numel() for p in t.policy.parameters())
+        for step in range(args.steps + 1):
+            m = train_step(t, step)
+            if step:  # the first step warms up
+                rows.append({k: m.get(k, 0.0) for k in (*PARTS, "perf/tokens_per_s")})
+                rows[-1]["tokens"] = m["response/length_mean"] * args.prompts * args.group
+    if rank_world()[0] == 0:
+        out = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        out.update(world=world, threads=args.threads, params=params)
+        Path(args.out).write_text(json.dumps(out))
+    teardown()
+
+
+def launch(args: argparse.Namespace, procs: int, threads: int, out: Path) -> dict:
+    me = [__file__, "--worker", "--threads", str(threads), "--out", str(out)]
+    me += ["--steps", str(args.steps), "--prompts", str(args.prompts)]
+    me += ["--group", str(args.group), "--tokens", str(args.tokens)]
+    me += ["--model", args.model] if args.model else []
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if procs == 1:
+        cmd = [sys.executable, *me]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs)]
+        cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", *me]
+    subprocess.run(cmd, check=True, env=env)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=16, help="P, the global batch of prompts")
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=160)
+    ap.add_argument("--model", default="")
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        one = launch(args, 1, 2, Path(tmp) / "one.json")
+        two = launch(args, 2, 1, Path(tmp) / "two.json")
+    print(f"global batch: P = {args.prompts} x G = {args.group}, {args.tokens} new tokens")
+    print(f"{'':<28}{'1 proc x 2 threads':>20}{'2 procs x 1 thread':>20}{'ratio':>8}")
+    for key in (*PARTS, "perf/tokens_per_s"):
+        a, b = one[key], two[key]
+        ratio = f"{b / a:8.2f}" if a else f"{'-':>8}"
+        print(f"{key:<28}{a:20.3f}{b:20.3f}{ratio}")
+    n = one["params"]
+    print(
+        f"model: {n:,} parameters; gradient all-reduce per step: {4 * n / 2**20:.1f} MiB "
+        f"(fp32), a ring moves 2 (W-1)/W of it per rank"
+    )
+
+
+if __name__ == "__main__":
+    main()

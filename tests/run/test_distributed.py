@@ -1,0 +1,220 @@
+"""Data-parallel training on 2 CPU processes (gloo), launched by torchrun from the tests.
+
+What must hold: one GRPO step at world size 2 moves the weights as one process does with the
+same global batch; `r1lab zero` under torchrun writes one run (rank 0), resumes after a kill and on
+another number of processes; a rank that raises ends the whole job, naming that rank's error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1lab.run import distributed
+from r1lab.tracking import read_metrics
+
+HERE = Path(__file__).parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+import dist_worker  # noqa: E402
+from sft._helpers import QA  # noqa: E402
+
+# Same weights to float tolerance. The two runs batch other rows together (each rank's forward
+# passes see 2 groups, one process's see 4: other matmul shapes and padding widths), so logits
+# differ in the last bits of float32 (~1e-7), and the all-reduce adds the ranks' sums in another
+# order. Measured: the whole update differs by 1.2e-6 (relative L2), the worst tensor (a norm
+# weight, whose gradient is a sum of many cancelling terms) by 2.5e-5. A wiring error (one rank's
+# gradient, a per-rank token count) is off by tens of percent.
+RTOL_ALL, RTOL_TENSOR = 1e-5, 2e-4
+
+
+def torchrun(*args: str, nproc: int = 2, **popen) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+    cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", *args]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc: torchrun's workers are not in its process group)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_job(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every rank at once, as a crash or an OOM killer would."""
+    for pid in [*descendants(proc.pid), proc.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+def test_one_process_is_untouched_by_the_distributed_layer():
+    assert distributed.rank_world() == (0, 1) and distributed.is_main()
+    assert distributed.all_sum([1.5, 2]) == [1.5, 2.0]
+    assert distributed.all_gather_object({"a": 1}) == [{"a": 1}]
+    assert distributed.all_reduce_grads([torch.nn.Parameter(torch.ones(2))]) == 0.0
+    assert distributed.shard(5) == slice(0, 5, 1)
+
+
+def same_update(a: dict, b: dict) -> None:
+    """Two saved steps moved the weights alike (within RTOL_*) and really moved them."""
+    flat_a = torch.cat([d.flatten() for d in a["delta"].values()])
+    flat_b = torch.cat([b["delta"][name].flatten() for name in a["delta"]])
+    assert flat_a.abs().max() > 1e-4
+    assert (flat_a - flat_b).norm() <= RTOL_ALL * flat_a.norm()
+    for name, da in a["delta"].items():
+        assert (da - b["delta"][name]).norm() <= RTOL_TENSOR * da.norm() + 1e-12, name
+
+
+def test_a_grpo_step_on_two_processes_equals_one_process(base_model, tmp_path):
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    dist_worker.one_step(str(base_model), str(one))
+    proc = torchrun(str(HERE / "dist_worker.py"), "step", str(base_model), str(two))
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    a, b = torch.load(one), torch.load(two)
+    # The weights move by the same amount on 2 processes, each with 2 of the 4 groups ...
+    same_update(a, b)
+    # ... and the metrics are over the whole batch on both.
+    for key in (
+        "reward/total",
+        "reward/accuracy",
+        "reward/format_rate",
+        "response/length_mean",
+        "loss/total",
+        "loss/kl",
+        "policy/entropy",
+        "policy/grad_norm",
+        "policy/advantage_abs_mean",
+    ):
+        assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-5, abs=1e-7), key
+    assert a["metrics"]["batch/groups"] == b["metrics"]["batch/groups"] == 4
+    assert b["metrics"]["time/comm"] > 0 and a["metrics"]["time/comm"] == 0
+
+
+def test_an_sft_step_on_two_processes_equals_one_process(base_model, tmp_path):
+    data = tmp_path / "data.jsonl"
+    rows = QA[:7]  # of varied lengths; the ranks get 4 and 3
+    data.write_text("".join(json.dumps({"prompt": q, "completion": c}) + "\n" for q, c in rows))
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    dist_worker.one_sft_step(str(base_model), str(one), str(data))
+    proc = torchrun(str(HERE / "dist_worker.py"), "sft", str(base_model), str(two), str(data))
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    a, b = torch.load(one), torch.load(two)
+    same_update(a, b)
+    for key in ("loss/sft", "policy/grad_norm", "batch/tokens", "batch/completion_tokens"):
+        assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-5), key
+    assert a["metrics"]["batch/sequences"] == b["metrics"]["batch/sequences"] == 7
+
+
+def zero_args(model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "-m",
+        "r1lab",
+        "zero",
+        f"model={model}",
+        f"out={out}",
+        "rollout.group_size=4",
+        "rollout.max_new_tokens=16",
+        "algo.prompts_per_step=4",
+        "train_pool=64",
+        "steps=200",
+        "eval_every=0",
+        "checkpoint_every=1",
+        "keep_checkpoints=0",
+        "workers=0",
+        "threads=1",
+        "progress=false",
+        *extra,
+    ]
+
+
+def test_zero_under_torchrun_resumes_after_a_kill_and_on_another_world_size(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    proc = torchrun(*zero_args(tiny_model, run))
+    deadline = time.time() + 180
+    while not (run / "checkpoints" / "step-000002" / "trainer_state.pt").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.2)
+    kill_job(proc)  # the launcher and both ranks, mid-run
+    last = int(sorted((run / "checkpoints").glob("step-*"))[-1].name[5:])
+    assert last < 200
+    state = torch.load(run / "checkpoints" / "step-000002" / "trainer_state.pt", weights_only=False)
+    assert state["world_size"] == 2
+
+    proc = torchrun("-m", "r1lab", "zero", "--resume", str(run), f"steps={last + 2}")
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert out.count(f"(step {last})") == 1  # resumed where it stopped; rank 0 speaks
+    # One line per step (and the closing one): only rank 0 writes metrics, and resuming
+    # dropped nothing it kept.
+    steps = [r["step"] for r in read_metrics(run)]
+    assert steps == list(range(last + 3))
+    assert all(r["batch/groups"] == 4 for r in read_metrics(run) if "batch/groups" in r)
+
+    # The same run continues on one process: the global batch and the stream are the same.
+    done = subprocess.run(
+        [sys.executable, "-m", "r1lab", "zero", "--resume", str(run), f"steps={last + 3}"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "; saved by 2 process(es), continues on 1" in done.stdout
+    assert [r["step"] for r in read_metrics(run)] == list(range(last + 4))
+
+
+def test_a_global_batch_that_does_not_split_into_whole_groups_is_refused(tiny_model, tmp_path):
+    proc = torchrun(*zero_args(tiny_model, tmp_path / "run", "algo.prompts_per_step=3"))
+    out = finish(proc)
+    assert proc.returncode != 0
+    assert "algo.prompts_per_step=3" in out and "2 processes" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_rank_that_raises_ends_the_job_with_its_error(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    t0 = time.time()
+    proc = torchrun(str(HERE / "dist_worker.py"), "fail", str(tiny_model), str(run))
+    out = finish(proc)
+    assert proc.returncode != 0
+    assert time.time() - t0 < 120  # rank 0, waiting in a collective, was stopped
+    assert "rank 1 fails on purpose at step 1" in out
+    assert "rank    : 1" in out or "rank: 1" in out, out[-3000:]
+    # The checkpoint written before the failure loads.
+    last = sorted((run / "checkpoints").iterdir())[-1]
+    assert last.name == "step-000001"
+    json.loads((last / "r1lab.json").read_text())
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(last)
