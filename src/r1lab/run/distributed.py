@@ -138,17 +138,6 @@ def all_gather_object(obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank `src`'s `obj` on every rank."""
-    import torch.distributed as dist
-
-    if rank_world()[1] == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def all_reduce_grads(params: Iterable[Any]) -> float:
     """Sum the gradients of `params` over ranks, in place; returns the seconds it took.
 
