@@ -57,11 +57,14 @@ def save_hf(
     tokenizer: Any,
     extra: dict[str, Any] | None = None,
     extra_files: dict[str, Callable[[Path], None]] | None = None,
+    state_dict: dict[str, Any] | None = None,
 ) -> Path:
-    """Save model + tokenizer (+ `extra` as r1lab.json, + extra files) as an HF directory."""
+    """Save model + tokenizer (+ `extra` as r1lab.json, + extra files) as an HF directory;
+    `state_dict` replaces the model's own (a sharded model's, gathered: `r1lab.run.fsdp`)."""
 
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, safe_serialization=True)
+        full = {"state_dict": state_dict} if state_dict is not None else {}
+        model.save_pretrained(tmp, safe_serialization=True, **full)
         tokenizer.save_pretrained(tmp)
         _portable_tokenizer_class(tmp / "tokenizer_config.json")
         if extra is not None:

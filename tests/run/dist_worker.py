@@ -3,10 +3,11 @@
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py step MODEL OUT
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py sft MODEL OUT DATA
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py fail MODEL OUT
+    (`step-fsdp` and `sft-fsdp`: the same steps with the model sharded, fsdp=true)
 
 `step`: one GRPO step on the global batch of `step_config`, rollouts sampled one prompt at a time
 (`PerPromptSampler`), so they depend on the prompt only and not on which rank samples it; rank 0
-saves how far each weight moved and the metrics to OUT. `sft`: the same for one SFT step on DATA.
+saves how far each weight moved, the metrics and the optimizer state to OUT. `sft`: the same for one SFT step on DATA.
 `fail`: `r1lab zero` with rank 1 raising at step 1.
 """
 
@@ -23,6 +24,7 @@ from r1lab.rewards import RewardPool
 from r1lab.rl import trainer
 from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
 from r1lab.run.distributed import rank_world, setup, teardown
+from r1lab.run.fsdp import full_state_dict, load_optimizer_state, optimizer_state
 from r1lab.tasks import TaskConfig
 
 
@@ -59,46 +61,81 @@ def step_config(model: str, out: str) -> ZeroConfig:
     )
 
 
-def one_step(model: str, out: str) -> None:
-    """One step; SGD with lr 1, so the weights move by exactly minus the (clipped) gradient."""
+def weights(model) -> dict[str, torch.Tensor] | None:
+    """Full copies of the weights on rank 0 (gathered when sharded: every rank calls this)."""
+    full = full_state_dict(model)
+    if full is None and rank_world()[0] == 0:
+        full = {k: v.clone() for k, v in model.state_dict().items()}
+    return full
+
+
+def sgd(params):
+    # lr 1: the weights move by exactly minus the (clipped) gradient; after one step the
+    # momentum buffer is that gradient, so the saved optimizer state is checked too.
+    return torch.optim.SGD(params, lr=1.0, momentum=0.9)
+
+
+def finish_step(model, optimizer, before, metrics, out: str) -> None:
+    after = weights(model)
+    state = optimizer_state(model, optimizer)
+    fresh = sgd(model.parameters())  # the state loads back into a new optimizer (resume)
+    load_optimizer_state(model, fresh, state)
+    again = optimizer_state(model, fresh)
+    # How many parameter values this rank holds: all of them, or its shard under fsdp.
+    held = sum(getattr(p, "_local_tensor", p).numel() for p in model.parameters())
+    if rank_world()[0] == 0:
+        delta = {k: v - before[k] for k, v in after.items()}
+        saved = {"delta": delta, "metrics": metrics, "opt": state, "again": again, "held": held}
+        torch.save(saved, out)
+
+
+def one_step(model: str, out: str, fsdp: bool = False) -> None:
+    """One step with SGD (`sgd`) on the global batch of `step_config`."""
     cfg = step_config(model, out)
+    cfg.fsdp = fsdp
     with RewardPool(workers=0) as pool:
         t = trainer.build(cfg, pool)
         t.sampler = PerPromptSampler(t.sampler)
-        t.optimizer = torch.optim.SGD(t.policy.parameters(), lr=1.0)
+        t.optimizer = sgd(t.policy.parameters())
         t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda s: 1.0)
-        before = {k: v.clone() for k, v in t.policy.state_dict().items()}
+        before = weights(t.policy)
         metrics = trainer.train_step(t, 0)
-        if rank_world()[0] == 0:
-            delta = {k: v - before[k] for k, v in t.policy.state_dict().items()}
-            torch.save({"delta": delta, "metrics": metrics}, out)
+        finish_step(t.policy, t.optimizer, before, metrics, out)
 
 
-def one_sft_step(model: str, out: str, data: str) -> None:
-    """One SFT step of 7 rows (ranks get 4 and 3), SGD with lr 1, as `one_step`."""
+def one_sft_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
+    """One SFT step of 7 rows (ranks get 4 and 3), with SGD as `one_step`."""
     from r1lab.sft import trainer as sft
     from r1lab.sft.config import SFTConfig
 
     cfg = SFTConfig(
-        model=model, data=data, eval_size=0, batch_size=7, micro_batch_tokens=64, warmup_steps=0
+        model=model,
+        data=data,
+        eval_size=0,
+        batch_size=7,
+        micro_batch_tokens=64,
+        warmup_steps=0,
+        fsdp=fsdp,
     )
     t = sft.build(cfg)
-    t.optimizer = torch.optim.SGD(t.model.parameters(), lr=1.0)
+    t.optimizer = sgd(t.model.parameters())
     t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda s: 1.0)
-    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    before = weights(t.model)
     metrics = sft.train_step(t, 0)
-    if rank_world()[0] == 0:
-        delta = {k: v - before[k] for k, v in t.model.state_dict().items()}
-        torch.save({"delta": delta, "metrics": metrics}, out)
+    finish_step(t.model, t.optimizer, before, metrics, out)
 
 
 @record
 def main() -> None:
     mode, model, out = sys.argv[1:4]
     torch.set_num_threads(1)
-    if mode in ("step", "sft"):
+    if mode in ("step", "sft", "step-fsdp", "sft-fsdp"):
         setup("cpu")
-        one_step(model, out) if mode == "step" else one_sft_step(model, out, sys.argv[4])
+        fsdp = mode.endswith("-fsdp")
+        if mode.startswith("step"):
+            one_step(model, out, fsdp)
+        else:
+            one_sft_step(model, out, sys.argv[4], fsdp)
         teardown()
     elif mode == "fail":
         real = trainer.train_step

@@ -50,10 +50,19 @@ from r1lab.run.checkpoints import (
 from r1lab.run.distributed import (
     all_gather_object,
     all_max,
-    all_reduce_grads,
     all_sum,
     all_sum_dict,
+    is_main,
     rank_world,
+)
+from r1lab.run.fsdp import (
+    accumulate,
+    clip_grad_norm,
+    full_state_dict,
+    gathered,
+    load_optimizer_state,
+    optimizer_state,
+    shard_model,
 )
 from r1lab.run.progress import Display
 from r1lab.tasks import encode_prompts, make_task, render_prompt
@@ -103,50 +112,51 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     kept: list[tuple[Mapping[str, Any], list[Completion], list[Any]]] = []
     zero_var_groups = seen_groups = errors = timeouts = 0
     rounds = 1 + (algo.max_resample_rounds if algo.dynamic_sampling else 0)
-    for rnd in range(rounds):
-        examples = t.stream.take(share)
-        if rnd > 0 and len(kept) >= share:
-            examples = []
-        prompts = [render_prompt(ex["question"], cfg.template, t.tokenizer) for ex in examples]
-        t0 = time.perf_counter()
-        prompt_ids = encode_prompts(prompts, cfg.template, t.tokenizer) if prompts else []
-        seed = _seed(cfg.seed, step, rnd, rank)
-        groups = t.sampler.generate(prompt_ids, t.sampling, seed=seed) if prompts else []
-        t1 = time.perf_counter()
-        flat = [c for g in groups for c in g]
-        scored = (
-            t.pool.score(
-                t.reward,
-                [c.text for c in flat],
-                [
-                    _with_lengths(ex, c, cfg)
-                    for ex, g in zip(examples, groups, strict=True)
-                    for c in g
-                ],
+    with gathered(t.policy):  # sharded (fsdp): full weights once for every decode step
+        for rnd in range(rounds):
+            examples = t.stream.take(share)
+            if rnd > 0 and len(kept) >= share:
+                examples = []
+            prompts = [render_prompt(ex["question"], cfg.template, t.tokenizer) for ex in examples]
+            t0 = time.perf_counter()
+            prompt_ids = encode_prompts(prompts, cfg.template, t.tokenizer) if prompts else []
+            seed = _seed(cfg.seed, step, rnd, rank)
+            groups = t.sampler.generate(prompt_ids, t.sampling, seed=seed) if prompts else []
+            t1 = time.perf_counter()
+            flat = [c for g in groups for c in g]
+            scored = (
+                t.pool.score(
+                    t.reward,
+                    [c.text for c in flat],
+                    [
+                        _with_lengths(ex, c, cfg)
+                        for ex, g in zip(examples, groups, strict=True)
+                        for c in g
+                    ],
+                )
+                if flat
+                else []
             )
-            if flat
-            else []
-        )
-        # A part that raised or was not a finite number scored 0 (logged by the pool); a reward
-        # failing on every item raised RewardError above.
-        errors += sum(len(r.info.get("errors", ())) for r in scored)
-        # Parts whose worker overran the pool's time limit or died also scored 0.
-        timeouts += sum(
-            len(r.info.get("timed_out", ())) + len(r.info.get("crashed", ())) for r in scored
-        )
-        times["rollout"] += t1 - t0
-        times["reward"] += time.perf_counter() - t1
-        for i, (ex, group) in enumerate(zip(examples, groups, strict=True)):
-            results = scored[i * G : (i + 1) * G]
-            totals = [r.total for r in results]
-            seen_groups += 1
-            equal = max(totals) - min(totals) < 1e-9
-            zero_var_groups += equal
-            if not (algo.dynamic_sampling and equal):
-                kept.append((ex, group, results))
-        short = share - len(kept) if algo.dynamic_sampling else 0
-        if all_max(short) <= 0:  # every rank has its share (or no resampling)
-            break
+            # A part that raised or was not a finite number scored 0 (logged by the pool); a reward
+            # failing on every item raised RewardError above.
+            errors += sum(len(r.info.get("errors", ())) for r in scored)
+            # Parts whose worker overran the pool's time limit or died also scored 0.
+            timeouts += sum(
+                len(r.info.get("timed_out", ())) + len(r.info.get("crashed", ())) for r in scored
+            )
+            times["rollout"] += t1 - t0
+            times["reward"] += time.perf_counter() - t1
+            for i, (ex, group) in enumerate(zip(examples, groups, strict=True)):
+                results = scored[i * G : (i + 1) * G]
+                totals = [r.total for r in results]
+                seen_groups += 1
+                equal = max(totals) - min(totals) < 1e-9
+                zero_var_groups += equal
+                if not (algo.dynamic_sampling and equal):
+                    kept.append((ex, group, results))
+            short = share - len(kept) if algo.dynamic_sampling else 0
+            if all_max(short) <= 0:  # every rank has its share (or no resampling)
+                break
     kept = kept[:share]
     counts = all_sum([len(kept), zero_var_groups, seen_groups, errors, timeouts])
     n_kept, zero_var_groups, seen_groups, errors, timeouts = counts
@@ -194,13 +204,14 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
         else []
     )
     ref_logp = None
-    if t.ref is not None and algo.beta > 0 and batch is not None:
-        with torch.no_grad():
-            prompts = _prompt_cache(t.ref, batch)
-            ref_logp = torch.zeros_like(mask)  # [N, Lc]
-            for rows in micro:
-                logp = _logprobs(t.ref, batch, rows, cfg, prompts)[0]  # [b, k]
-                ref_logp[rows, : logp.shape[1]] = logp
+    if t.ref is not None and algo.beta > 0:
+        with torch.no_grad(), gathered(t.ref):  # sharded: every rank joins the gather
+            if batch is not None:
+                prompts = _prompt_cache(t.ref, batch)
+                ref_logp = torch.zeros_like(mask)  # [N, Lc]
+                for rows in micro:
+                    logp = _logprobs(t.ref, batch, rows, cfg, prompts)[0]  # [b, k]
+                    ref_logp[rows, : logp.shape[1]] = logp
     stats: dict[str, float] = {}
     grad_norm = torch.tensor(0.0)
     lr = t.optimizer.param_groups[0]["lr"]
@@ -208,33 +219,35 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     for _ in range(algo.mu):
         entropy_sum = 0.0
         pass_stats: dict[str, float] = {}
-        prompts = _prompt_cache(t.policy, batch) if batch is not None else None  # new weights
-        for rows in micro:
-            logp, ent = _logprobs(t.policy, batch, rows, cfg, prompts, entropy=True)
-            width = logp.shape[1]  # the micro-batch's longest completion; the rest is padding
-            loss, mb_stats = grpo_loss(
-                logp,
-                batch.old_logprobs[rows, :width] if algo.mu > 1 else None,
-                ref_logp[rows, :width] if ref_logp is not None else None,
-                adv[rows],
-                mask[rows, :width],
-                eps_low=algo.eps_low,
-                eps_high=algo.eps_high,
-                beta=algo.beta,
-                agg=algo.loss_agg,
-                **sizes,
-            )
-            loss.backward()  # reaches the prompts' cached KV, not yet the prompts' pass
-            entropy_sum += (ent * mask[rows, :width]).sum().item()
-            for k, v in mb_stats.items():  # every stat is this micro-batch's share
-                pass_stats[k] = pass_stats.get(k, 0.0) + v
-        if prompts is not None:
-            prompts.backward()  # all micro-batches' gradient through the prompts, once
-        # Every rank's share of the loss summed: the gradient of the whole batch's loss.
-        times["comm"] += all_reduce_grads(t.policy.parameters())
+        # At the block's end every rank's share of the loss is summed: the gradient of the whole
+        # batch's loss (an all-reduce, or a reduce-scatter when sharded).
+        with accumulate(t.policy) as comm:
+            prompts = _prompt_cache(t.policy, batch) if batch is not None else None  # new weights
+            for rows in micro:
+                logp, ent = _logprobs(t.policy, batch, rows, cfg, prompts, entropy=True)
+                width = logp.shape[1]  # the micro-batch's longest completion; the rest is padding
+                loss, mb_stats = grpo_loss(
+                    logp,
+                    batch.old_logprobs[rows, :width] if algo.mu > 1 else None,
+                    ref_logp[rows, :width] if ref_logp is not None else None,
+                    adv[rows],
+                    mask[rows, :width],
+                    eps_low=algo.eps_low,
+                    eps_high=algo.eps_high,
+                    beta=algo.beta,
+                    agg=algo.loss_agg,
+                    **sizes,
+                )
+                loss.backward()  # reaches the prompts' cached KV, not yet the prompts' pass
+                entropy_sum += (ent * mask[rows, :width]).sum().item()
+                for k, v in mb_stats.items():  # every stat is this micro-batch's share
+                    pass_stats[k] = pass_stats.get(k, 0.0) + v
+            if prompts is not None:
+                prompts.backward()  # all micro-batches' gradient through the prompts, once
+        times["comm"] += comm.seconds
         pass_stats = all_sum_dict(pass_stats)
         entropy_sum = all_sum([entropy_sum])[0]
-        grad_norm = torch.nn.utils.clip_grad_norm_(t.policy.parameters(), algo.max_grad_norm)
+        grad_norm = clip_grad_norm(t.policy.parameters(), algo.max_grad_norm)
         if not math.isfinite(pass_stats["loss/total"]) or not torch.isfinite(grad_norm):
             t.optimizer.zero_grad(set_to_none=True)
             t.nan_streak += 1
@@ -456,6 +469,9 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     if not train:
         raise ConfigError(f"task {task.name} has no training examples")
     _check_prompts(task, train[:256], cfg, tokenizer, policy)
+    if cfg.fsdp:  # before the optimizer, which must hold the sharded parameters
+        policy = shard_model(policy)
+        ref = shard_model(ref) if ref is not None else None
     optimizer, scheduler = make_optimizer(policy, cfg.algo)
     r = cfg.rollout
     sampling = SamplingParams(
@@ -554,7 +570,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
         start = 0
         if checkpoint is not None:
             state = load_trainer_state(checkpoint)
-            t.optimizer.load_state_dict(state["optimizer"])
+            load_optimizer_state(t.policy, t.optimizer, state["optimizer"])
             t.scheduler.load_state_dict(state["scheduler"])
             t.stream.load_state_dict(state["stream"])
             start = state["step"]
@@ -565,8 +581,10 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
         with interruptible(run_dir, command, display, logger):
             for step in range(start, cfg.steps + 1):
                 row: dict[str, float] = {}
-                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) and main:
-                    row.update(run_eval(t, pool))  # the other ranks wait in the next step
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    with gathered(t.policy):  # sharded: every rank takes part in the gather
+                        if main:
+                            row.update(run_eval(t, pool))  # the others wait in the next step
                 if step == cfg.steps:
                     logger.log(step, row)
                     break
@@ -577,8 +595,8 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
                     _write_samples(run_dir, step, t.last_samples)
                 display.update(step, row)
                 done = step + 1
-                if (done % cfg.checkpoint_every == 0 or done == cfg.steps) and main:
-                    _checkpoint(t, run_dir, done, world)
+                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                    _checkpoint(t, run_dir, done, world)  # every rank: sharded state is gathered
     barrier()  # the last checkpoint is written before any rank reports the run done
     if main:
         _finish(run_dir)
@@ -587,15 +605,19 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
 
 
 def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
+    # Called on every rank (gathering a sharded model's state is a collective); rank 0 writes.
+    weights = full_state_dict(t.policy)
     state = {
-        "optimizer": t.optimizer.state_dict(),
+        "optimizer": optimizer_state(t.policy, t.optimizer),
         "scheduler": t.scheduler.state_dict(),
         "stream": t.stream.state_dict(),
         "world_size": world,
     }
     # The template goes with the weights, so eval and a later stage prompt the model alike.
     meta = {"command": "r1lab zero", "template": t.cfg.template}
-    save_checkpoint(run_dir, step, t.policy, t.tokenizer, state, t.cfg.keep_checkpoints, meta)
+    if is_main():
+        keep = t.cfg.keep_checkpoints
+        save_checkpoint(run_dir, step, t.policy, t.tokenizer, state, keep, meta, weights)
 
 
 def _write_samples(run_dir: Path, step: int, samples: list[dict[str, Any]]) -> None:

@@ -8,6 +8,8 @@
 - `r1lab.run.progress`: the progress display (a trainer passes its label and metric keys).
 - `r1lab.run.distributed`: data-parallel training under torchrun (process group, this rank's
   share, sums over ranks, the gradient all-reduce); a no-op in one process.
+- `r1lab.run.fsdp`: `fsdp=true`, parameters, gradients and optimizer state sharded with FSDP2,
+  gathered for each step; checkpoints stay whole.
 - `r1lab.run.checkpoints`: a run's checkpoints (HF directory + r1lab.json + trainer state,
   written atomically by `r1lab.checkpoint`), resume, metric truncation, the Ctrl-C hint.
 

@@ -44,9 +44,11 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     keep: int,
     meta: Mapping[str, Any] | None = None,
+    state_dict: dict[str, Any] | None = None,
 ) -> Path:
     """Write checkpoints/step-NNNNNN atomically, then drop all but the last `keep` (0 keeps
-    all). `meta` goes into r1lab.json beside the step."""
+    all). `meta` goes into r1lab.json beside the step; `state_dict` (a sharded model's,
+    gathered by `r1lab.run.fsdp.full_state_dict`) replaces the model's own."""
     import torch
 
     from r1lab.checkpoint import save_hf
@@ -64,6 +66,7 @@ def save_checkpoint(
         tokenizer,
         extra={**(meta or {}), "step": step},
         extra_files={"trainer_state.pt": lambda p: torch.save(state, p)},
+        state_dict=state_dict,
     )
     for old in checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

@@ -41,8 +41,13 @@ class RunConfig:
     """Also log to Weights & Biases (needs the `wandb` extra)."""
     progress: bool = True
     """Live progress display (a line per step when the output is not a terminal)."""
+    fsdp: bool = False
+    """Under torchrun: shard parameters, gradients and optimizer state over the processes
+    (FSDP2) instead of replicating them; gathered for each step (docs/distributed.md)."""
 
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"threads", "tensorboard", "wandb", "progress"})
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {"threads", "tensorboard", "wandb", "progress", "fsdp"}
+    )
     """What `--resume` may change; a trainer adds its own keys to it."""
 
     def validate(self) -> None:

@@ -16,7 +16,8 @@ How a trainer uses it (docs/distributed.md):
   ranks first (`all_sum`), so each rank's loss is its exact share of the global loss;
 - after the last micro-batch, `all_reduce_grads` sums the gradients over ranks in one coalesced
   all-reduce per dtype: every rank then holds the gradient of the global loss and applies the
-  same update, as one process with the whole batch would;
+  same update, as one process with the whole batch would (the trainers call it through
+  `r1lab.run.fsdp.accumulate`, which reduce-scatters instead when the model is sharded);
 - rank 0 writes metrics, samples and checkpoints (`is_main`); every rank reads a checkpoint back
   on resume (the run directory must be on a file system all ranks see).
 

@@ -37,7 +37,6 @@ from r1lab.run.checkpoints import (
 )
 from r1lab.run.distributed import (
     all_max,
-    all_reduce_grads,
     all_sum,
     barrier,
     is_main,
@@ -46,6 +45,15 @@ from r1lab.run.distributed import (
     setup,
     shard,
     teardown,
+)
+from r1lab.run.fsdp import (
+    accumulate,
+    clip_grad_norm,
+    full_state_dict,
+    gathered,
+    load_optimizer_state,
+    optimizer_state,
+    shard_model,
 )
 from r1lab.run.progress import Display
 from r1lab.sft.config import SFTConfig
@@ -116,19 +124,20 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     num_targets = int(all_sum([sum(e.num_targets for e in batch)])[0])
 
     # 3. Forward and backward, micro-batch by micro-batch; gradients accumulate.
+    # At the block's end the ranks' gradients are summed: the gradient of the whole batch's loss.
     t.model.train()
     loss_sum = 0.0
-    for mb in micro:
-        logits, targets = target_logits(t.model, mb.to(t.device))  # [R, C, V], [R, C]
-        loss = sft_loss(logits, targets, num_targets)
-        loss.backward()
-        loss_sum += loss.item()
-    comm = all_reduce_grads(t.model.parameters())  # the gradient of the whole batch's loss
+    with accumulate(t.model) as comm:
+        for mb in micro:
+            logits, targets = target_logits(t.model, mb.to(t.device))  # [R, C, V], [R, C]
+            loss = sft_loss(logits, targets, num_targets)
+            loss.backward()
+            loss_sum += loss.item()
     loss_sum = all_sum([loss_sum])[0]
 
     # 4. Clip and step; a non-finite loss or gradient skips the step (nothing applied).
     lr = t.optimizer.param_groups[0]["lr"]
-    grad_norm = torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.max_grad_norm)
+    grad_norm = clip_grad_norm(t.model.parameters(), cfg.max_grad_norm)
     out: dict[str, float] = {}
     if not math.isfinite(loss_sum) or not torch.isfinite(grad_norm):
         t.optimizer.zero_grad(set_to_none=True)
@@ -162,7 +171,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
             "batch/padding_frac": 1 - tokens / max(positions, 1),
             "train/epoch": (step + 1) / -(-len(t.data.train) // cfg.batch_size),
             "time/step": seconds,
-            "time/comm": comm,
+            "time/comm": comm.seconds,
             "perf/tokens_per_s": tokens / max(seconds, 1e-9),
         }
     )
@@ -196,7 +205,7 @@ def eval_loss(t: Trainer) -> dict[str, float]:
     t.model.eval()
     nll, n = 0.0, 0
     mine = t.data.eval[shard(len(t.data.eval))]
-    with torch.no_grad():
+    with torch.no_grad(), gathered(t.model):
         micro = micro_batches(mine, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id)
         for mb in micro:
             logits, targets = target_logits(t.model, mb.to(t.device))
@@ -289,6 +298,8 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
     model = own_memory(model)
     if cfg.batching == "packed":
         check_packing(model)
+    if cfg.fsdp:  # before the optimizer, which must hold the sharded parameters
+        model = shard_model(model)
     per_epoch = -(-len(data.train) // cfg.batch_size)
     total = cfg.steps or cfg.epochs * per_epoch
     optimizer, scheduler = make_optimizer(model, cfg, total)
@@ -356,7 +367,7 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
                 f"--resume {run_dir}: the training data differ from the data the run started "
                 f"with ({cfg.data}, template, tokenizer or max_length changed); start a new run"
             )
-        t.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(t.model, t.optimizer, state["optimizer"])
         t.scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
         if main:
@@ -378,8 +389,8 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
             logger.log(step, row)
             display.update(step, row)
             done = step + 1
-            if (done % cfg.checkpoint_every == 0 or done == t.total_steps) and main:
-                _checkpoint(t, run_dir, done, world)
+            if done % cfg.checkpoint_every == 0 or done == t.total_steps:
+                _checkpoint(t, run_dir, done, world)  # every rank: sharded state is gathered
     barrier()  # the last checkpoint is written before any rank reports the run done
     if main:
         _finish(run_dir)
@@ -389,15 +400,19 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
 
 def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
     # The batch order is global (a function of the step), so a run resumes on any world size.
+    # Called on every rank (gathering a sharded model's state is a collective); rank 0 writes.
+    weights = full_state_dict(t.model)
     state = {
-        "optimizer": t.optimizer.state_dict(),
+        "optimizer": optimizer_state(t.model, t.optimizer),
         "scheduler": t.scheduler.state_dict(),
         "data": t.data_hash,
         "world_size": world,
     }
     # The template goes with the weights, so eval and RL prompt the model as it was trained.
     meta = {"command": "r1lab sft", "template": t.cfg.template, "data": t.cfg.data}
-    save_checkpoint(run_dir, step, t.model, t.tokenizer, state, t.cfg.keep_checkpoints, meta)
+    if is_main():
+        keep = t.cfg.keep_checkpoints
+        save_checkpoint(run_dir, step, t.model, t.tokenizer, state, keep, meta, weights)
 
 
 def _finish(run_dir: Path) -> None:
