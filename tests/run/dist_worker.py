@@ -4,15 +4,19 @@
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py sft MODEL OUT DATA
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py fail MODEL OUT
     (`step-fsdp` and `sft-fsdp`: the same steps with the model sharded, fsdp=true)
+    python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py empty MODEL OUT
 
 `step`: one GRPO step on the global batch of `step_config`, rollouts sampled one prompt at a time
 (`PerPromptSampler`), so they depend on the prompt only and not on which rank samples it; rank 0
 saves how far each weight moved, the metrics and the optimizer state to OUT. `sft`: the same for one SFT step on DATA.
-`fail`: `r1lab zero` with rank 1 raising at step 1.
+`fail`: `r1lab zero` with rank 1 raising at step 1. `empty` (and `empty-fsdp`): a step with
+dynamic sampling in which every group of rank 1 scores the same, so rank 1 keeps none and has
+no batch to learn from, while rank 0 has some.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import zlib
 from pathlib import Path
@@ -23,7 +27,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from r1lab.rewards import RewardPool
 from r1lab.rl import trainer
 from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
-from r1lab.run.distributed import rank_world, setup, teardown
+from r1lab.run.distributed import all_gather_object, rank_world, setup, teardown
 from r1lab.run.fsdp import full_state_dict, load_optimizer_state, optimizer_state
 from r1lab.tasks import TaskConfig
 
@@ -89,17 +93,39 @@ def finish_step(model, optimizer, before, metrics, out: str) -> None:
         torch.save(saved, out)
 
 
-def one_step(model: str, out: str, fsdp: bool = False) -> None:
+class SetPool:
+    """A reward pool whose totals are set: all 0 (every group scores alike, so dynamic sampling
+    keeps none) or alternating 0, 1 (every group is kept)."""
+
+    def __init__(self, inner, flat: bool) -> None:
+        self.inner, self.flat = inner, flat
+
+    def score(self, reward, texts, examples):
+        results = self.inner.score(reward, texts, examples)
+        return [
+            dataclasses.replace(r, total=0.0 if self.flat else float(i % 2))
+            for i, r in enumerate(results)
+        ]
+
+
+def one_step(model: str, out: str, fsdp: bool = False, empty_rank: bool = False) -> None:
     """One step with SGD (`sgd`) on the global batch of `step_config`."""
     cfg = step_config(model, out)
     cfg.fsdp = fsdp
+    if empty_rank:
+        cfg.algo.dynamic_sampling, cfg.algo.max_resample_rounds = True, 1
     with RewardPool(workers=0) as pool:
         t = trainer.build(cfg, pool)
         t.sampler = PerPromptSampler(t.sampler)
+        if empty_rank:
+            t.pool = SetPool(t.pool, flat=rank_world()[0] == 1)
         t.optimizer = sgd(t.policy.parameters())
         t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda s: 1.0)
         before = weights(t.policy)
         metrics = trainer.train_step(t, 0)
+        # Replicated ranks must hold the same weights after the step, the empty one included.
+        sums = all_gather_object(float(sum(p.double().sum() for p in t.policy.parameters())))
+        metrics["test/replicas_differ"] = float(max(sums) - min(sums)) if not fsdp else 0.0
         finish_step(t.policy, t.optimizer, before, metrics, out)
 
 
@@ -129,11 +155,11 @@ def one_sft_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
 def main() -> None:
     mode, model, out = sys.argv[1:4]
     torch.set_num_threads(1)
-    if mode in ("step", "sft", "step-fsdp", "sft-fsdp"):
+    if mode in ("step", "sft", "empty", "step-fsdp", "sft-fsdp", "empty-fsdp"):
         setup("cpu")
         fsdp = mode.endswith("-fsdp")
-        if mode.startswith("step"):
-            one_step(model, out, fsdp)
+        if mode.startswith(("step", "empty")):
+            one_step(model, out, fsdp, empty_rank=mode.startswith("empty"))
         else:
             one_sft_step(model, out, sys.argv[4], fsdp)
         teardown()

@@ -163,6 +163,22 @@ def test_an_sft_step_on_two_processes_equals_one_process(base_model, tmp_path, m
     assert a["metrics"]["batch/sequences"] == b["metrics"]["batch/sequences"] == 7
 
 
+@pytest.mark.parametrize("mode", ["empty", "empty-fsdp"])
+def test_a_rank_with_no_groups_to_learn_from_takes_the_same_step(base_model, tmp_path, mode):
+    out = tmp_path / "two.pt"
+    proc = torchrun(str(HERE / "dist_worker.py"), mode, str(base_model), str(out))
+    log = finish(proc)
+    assert proc.returncode == 0, log
+    b = torch.load(out)
+    m = b["metrics"]
+    # Rank 1 kept none of its groups (every one scored alike, two rounds), rank 0 its two ...
+    assert m["batch/groups"] == 2 and "batch/skipped" not in m
+    assert m["batch/zero_std_groups"] == pytest.approx(4 / 6)
+    # ... and both applied rank 0's update: the weights moved, the replicas agree.
+    assert max(d.abs().max() for d in b["delta"].values()) > 1e-4
+    assert m["test/replicas_differ"] == 0.0
+
+
 def zero_args(model: Path, out: Path, *extra: str) -> list[str]:
     return [
         "-m",
