@@ -4,11 +4,13 @@
     .venv/bin/python bench/scaling_dp.py --steps 6 --model PATH --prompts 8
 
 Runs `r1lab zero`'s `train_step` (built as the command builds it) for N timed steps after one
-warm-up step, first in one process with 2 threads, then under torchrun with 2 processes of 1 thread
-each (gloo), back to back, and prints the median step time, its parts (rollout, reward, update,
-communication) and completion tokens per second. `time/comm` is the gradient all-reduce alone
-(`r1lab.run.distributed.all_reduce_grads`); the other collectives of a step (a few counters and
-the per-completion metric records) are inside the other parts and are small.
+warm-up step, first in one process with 2 threads, then under torchrun with 2 processes of 1
+thread each (gloo), replicated and then sharded (`fsdp=true`), back to back, and prints the median step time, its parts (rollout, reward,
+update, communication) and completion tokens per second. EOS is ignored, so every completion is
+exactly `--tokens` long and both layouts do the same work (each rank samples with its own seed,
+so natural lengths would differ; `--natural` keeps EOS). `time/comm` is the gradient all-reduce
+alone (`r1lab.run.distributed.all_reduce_grads`); the other collectives of a step (a few
+counters and the per-completion metric records) are inside the other parts and are small.
 
 What a step communicates, per rank, for a model of N parameters: one all-reduce of the gradient,
 4N bytes in float32 (2N in bf16); a ring all-reduce sends and receives 2 (W - 1) / W of that per
@@ -32,6 +34,8 @@ PARTS = ("time/step", "time/rollout", "time/reward", "time/update", "time/comm")
 
 
 def worker(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     import torch
 
     from r1lab.rewards import RewardPool
@@ -47,11 +51,14 @@ def worker(args: argparse.Namespace) -> None:
         workers=0,
         threads=args.threads,
         progress=False,
+        fsdp=args.fsdp,
         **({"model": args.model} if args.model else {}),
     )
     rows = []
     with RewardPool(workers=0) as pool:
         t = build(cfg, pool)
+        if not args.natural:
+            t.sampling = replace(t.sampling, ignore_eos=True)  # fixed length: equal work
         params = sum(p.numel() for p in t.policy.parameters())
         for step in range(args.steps + 1):
             m = train_step(t, step)
@@ -65,11 +72,15 @@ def worker(args: argparse.Namespace) -> None:
     teardown()
 
 
-def launch(args: argparse.Namespace, procs: int, threads: int, out: Path) -> dict:
+def launch(
+    args: argparse.Namespace, procs: int, threads: int, out: Path, fsdp: bool = False
+) -> dict:
     me = [__file__, "--worker", "--threads", str(threads), "--out", str(out)]
+    me += ["--fsdp"] if fsdp else []
     me += ["--steps", str(args.steps), "--prompts", str(args.prompts)]
     me += ["--group", str(args.group), "--tokens", str(args.tokens)]
     me += ["--model", args.model] if args.model else []
+    me += ["--natural"] if args.natural else []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     if procs == 1:
         cmd = [sys.executable, *me]
@@ -90,6 +101,8 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=160)
     ap.add_argument("--model", default="")
+    ap.add_argument("--natural", action="store_true", help="keep EOS (unequal work)")
+    ap.add_argument("--fsdp", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
@@ -97,12 +110,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = launch(args, 1, 2, Path(tmp) / "one.json")
         two = launch(args, 2, 1, Path(tmp) / "two.json")
+        fsdp = launch(args, 2, 1, Path(tmp) / "fsdp.json", fsdp=True)
     print(f"global batch: P = {args.prompts} x G = {args.group}, {args.tokens} new tokens")
-    print(f"{'':<28}{'1 proc x 2 threads':>20}{'2 procs x 1 thread':>20}{'ratio':>8}")
-    for key in (*PARTS, "perf/tokens_per_s"):
-        a, b = one[key], two[key]
-        ratio = f"{b / a:8.2f}" if a else f"{'-':>8}"
-        print(f"{key:<28}{a:20.3f}{b:20.3f}{ratio}")
+    head = ("1 proc x 2 thr", "2 procs x 1 thr", "ratio", "2 x 1, fsdp", "ratio")
+    print(f"{'':<20}{head[0]:>16}{head[1]:>16}{head[2]:>7}{head[3]:>16}{head[4]:>7}")
+    for key in (*PARTS, "perf/tokens_per_s", "tokens"):
+        a, b, c = one[key], two[key], fsdp[key]
+        rb, rc = (f"{b / a:7.2f}", f"{c / a:7.2f}") if a else (f"{'-':>7}", f"{'-':>7}")
+        print(f"{key:<20}{a:16.3f}{b:16.3f}{rb}{c:16.3f}{rc}")
     n = one["params"]
     print(
         f"model: {n:,} parameters; gradient all-reduce per step: {4 * n / 2**20:.1f} MiB "
