@@ -86,6 +86,7 @@ def test_training_feeds_the_sampler_one_bos(bos_tokenizer):
         sampler=_FakeSampler(),
         sampling=None,
         tokenizer=bos_tokenizer,
+        policy=None,  # the step gathers a sharded policy's weights first; None is not sharded
     )
     with pytest.raises(_Sampled):
         train_step(t, 0)
