@@ -5,18 +5,24 @@
 
 Runs `r1lab zero`'s `train_step` (built as the command builds it) for N timed steps after one
 warm-up step, first in one process with 2 threads, then under torchrun with 2 processes of 1
-thread each (gloo), replicated and then sharded (`fsdp=true`), back to back, and prints the median step time, its parts (rollout, reward,
-update, communication) and completion tokens per second. EOS is ignored, so every completion is
-exactly `--tokens` long and both layouts do the same work (each rank samples with its own seed,
-so natural lengths would differ; `--natural` keeps EOS). `time/comm` is the gradient all-reduce
-alone (`r1lab.run.distributed.all_reduce_grads`); the other collectives of a step (a few
-counters and the per-completion metric records) are inside the other parts and are small.
+thread each (gloo), replicated and then sharded (`fsdp=true`), back to back, and prints the
+median step time, its parts (rollout, reward, update, communication) and completion tokens per
+second. EOS and the stop string are ignored, so every completion is exactly `--tokens` long and
+every layout does the same work (each rank samples with its own seed, so natural lengths would
+differ; `--natural` keeps them). `time/comm` is the gradient reduction alone: the all-reduce
+(`r1lab.run.distributed.all_reduce_grads`), or under fsdp the reduce-scatter with its one-token
+forward and backward; fsdp's all-gathers are inside the rollout and update times. The other
+collectives of a step (a few counters and the per-completion metric records) are inside the
+other parts and are small.
 
 What a step communicates, per rank, for a model of N parameters: one all-reduce of the gradient,
 4N bytes in float32 (2N in bf16); a ring all-reduce sends and receives 2 (W - 1) / W of that per
 rank on W ranks, so the traffic per rank stays about 2 x 4N bytes however many ranks there are
 (8 GB per step for a 1B-parameter model in fp32), plus a few kilobytes of counters and metric
-records. The script prints these numbers for the model it ran.
+records. The script prints these numbers for the model it ran. Sharded (`fsdp=true`), a rank
+receives (W - 1) / W x 4N bytes per all-gather, one for sampling, one per update pass (`algo.mu`)
+and one for the reference model (`algo.beta > 0`), and sends as much in the gradient's
+reduce-scatter: with mu = 1 and a reference, 4 (W - 1) / W x 4N, twice the replicated traffic.
 """
 
 from __future__ import annotations
@@ -46,7 +52,11 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     rank, world = setup("cpu")
     cfg = ZeroConfig(
-        rollout=RolloutConfig(group_size=args.group, max_new_tokens=args.tokens),
+        rollout=RolloutConfig(
+            group_size=args.group,
+            max_new_tokens=args.tokens,
+            **({} if args.natural else {"stop": []}),  # fixed length: no stop string either
+        ),
         algo=AlgoConfig(prompts_per_step=args.prompts),
         workers=0,
         threads=args.threads,
