@@ -44,7 +44,7 @@ from r1lab.run.checkpoints import (
     checkpoints,
     interruptible,
     load_trainer_state,
-    save_checkpoint,
+    save_training_checkpoint,
     stop_on_nan_streak,
 )
 from r1lab.run.distributed import (
@@ -52,16 +52,13 @@ from r1lab.run.distributed import (
     all_max,
     all_sum,
     all_sum_dict,
-    is_main,
     rank_world,
 )
 from r1lab.run.fsdp import (
     accumulate,
     clip_grad_norm,
-    full_state_dict,
     gathered,
     load_optimizer_state,
-    optimizer_state,
     shard_model,
 )
 from r1lab.run.progress import Display
@@ -606,18 +603,16 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
 
 def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
     # Called on every rank (gathering a sharded model's state is a collective); rank 0 writes.
-    weights = full_state_dict(t.policy)
     state = {
-        "optimizer": optimizer_state(t.policy, t.optimizer),
         "scheduler": t.scheduler.state_dict(),
         "stream": t.stream.state_dict(),
         "world_size": world,
     }
     # The template goes with the weights, so eval and a later stage prompt the model alike.
     meta = {"command": "r1lab zero", "template": t.cfg.template}
-    if is_main():
-        keep = t.cfg.keep_checkpoints
-        save_checkpoint(run_dir, step, t.policy, t.tokenizer, state, keep, meta, weights)
+    save_training_checkpoint(
+        run_dir, step, t.policy, t.tokenizer, t.optimizer, state, t.cfg.keep_checkpoints, meta
+    )
 
 
 def _write_samples(run_dir: Path, step: int, samples: list[dict[str, Any]]) -> None:

@@ -22,6 +22,7 @@ from r1lab.run.checkpoints import (
     load_trainer_state,
     print_interrupted,
     save_checkpoint,
+    save_training_checkpoint,
     truncate_metrics,
 )
 from r1lab.run.model import (
@@ -60,6 +61,7 @@ __all__ = [
     "resume_config",
     "save_checkpoint",
     "save_run_config",
+    "save_training_checkpoint",
     "saved_config",
     "truncate_metrics",
 ]

@@ -73,6 +73,29 @@ def save_checkpoint(
     return path
 
 
+def save_training_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    model: Any,
+    tokenizer: Any,
+    optimizer: Any,
+    trainer_state: dict[str, Any],
+    keep: int,
+    meta: Mapping[str, Any] | None = None,
+) -> None:
+    """A trainer's checkpoint (`save_checkpoint` with the optimizer's state beside
+    `trainer_state`), called on every rank: a sharded model's weights and optimizer state are
+    gathered first (collectives, `r1lab.run.fsdp`), then rank 0 writes. What is written is the
+    same whether the run was sharded or not."""
+    from r1lab.run.distributed import is_main
+    from r1lab.run.fsdp import full_state_dict, optimizer_state
+
+    weights = full_state_dict(model)
+    state = {"optimizer": optimizer_state(model, optimizer), **trainer_state}
+    if is_main():
+        save_checkpoint(run_dir, step, model, tokenizer, state, keep, meta, weights)
+
+
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     """A checkpoint's trainer state; restores the torch and Python RNGs it saved."""
     import torch

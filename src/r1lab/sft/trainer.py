@@ -32,7 +32,7 @@ from r1lab.run.checkpoints import (
     checkpoints,
     interruptible,
     load_trainer_state,
-    save_checkpoint,
+    save_training_checkpoint,
     stop_on_nan_streak,
 )
 from r1lab.run.distributed import (
@@ -49,10 +49,8 @@ from r1lab.run.distributed import (
 from r1lab.run.fsdp import (
     accumulate,
     clip_grad_norm,
-    full_state_dict,
     gathered,
     load_optimizer_state,
-    optimizer_state,
     shard_model,
 )
 from r1lab.run.progress import Display
@@ -399,20 +397,14 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
 
 
 def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
-    # The batch order is global (a function of the step), so a run resumes on any world size.
     # Called on every rank (gathering a sharded model's state is a collective); rank 0 writes.
-    weights = full_state_dict(t.model)
-    state = {
-        "optimizer": optimizer_state(t.model, t.optimizer),
-        "scheduler": t.scheduler.state_dict(),
-        "data": t.data_hash,
-        "world_size": world,
-    }
+    # The batch order is global (a function of the step), so a run resumes on any world size.
+    state = {"scheduler": t.scheduler.state_dict(), "data": t.data_hash, "world_size": world}
     # The template goes with the weights, so eval and RL prompt the model as it was trained.
     meta = {"command": "r1lab sft", "template": t.cfg.template, "data": t.cfg.data}
-    if is_main():
-        keep = t.cfg.keep_checkpoints
-        save_checkpoint(run_dir, step, t.model, t.tokenizer, state, keep, meta, weights)
+    save_training_checkpoint(
+        run_dir, step, t.model, t.tokenizer, t.optimizer, state, t.cfg.keep_checkpoints, meta
+    )
 
 
 def _finish(run_dir: Path) -> None:
