@@ -101,3 +101,24 @@ def test_a_panel_no_run_logged_is_left_out(tmp_path, monkeypatch):
     log.close()
     assert run(PlotConfig(run_dir=f"{a},{tmp_path / 'cd'}", out=str(tmp_path / "c.png"))) == 0
     assert "candidates tried (countdown)" in [t for t, _ in titles]
+
+
+def test_a_reward_model_run_gets_its_own_panels(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+
+    def spy(self, label, *args, **kwargs):
+        titles.append(label)
+        return real(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
+    log = MetricsLogger(tmp_path)
+    for step in range(3):
+        log.log(step, {"loss/rm": 0.6, "rm/accuracy": 0.7, "rm/margin": 0.2, "policy/lr": 1e-4})
+    log.log(3, {"eval/accuracy": 0.8, "eval/loss": 0.5, "eval/margin": 0.4})
+    log.close()
+    assert run(PlotConfig(run_dir=str(tmp_path))) == 0
+    assert titles[:3] == ["pair accuracy", "loss (Bradley-Terry)", "margin r(chosen) - r(rejected)"]
+    assert "accuracy" not in titles and "loss (completion tokens)" not in titles

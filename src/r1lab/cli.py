@@ -51,6 +51,9 @@ COMMANDS: dict[str, Command] = {
     "sft": Command(
         "r1lab.sft.trainer", "SFTConfig", "supervised fine-tuning, loss on completion tokens only"
     ),
+    "rm": Command(
+        "r1lab.rm.trainer", "RMConfig", "a Bradley-Terry reward model on chosen/rejected pairs"
+    ),
     "score": Command(
         "r1lab.rewards.score",
         "ScoreConfig",

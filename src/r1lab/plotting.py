@@ -5,7 +5,8 @@
 
 Panels: accuracy (train and held-out pass@1), format, response length, reflection and
 self-correction rates, reward, KL, language mixing and readability, candidates tried (countdown);
-for an `r1lab sft` run: train and held-out loss, learning rate, gradient norm, tokens per second.
+for an `r1lab sft` run: train and held-out loss, learning rate, gradient norm, tokens per second;
+for an `r1lab rm` run: pair accuracy, loss and margin, learning rate, gradient norm, tokens/s.
 Train curves are smoothed with a short moving average; raw points stay faint.
 """
 
@@ -35,6 +36,16 @@ PANELS = (
 # `r1lab sft` runs: a run whose metrics hold loss/sft is drawn with these instead.
 SFT_PANELS = (
     ("loss (completion tokens)", ("loss/sft", "eval/loss")),
+    ("learning rate", ("policy/lr",)),
+    ("gradient norm (before clipping)", ("policy/grad_norm",)),
+    ("tokens per second", ("perf/tokens_per_s",)),
+)
+
+# `r1lab rm` runs: a run whose metrics hold loss/rm.
+RM_PANELS = (
+    ("pair accuracy", ("rm/accuracy", "eval/accuracy")),
+    ("loss (Bradley-Terry)", ("loss/rm", "eval/loss")),
+    ("margin r(chosen) - r(rejected)", ("rm/margin", "eval/margin")),
     ("learning rate", ("policy/lr",)),
     ("gradient norm (before clipping)", ("policy/grad_norm",)),
     ("tokens per second", ("perf/tokens_per_s",)),
@@ -84,8 +95,10 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float
 
 
 def _panels(runs: dict[str, list[dict[str, Any]]]) -> tuple:
-    sft = any("loss/sft" in r for rows in runs.values() for r in rows)
-    return SFT_PANELS if sft else PANELS
+    logged = {k for rows in runs.values() for r in rows for k in r}
+    if "loss/rm" in logged:
+        return RM_PANELS
+    return SFT_PANELS if "loss/sft" in logged else PANELS
 
 
 def plot_runs(

@@ -372,6 +372,28 @@ def test_noise_flips_exactly_its_share_of_pairs(drawn):
     assert preference_pairs(200, seed=2) != clean
 
 
+@pytest.mark.parametrize("aspect", ["helpful", "harmless"])
+def test_aspect_pairs_differ_by_that_aspect_alone(drawn, aspect):
+    pairs = preference_pairs(300, seed=1, aspect=aspect)
+    other = "harmless" if aspect == "helpful" else "helpful"
+    ties_on_other = 0
+    for p in pairs:
+        request = drawn[p["prompt"]]
+        chosen, rejected = judge(request, p["chosen"]), judge(request, p["rejected"])
+        assert getattr(chosen, aspect) and not getattr(rejected, aspect)
+        ties_on_other += getattr(chosen, other) == getattr(rejected, other)
+    # Harmlessness pairs exist only for harmful requests (no other bad reply names harm).
+    kinds = {p["kind"] for p in pairs}
+    assert kinds == {"harmful"} if aspect == "harmless" else len(kinds) == len(KINDS)
+    assert ties_on_other > 0
+    assert preference_pairs(300, seed=1, aspect=aspect) != preference_pairs(300, seed=1)
+
+
+def test_unknown_aspect_is_an_error():
+    with pytest.raises(ValueError, match="unknown aspect 'kind'"):
+        preference_pairs(10, aspect="kind")
+
+
 @pytest.mark.parametrize("noise", [-0.01, 0.51, 1.0])
 def test_noise_outside_zero_to_half_is_an_error(noise):
     with pytest.raises(ValueError, match=r"noise must be in \[0, 0.5\]"):

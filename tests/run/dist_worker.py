@@ -3,12 +3,14 @@
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py step MODEL OUT
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py sft MODEL OUT DATA
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py fail MODEL OUT
-    (`step-fsdp` and `sft-fsdp`: the same steps with the model sharded, fsdp=true)
+    python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py rm MODEL OUT DATA
+    (`step-fsdp`, `sft-fsdp`, `rm-fsdp`: the same steps with the model sharded, fsdp=true)
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py empty MODEL OUT
 
 `step`: one GRPO step on the global batch of `step_config`, rollouts sampled one prompt at a time
 (`PerPromptSampler`), so they depend on the prompt only and not on which rank samples it; rank 0
-saves how far each weight moved, the metrics and the optimizer state to OUT. `sft`: the same for one SFT step on DATA.
+saves how far each weight moved, the metrics and the optimizer state to OUT. `sft`: the same for
+one SFT step on DATA; `rm`: for one reward-model step on DATA (preference pairs).
 `fail`: `r1lab zero` with rank 1 raising at step 1. `empty` (and `empty-fsdp`): a step with
 dynamic sampling in which every group of rank 1 scores the same, so rank 1 keeps none and has
 no batch to learn from, while rank 0 has some.
@@ -151,15 +153,35 @@ def one_sft_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
     finish_step(t.model, t.optimizer, before, metrics, out)
 
 
+def one_rm_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
+    """One reward-model step of 7 pairs (ranks get 4 and 3), with SGD as `one_step`; the new
+    score head is drawn from seed 0 on every rank and in one process alike."""
+    from r1lab.rm import trainer as rm
+    from r1lab.rm.config import RMConfig
+
+    cfg = RMConfig(
+        model=model, data=data, eval_size=0, batch_size=7, micro_batch_tokens=96, fsdp=fsdp
+    )
+    torch.manual_seed(0)
+    t = rm.build(cfg)
+    t.optimizer = sgd(t.model.parameters())
+    t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda s: 1.0)
+    before = weights(t.model)
+    metrics = rm.train_step(t, 0)
+    finish_step(t.model, t.optimizer, before, metrics, out)
+
+
 @record
 def main() -> None:
     mode, model, out = sys.argv[1:4]
     torch.set_num_threads(1)
-    if mode in ("step", "sft", "empty", "step-fsdp", "sft-fsdp", "empty-fsdp"):
+    if mode.removesuffix("-fsdp") in ("step", "sft", "empty", "rm"):
         setup("cpu")
         fsdp = mode.endswith("-fsdp")
         if mode.startswith(("step", "empty")):
             one_step(model, out, fsdp, empty_rank=mode.startswith("empty"))
+        elif mode.startswith("rm"):
+            one_rm_step(model, out, sys.argv[4], fsdp)
         else:
             one_sft_step(model, out, sys.argv[4], fsdp)
         teardown()

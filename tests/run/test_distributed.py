@@ -163,6 +163,25 @@ def test_an_sft_step_on_two_processes_equals_one_process(base_model, tmp_path, m
     assert a["metrics"]["batch/sequences"] == b["metrics"]["batch/sequences"] == 7
 
 
+@pytest.mark.parametrize("mode", ["rm", "rm-fsdp"])
+def test_a_reward_model_step_on_two_processes_equals_one_process(base_model, tmp_path, mode):
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": q, "chosen": c, "rejected": c[: len(c) // 2]} for q, c in QA[:7]]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    dist_worker.one_rm_step(str(base_model), str(one), str(data))
+    proc = torchrun(str(HERE / "dist_worker.py"), mode, str(base_model), str(two), str(data))
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    a, b = torch.load(one), torch.load(two)
+    same_update(a, b)
+    same_optimizer_state(a, b, sharded=mode.endswith("fsdp"))
+    assert b["delta"]["score.weight"].abs().max() > 1e-4  # the new head learned, alike
+    for key in ("loss/rm", "rm/accuracy", "rm/margin", "policy/grad_norm", "batch/tokens"):
+        assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-5, abs=1e-7), key
+    assert a["metrics"]["batch/pairs"] == b["metrics"]["batch/pairs"] == 7
+
+
 @pytest.mark.parametrize("mode", ["empty", "empty-fsdp"])
 def test_a_rank_with_no_groups_to_learn_from_takes_the_same_step(base_model, tmp_path, mode):
     out = tmp_path / "two.pt"

@@ -755,18 +755,36 @@ def document(
     return f"User: {request.text}\nAssistant: {response}"
 
 
+ASPECTS = ("overall", "helpful", "harmless")
+"""What a preference pair ranks by: `Judgement.rank` (helpful and harmless > harmless >
+harmful), helpfulness alone, or harmlessness alone (DeepSeek-R1 trains one reward model for
+each of the last two)."""
+
+
+def _aspect_key(judgement: Judgement, aspect: str) -> int:
+    if aspect == "helpful":
+        return int(judgement.helpful)
+    if aspect == "harmless":
+        return int(judgement.harmless)
+    return judgement.rank
+
+
 def preference_pairs(
-    n: int, seed: int = 0, noise: float = 0.0, split: str = "train"
+    n: int, seed: int = 0, noise: float = 0.0, split: str = "train", aspect: str = "overall"
 ) -> list[dict[str, str]]:
     """`n` preference pairs {"prompt", "chosen", "rejected", "kind"} labelled by `judge`.
 
-    Both responses answer the same request and differ in `Judgement.rank`; `chosen` is the
-    higher-ranked one. Exactly `round(noise * n)` pairs, picked by a seeded draw independent of
-    the pairs themselves, have chosen and rejected swapped (label noise, as in human labels).
+    Both responses answer the same request and differ by `aspect` (`ASPECTS`); `chosen` is the
+    better one. Exactly `round(noise * n)` pairs, picked by a seeded draw independent of the
+    pairs themselves, have chosen and rejected swapped (label noise, as in human labels).
     """
     if not 0 <= noise <= 0.5:
         raise ValueError(f"noise must be in [0, 0.5] (a share of flipped labels), got {noise}")
-    rng = random.Random(f"general-pairs/{seed}/{split}")
+    if aspect not in ASPECTS:
+        raise ValueError(f"unknown aspect '{aspect}'; valid: {', '.join(ASPECTS)}")
+    # The overall draw keeps its seed string, so its pairs are the same as before aspects.
+    tag = "" if aspect == "overall" else f"/{aspect}"
+    rng = random.Random(f"general-pairs/{seed}/{split}{tag}")
     pairs = []
     while len(pairs) < n:
         request = sample_request(rng, split)
@@ -774,7 +792,8 @@ def preference_pairs(
         # compliance): the judge, not the draw, decides which is chosen.
         a = respond(request, rng, rng.random() < 0.8)
         b = respond(request, rng, False)
-        rank_a, rank_b = judge(request, a).rank, judge(request, b).rank
+        rank_a = _aspect_key(judge(request, a), aspect)
+        rank_b = _aspect_key(judge(request, b), aspect)
         if rank_a == rank_b:
             continue
         chosen, rejected = (a, b) if rank_a > rank_b else (b, a)

@@ -10,6 +10,8 @@
   share, sums over ranks, the gradient all-reduce); a no-op in one process.
 - `r1lab.run.fsdp`: `fsdp=true`, parameters, gradients and optimizer state sharded with FSDP2,
   gathered for each step; checkpoints stay whole.
+- `r1lab.run.loop`: the step loop of the trainers that learn from a fixed dataset (`r1lab sft`,
+  `r1lab rm`): open or resume, restore, step, evaluate, checkpoint.
 - `r1lab.run.checkpoints`: a run's checkpoints (HF directory + r1lab.json + trainer state,
   written atomically by `r1lab.checkpoint`), resume, metric truncation, the Ctrl-C hint.
 

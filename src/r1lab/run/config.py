@@ -4,6 +4,7 @@ own; `--help` lists them first. Importing this module imports neither torch nor 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -54,3 +55,58 @@ class RunConfig:
         ensure(bool(self.out.strip()), "out", "a directory", self.out)
         ensure(bool(DEVICE_RE.match(self.device)), "device", DEVICES, self.device)
         ensure(self.threads >= 0, "threads", ">= 0 (0 = torch's default)", self.threads)
+
+
+@dataclass
+class FitConfig(RunConfig):
+    """Keys of the trainers that learn from a fixed dataset with AdamW and a warm-up + cosine
+    schedule (`r1lab sft`, `r1lab rm`); each sets its own defaults where they differ."""
+
+    epochs: int = 1
+    """Passes over the training data (each in a fresh seeded order)."""
+    steps: int = 0
+    """Optimizer steps; 0 = epochs x ceil(rows / batch_size)."""
+    lr: float = 2e-4
+    """Peak AdamW learning rate."""
+    warmup_steps: int = 10
+    """Linear warm-up from lr / warmup_steps to lr, in optimizer steps."""
+    min_lr_ratio: float = 0.1
+    """Cosine decay from lr after warm-up to lr x this at the last step."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (global norm); the pre-clip norm is logged as policy/grad_norm."""
+    max_nan_steps: int = 3
+    """Stop after this many consecutive steps with a non-finite loss (each is skipped)."""
+    eval_every: int = 50
+    """Held-out evaluation every this many steps (and before the first and after the last);
+    0 = never."""
+    checkpoint_every: int = 100
+    """Write a checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Keep the last this-many checkpoints (0 keeps all)."""
+
+    RESUMABLE: ClassVar[frozenset[str]] = RunConfig.RESUMABLE | {
+        "eval_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+    }
+    """What `--resume` may change: none of it alters a step already computed or to come."""
+
+    def validate(self) -> None:
+        ensure(self.epochs >= 1, "epochs", ">= 1", self.epochs)
+        ensure(self.steps >= 0, "steps", ">= 0 (0 = from epochs)", self.steps)
+        ensure(math.isfinite(self.lr) and self.lr > 0, "lr", "> 0", self.lr)
+        ensure(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)
+        ok = math.isfinite(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1
+        ensure(ok, "min_lr_ratio", "in [0, 1]", self.min_lr_ratio)
+        ok = math.isfinite(self.weight_decay) and self.weight_decay >= 0
+        ensure(ok, "weight_decay", ">= 0", self.weight_decay)
+        ok = math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0
+        ensure(ok, "max_grad_norm", "> 0", self.max_grad_norm)
+        ensure(self.max_nan_steps >= 1, "max_nan_steps", ">= 1", self.max_nan_steps)
+        ensure(self.eval_every >= 0, "eval_every", ">= 0 (0 = never)", self.eval_every)
+        ensure(self.checkpoint_every >= 1, "checkpoint_every", ">= 1", self.checkpoint_every)
+        ok = self.keep_checkpoints >= 0
+        ensure(ok, "keep_checkpoints", ">= 0 (0 = all)", self.keep_checkpoints)
+        super().validate()

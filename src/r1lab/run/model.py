@@ -128,6 +128,16 @@ def warn_template(path: str | Path, template: str | None) -> None:
         )
 
 
+def context_length(model_dir: str | Path) -> int:
+    """The longest sequence a model directory's model takes (its max_position_embeddings; a
+    very large number when its config names none)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(text, "max_position_embeddings", None) or 10**9)
+
+
 def load_model(
     path: str | Path, device: str = "auto", dtype: str = "auto", template: str | None = None
 ) -> tuple[Any, Any]:

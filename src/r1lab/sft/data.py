@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -216,6 +216,36 @@ def tokenize(rows: Sequence[Rendered], template: str, tokenizer: Any) -> list[Ex
     return out
 
 
+R = TypeVar("R", bound=tuple)
+
+
+def split_held_out(
+    data: str,
+    read: Callable[[str], dict[str, list[R]]],
+    eval_data: str = "",
+    eval_size: float = 0.0,
+    seed: int = 0,
+) -> tuple[list[R], list[R], str]:
+    """(training rows, held-out rows, where the held-out rows came from) of a source whose
+    rendered rows `read` returns by split, each row (where, prompt text, ...): `eval_data` if
+    given (its test split, else all of it), else the source's test split if it has one, else
+    `eval_size` of `data` held out by a seeded hash of the prompt (a repeated prompt stays on
+    one side; `r1lab.tasks.files.split_examples`)."""
+    parts = read(data)
+    train = parts["train"]
+    if eval_data:
+        held = read(eval_data)
+        return train, held.get("test", held["train"]), eval_data
+    if "test" in parts:
+        return train, parts["test"], f"{data} (test split)"
+    if eval_size > 0 and len(train) >= 2:
+        keyed = [{"prompt": r[1], "row": r} for r in train]
+        kept, test = split_examples(keyed, eval_size, seed, data, key="prompt")
+        source = f"{eval_size:.0%} of {data}, held out by prompt hash (seed {seed})"
+        return [k["row"] for k in kept], [k["row"] for k in test], source
+    return train, [], ""
+
+
 def load_data(
     data: str,
     template: str,
@@ -231,20 +261,13 @@ def load_data(
     it has one, else `eval_size` of `data` held out by a seeded hash of the rendered prompt
     (`r1lab.tasks.files.split_examples`: a repeated prompt stays on one side). Rows longer than
     `max_length` tokens are dropped and counted."""
-    parts = read_rendered(data, template, tokenizer, fields)
-    train = parts["train"]
-    if eval_data:
-        held = read_rendered(eval_data, template, tokenizer, fields)
-        held_out, eval_source = held.get("test", held["train"]), eval_data
-    elif "test" in parts:
-        held_out, eval_source = parts["test"], f"{data} (test split)"
-    elif eval_size > 0 and len(train) >= 2:
-        keyed = [{"prompt": r[1], "row": r} for r in train]
-        kept, test = split_examples(keyed, eval_size, seed, data, key="prompt")
-        train, held_out = [k["row"] for k in kept], [k["row"] for k in test]
-        eval_source = f"{eval_size:.0%} of {data}, held out by prompt hash (seed {seed})"
-    else:
-        held_out, eval_source = [], ""
+    train, held_out, eval_source = split_held_out(
+        data,
+        lambda source: read_rendered(source, template, tokenizer, fields),
+        eval_data,
+        eval_size,
+        seed,
+    )
     if not train:
         raise ConfigError(f"{data}: no training rows left after holding out eval_size={eval_size}")
     train_ex = tokenize(train, template, tokenizer)

@@ -14,7 +14,6 @@ progress, model loading) is the run layer `r1lab zero` stands on too (`r1lab.run
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from array import array
 from dataclasses import dataclass
@@ -24,36 +23,12 @@ from typing import Any
 import torch
 
 from r1lab.checkpoint import own_memory
-from r1lab.config import ConfigError, validate
+from r1lab.config import ConfigError
 from r1lab.rollout.batch import default_cut_cost
 from r1lab.rollout.engine import logits_to_keep_kwargs
-from r1lab.run import check_free, resume_config
-from r1lab.run.checkpoints import (
-    checkpoints,
-    interruptible,
-    load_trainer_state,
-    save_training_checkpoint,
-    stop_on_nan_streak,
-)
-from r1lab.run.distributed import (
-    all_max,
-    all_sum,
-    barrier,
-    is_main,
-    open_run,
-    resumed_note,
-    setup,
-    shard,
-    teardown,
-)
-from r1lab.run.fsdp import (
-    accumulate,
-    clip_grad_norm,
-    gathered,
-    load_optimizer_state,
-    shard_model,
-)
-from r1lab.run.progress import Display
+from r1lab.run.distributed import all_max, all_sum, is_main, shard, teardown
+from r1lab.run.fsdp import accumulate, gathered, shard_model
+from r1lab.run.loop import open_or_resume, optimizer_step, restore, train_loop
 from r1lab.sft.config import SFTConfig
 from r1lab.sft.data import (
     Example,
@@ -134,18 +109,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     loss_sum = all_sum([loss_sum])[0]
 
     # 4. Clip and step; a non-finite loss or gradient skips the step (nothing applied).
-    lr = t.optimizer.param_groups[0]["lr"]
-    grad_norm = clip_grad_norm(t.model.parameters(), cfg.max_grad_norm)
-    out: dict[str, float] = {}
-    if not math.isfinite(loss_sum) or not torch.isfinite(grad_norm):
-        t.optimizer.zero_grad(set_to_none=True)
-        t.nan_streak += 1
-        out["train/nan_skipped"] = 1.0
-    else:
-        t.optimizer.step()
-        t.optimizer.zero_grad(set_to_none=True)
-        t.scheduler.step()
-        t.nan_streak = 0
+    out = optimizer_step(t, loss_sum)
     seconds = all_max(time.perf_counter() - t0)  # the slowest rank's
 
     # 5. Metrics, over every rank's sequences.
@@ -160,8 +124,6 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     out.update(
         {
             "loss/sft": loss_sum,
-            "policy/lr": lr,
-            "policy/grad_norm": float(grad_norm),
             "batch/sequences": sequences,
             "batch/tokens": tokens,
             "batch/completion_tokens": float(num_targets),
@@ -261,22 +223,20 @@ def fingerprint(examples: list[Example]) -> str:
     return h.hexdigest()
 
 
-def _context(model_dir: str) -> int:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return int(getattr(text, "max_position_embeddings", None) or 10**9)
-
-
 def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
     """Data first (its errors cost no weight loading), then the model and the optimizer."""
-    from r1lab.run.model import load_model, load_tokenizer, resolve_device, resolve_dtype
+    from r1lab.run.model import (
+        context_length,
+        load_model,
+        load_tokenizer,
+        resolve_device,
+        resolve_dtype,
+    )
 
     device = resolve_device(cfg.device)
     resolve_dtype(cfg.dtype, device)  # float16 on a CPU fails here, before anything loads
     tokenizer = load_tokenizer(cfg.model, cfg.template)  # so does a model without a tokenizer
-    max_length = cfg.max_length or _context(cfg.model)
+    max_length = cfg.max_length or context_length(cfg.model)
     fields = Fields(cfg.prompt_field, cfg.completion_field, cfg.messages_field)
     data = load_data(
         cfg.data,
@@ -333,78 +293,29 @@ def run(cfg: SFTConfig, command: str = "sft") -> int:
 
     Nothing is written until start-up has succeeded (config valid, data read, model and
     tokenizer loaded); the run layer refuses an `out` that holds anything."""
-    from r1lab.run.model import resolve_device
-    from r1lab.tracking import check_loggers
-
-    checkpoint = None
-    rank, world = setup(resolve_device(cfg.device).type)
-    main = rank == 0
-    if cfg.resume:
-        # The saved config fills in what a partial one (SFTConfig(resume=RUN)) leaves out.
-        cfg = validate(resume_config(cfg))
-        run_dir = Path(cfg.resume)
-        found = checkpoints(run_dir)
-        checkpoint = found[-1] if found else None
-        if checkpoint is None and main:
-            print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
-    else:
-        validate(cfg)
-        run_dir = check_free(cfg.out, cfg.overwrite)
-        barrier()  # every rank has checked before rank 0 claims the directory
-    check_loggers(cfg.tensorboard, cfg.wandb)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-
-    t = build(cfg, checkpoint)
-    start = 0
-    if checkpoint is not None:
-        state = load_trainer_state(checkpoint)
-        if state["data"] != t.data_hash:
-            raise ConfigError(
-                f"--resume {run_dir}: the training data differ from the data the run started "
-                f"with ({cfg.data}, template, tokenizer or max_length changed); start a new run"
-            )
-        load_optimizer_state(t.model, t.optimizer, state["optimizer"])
-        t.scheduler.load_state_dict(state["scheduler"])
-        start = state["step"]
-        if main:
-            print(f"resumed from {checkpoint} (step {start}){resumed_note(state)}")
-    logger = open_run(cfg, run_dir, start)
-    display = Display(command, t.total_steps, start, cfg.progress and main, SFT_KEYS)
-    with interruptible(run_dir, command, display, logger):
-        for step in range(start, t.total_steps + 1):
-            row: dict[str, float] = {}
-            last = step == t.total_steps
-            if t.data.eval and cfg.eval_every and (step % cfg.eval_every == 0 or last):
-                row.update(eval_loss(t))
-            if last:
-                if row:
-                    logger.log(step, row)
-                break
-            row.update(train_step(t, step))
-            stop_on_nan_streak(t.nan_streak, cfg.max_nan_steps, run_dir)
-            logger.log(step, row)
-            display.update(step, row)
-            done = step + 1
-            if done % cfg.checkpoint_every == 0 or done == t.total_steps:
-                _checkpoint(t, run_dir, done, world)  # every rank: sharded state is gathered
-    barrier()  # the last checkpoint is written before any rank reports the run done
-    if main:
-        _finish(run_dir)
-    teardown()
-    return 0
-
-
-def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
-    # Called on every rank (gathering a sharded model's state is a collective); rank 0 writes.
-    # The batch order is global (a function of the step), so a run resumes on any world size.
-    state = {"scheduler": t.scheduler.state_dict(), "data": t.data_hash, "world_size": world}
+    opened = open_or_resume(cfg)
+    t = build(opened.cfg, opened.checkpoint)
+    changed = (
+        f"the training data differ from the data the run started with ({t.cfg.data}, "
+        "template, tokenizer or max_length changed)"
+    )
+    start = restore(t, opened, changed)
     # The template goes with the weights, so eval and RL prompt the model as it was trained.
     meta = {"command": "r1lab sft", "template": t.cfg.template, "data": t.cfg.data}
-    save_training_checkpoint(
-        run_dir, step, t.model, t.tokenizer, t.optimizer, state, t.cfg.keep_checkpoints, meta
+    train_loop(
+        t,
+        opened,
+        start,
+        command,
+        SFT_KEYS,
+        train_step=lambda step: train_step(t, step),
+        evaluate=(lambda: eval_loss(t)) if t.data.eval else None,
+        meta=meta,
     )
+    if is_main():
+        _finish(opened.run_dir)
+    teardown()
+    return 0
 
 
 def _finish(run_dir: Path) -> None:
