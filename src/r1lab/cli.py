@@ -51,6 +51,11 @@ COMMANDS: dict[str, Command] = {
     "sft": Command(
         "r1lab.sft.trainer", "SFTConfig", "supervised fine-tuning, loss on completion tokens only"
     ),
+    "reject": Command(
+        "r1lab.data.reject",
+        "RejectConfig",
+        "rejection sampling: a checkpoint's good completions as an SFT dataset",
+    ),
     "rm": Command(
         "r1lab.rm.trainer", "RMConfig", "a Bradley-Terry reward model on chosen/rejected pairs"
     ),

@@ -126,7 +126,10 @@ class ChatEndpoint:
         api_key: str | None = None,
         max_tokens: int = 1024,
         sleep: Callable[[float], None] = time.sleep,
+        role: str = "rewriter",
     ) -> None:
+        self.role = role
+        """What the endpoint is for, in error messages ("rewriter", "judge")."""
         self.url = chat_url(url)
         self.model = model
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
@@ -161,7 +164,7 @@ class ChatEndpoint:
                 last = f"HTTP {e.code} {e.reason}" + (f": {detail}" if detail else "")
                 if e.code not in RETRY_STATUS:
                     raise RewriterError(
-                        f"rewriter endpoint {self.url} refused the request: {last}"
+                        f"{self.role} endpoint {self.url} refused the request: {last}"
                     ) from None
                 wait = _retry_after(e.headers.get("Retry-After"), wait)
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
@@ -172,7 +175,7 @@ class ChatEndpoint:
             if attempt < self.retries:
                 self.sleep(wait)
         raise RewriterError(
-            f"rewriter endpoint {self.url} did not answer after {self.retries + 1} tries "
+            f"{self.role} endpoint {self.url} did not answer after {self.retries + 1} tries "
             f"(last: {last}); is an OpenAI-compatible server running there?"
         )
 
@@ -181,12 +184,12 @@ class ChatEndpoint:
             content = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise RewriterError(
-                f"rewriter endpoint {self.url} answered, but not in the OpenAI chat schema "
+                f"{self.role} endpoint {self.url} answered, but not in the OpenAI chat schema "
                 f"(choices[0].message.content): {_excerpt(raw)}"
             ) from None
         if not isinstance(content, str):
             raise RewriterError(
-                f"rewriter endpoint {self.url}: choices[0].message.content is not text: "
+                f"{self.role} endpoint {self.url}: choices[0].message.content is not text: "
                 f"{_excerpt(raw)}"
             )
         return content
@@ -245,8 +248,7 @@ class ModelRewriter:
         self.model, self.tokenizer = load_model(path, device, dtype)
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
 
-    def _text(self, item: RewriteItem) -> str:
-        request = render(self.prompt, item)
+    def _text(self, request: str) -> str:
         if not self.chat:
             return request + "\n"
         messages = [{"role": "user", "content": request}]
@@ -255,17 +257,19 @@ class ModelRewriter:
         )
 
     def rewrite(self, items: Sequence[RewriteItem]) -> list[str | None]:
+        return self.complete([render(self.prompt, item) for item in items], ("</answer>",))
+
+    def complete(self, requests: Sequence[str], stop: Sequence[str] = ()) -> list[str | None]:
+        """The model's greedy answer to each request (its chat template around it when it has
+        one); None for a request that leaves no room for an answer in the model's context."""
         from r1lab.rollout import Sampler, SamplingParams
         from r1lab.tasks import encode_prompts
 
         context = getattr(self.model.config, "max_position_embeddings", None) or 1 << 30
         template = "chat" if self.chat else "raw"
-        ids = encode_prompts([self._text(item) for item in items], template, self.tokenizer)
-        params = SamplingParams(
-            temperature=0.0, max_new_tokens=self.max_new_tokens, stop=("</answer>",)
-        )
-        out: list[str | None] = [None] * len(items)
-        # A request that leaves no room for the answer in the model's context gets none.
+        ids = encode_prompts([self._text(r) for r in requests], template, self.tokenizer)
+        params = SamplingParams(temperature=0.0, max_new_tokens=self.max_new_tokens, stop=stop)
+        out: list[str | None] = [None] * len(requests)
         fits = [i for i, p in enumerate(ids) if len(p) + self.max_new_tokens <= context]
         sampler = Sampler(self.model, self.tokenizer)
         for start in range(0, len(fits), self.batch):
