@@ -30,6 +30,9 @@ from r1lab.tasks import encode_prompts
 from r1lab.tasks.files import read_rows, row_field
 
 MICROWORLD = "microworld:"
+MICROWORLD_PROMPT = "User: {prompt}\nAssistant:"
+MICROWORLD_RESPONSE = " {response}"
+"""How the micro-world's pairs are written: as its corpus writes a dialogue."""
 HELD_OUT_PAIRS = 400
 """Held-out pairs of a microworld source: pairs of test requests, labelled by the hidden rule."""
 
@@ -153,9 +156,9 @@ def _microworld(source: str, pairs: int, noise: float) -> dict[str, list[Rendere
         out[split] = [
             (
                 f"{source} ({split}), pair {i}",
-                f"User: {r['prompt']}\nAssistant:",
-                " " + r["chosen"],
-                " " + r["rejected"],
+                MICROWORLD_PROMPT.format(prompt=r["prompt"]),
+                MICROWORLD_RESPONSE.format(response=r["chosen"]),
+                MICROWORLD_RESPONSE.format(response=r["rejected"]),
                 r["kind"],
             )
             for i, r in enumerate(rows)
@@ -185,20 +188,36 @@ def read_rendered(
     return out
 
 
+def formats(source: str) -> tuple[str, str]:
+    """The text around a source's prompts and responses (`prompt_format`, `response_format`),
+    recorded with a reward model so that a scorer writes its input the same way."""
+    if source.startswith(MICROWORLD):
+        return MICROWORLD_PROMPT, MICROWORLD_RESPONSE
+    return "{prompt}", "{response}"
+
+
+def encode(
+    prompts: Sequence[str], responses: Sequence[str], template: str, tokenizer: Any
+) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, response ids) of rendered texts: the prompt as eval and RL encode it, the
+    response without special tokens, nothing appended."""
+    p_ids = encode_prompts(list(prompts), template, tokenizer)
+    r_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"] if responses else []
+    return [(list(p), list(r)) for p, r in zip(p_ids, r_ids, strict=True)]
+
+
 def tokenize(rows: Sequence[Rendered], template: str, tokenizer: Any) -> list[Pair]:
-    """Token ids of rendered pairs: the prompt as eval and RL encode it, then each response
-    (no special tokens, nothing appended)."""
+    """Token ids of rendered pairs: prompt then response (`encode`)."""
     if not rows:
         return []
-    prompts = encode_prompts([r[1] for r in rows], template, tokenizer)
-    chosen = tokenizer([r[2] for r in rows], add_special_tokens=False)["input_ids"]
-    rejected = tokenizer([r[3] for r in rows], add_special_tokens=False)["input_ids"]
+    chosen = encode([r[1] for r in rows], [r[2] for r in rows], template, tokenizer)
+    rejected = encode([r[1] for r in rows], [r[3] for r in rows], template, tokenizer)
     out = []
-    for row, p, c, r in zip(rows, prompts, chosen, rejected, strict=True):
+    for row, (p, c), (_, r) in zip(rows, chosen, rejected, strict=True):
         for name, ids in (("chosen", c), ("rejected", r)):
             if not ids:
                 raise ConfigError(f"{row[0]}: the {name} response encodes to no tokens")
-        out.append(Pair(tuple(p) + tuple(c), tuple(p) + tuple(r), row[0], row[4]))
+        out.append(Pair(tuple(p + c), tuple(p + r), row[0], row[4]))
     return out
 
 
@@ -272,10 +291,14 @@ class PairBatch:
 
 
 def collate(pairs: Sequence[Pair], pad_id: int = 0) -> PairBatch:
-    """Chosen and rejected rows interleaved, right-padded to the longest. No attention mask is
-    needed: a real token never attends to a later position, so the padding after a sequence
-    changes none of its outputs (as `r1lab sft`'s grouped batches)."""
-    seqs = [s for p in pairs for s in (p.chosen, p.rejected)]
+    """Chosen and rejected rows interleaved (`collate_sequences`)."""
+    return collate_sequences([s for p in pairs for s in (p.chosen, p.rejected)], pad_id)
+
+
+def collate_sequences(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> PairBatch:
+    """Sequences right-padded to the longest, with each one's last position. No attention
+    mask is needed: a real token never attends to a later position, so the padding after a
+    sequence changes none of its outputs (as `r1lab sft`'s grouped batches)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     for r, s in enumerate(seqs):

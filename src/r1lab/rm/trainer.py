@@ -28,7 +28,16 @@ import torch
 
 from r1lab.checkpoint import own_memory
 from r1lab.rm.config import RMConfig
-from r1lab.rm.data import Pair, PairFields, RMData, collate, load_pairs, micro_batches, plan
+from r1lab.rm.data import (
+    Pair,
+    PairFields,
+    RMData,
+    collate,
+    formats,
+    load_pairs,
+    micro_batches,
+    plan,
+)
 from r1lab.rm.loss import pair_accuracy, pair_losses
 from r1lab.rm.model import load_reward_model, sequence_rewards
 from r1lab.rollout.batch import default_cut_cost
@@ -296,7 +305,14 @@ def run(cfg: RMConfig, command: str = "rm") -> int:
         return eval_metrics(scored, t.cfg.center_coef)
 
     # How prompts were rendered goes with the weights, so a scorer renders them the same way.
-    meta = {"command": "r1lab rm", "template": t.cfg.template, "data": t.cfg.data}
+    prompt_format, response_format = formats(t.cfg.data)
+    meta = {
+        "command": "r1lab rm",
+        "template": t.cfg.template,
+        "prompt_format": prompt_format,
+        "response_format": response_format,
+        "data": t.cfg.data,
+    }
     train_loop(
         t,
         opened,

@@ -140,9 +140,15 @@ def _chat_texts(messages: list[dict[str, str]], where: str, tokenizer: Any) -> t
 
 
 def render(
-    row: Mapping[str, Any], where: str, template: str, tokenizer: Any, fields: Fields = Fields()
+    row: Mapping[str, Any],
+    where: str,
+    template: str,
+    tokenizer: Any,
+    fields: Fields = Fields(),
+    empty_ok: bool = False,
 ) -> tuple[str, str]:
-    """(prompt text, completion text) of one row, as the module docstring describes."""
+    """(prompt text, completion text) of one row, as the module docstring describes. An empty
+    completion is an error unless `empty_ok` (a reward model scores whatever a policy wrote)."""
     if row.get(fields.messages) is not None:
         messages = _messages(row[fields.messages], where, fields.messages)
         if template == "chat":
@@ -157,7 +163,8 @@ def render(
     else:
         raw_prompt = row_field(row, fields.prompt, where)
         prompt = _text(raw_prompt, where, fields.prompt, empty_ok=True)
-        completion = _text(row_field(row, fields.completion, where), where, fields.completion)
+        raw = row_field(row, fields.completion, where)
+        completion = _text(raw, where, fields.completion, empty_ok=empty_ok)
         if template == "chat":
             reply = {"role": "assistant", "content": completion}
             return _chat_texts([*chat_messages(prompt), reply], where, tokenizer)
