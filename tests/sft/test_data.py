@@ -269,3 +269,44 @@ def test_parquet_messages_column(tmp_path, qwen_tokenizer):
     (ex,) = examples_of(tmp_path / "c.parquet", qwen_tokenizer, "chat").train
     whole = qwen_tokenizer.apply_chat_template(conv, tokenize=False)
     assert qwen_tokenizer.decode(list(ex.ids)) == whole
+
+
+def test_a_mix_source_joins_at_its_ratio_from_its_own_splits(tmp_path, qwen_tokenizer):
+    from r1lab.sft.data import load_data
+
+    rows = [{"prompt": f"Question {i}?", "completion": f" answer {i}"} for i in range(30)]
+    data = str(write_jsonl(tmp_path / "reasoning.jsonl", rows))
+
+    def load(seed=0, **mix):
+        return load_data(data, "raw", qwen_tokenizer, 512, eval_size=0.2, seed=seed, **mix)
+
+    mixed = load(mix="microworld:general", mix_ratio=0.5)
+    alone = load()
+    n_train, n_eval = len(alone.train), len(alone.eval)
+    assert mixed.mixed == round(0.5 * n_train) and len(mixed.train) == n_train + mixed.mixed
+    assert len(mixed.eval) == n_eval + round(0.5 * n_eval)
+    assert mixed.train[:n_train] == alone.train
+    general = read_rendered("microworld:general", "raw", qwen_tokenizer)
+    train_texts = {c for _, _, c in general["train"]}
+    for e in mixed.train[n_train:]:
+        assert e.where.startswith("microworld:general (train)")
+        text = qwen_tokenizer.decode(e.ids[e.prompt_len :]).removesuffix("<|endoftext|>")
+        assert text in train_texts
+    # The held-out mix rows come from the mix's own test split.
+    assert all(e.where.startswith("microworld:general (test)") for e in mixed.eval[n_eval:])
+    # Seeded: the same rows again; another seed, others.
+    assert load(mix="microworld:general", mix_ratio=0.5).train == mixed.train
+    other = load(seed=1, mix="microworld:general", mix_ratio=0.5)
+    drawn = [e.ids for e in other.train if e.where.startswith("microworld")]
+    assert drawn != [e.ids for e in mixed.train[n_train:]]
+
+
+def test_draw_repeats_a_small_source_whole_before_sampling():
+    from r1lab.sft.data import draw
+
+    rows = [(f"r{i}",) for i in range(3)]
+    out = draw(rows, 8, "k")
+    assert sorted(out).count(("r0",)) in (2, 3) and len(out) == 8
+    assert all(out.count(r) >= 2 for r in rows) and len(set(out)) == 3
+    assert draw(rows, 2, "k") == draw(rows, 2, "k") and len(set(draw(rows, 2, "k"))) == 2
+    assert draw(rows, 0, "k") == [] and draw([], 5, "k") == []

@@ -253,6 +253,8 @@ def _mistakes(tmp_path: Path, tiny_qwen: Path, qa_file: Path) -> list[list[str]]
         ["sft", f"data={qa_file}", "model=/nope"],
         ["sft", f"data={qa_file}", "device=cpu", "dtype=float16"],
         ["sft", "--resume", str(tmp_path / "nope")],
+        ["sft", f"data={qa_file}", "mix=microworld:general", "mix_ratio=0"],
+        ["sft", f"data={qa_file}", f"mix={tmp_path / 'nope.jsonl'}"],
     ]
 
 

@@ -25,6 +25,13 @@ class SFTConfig(FitConfig):
     """Training data: a JSONL or Parquet file, `hf:NAME[:CONFIG][@SPLIT]` (a Hugging Face
     dataset, or a local dataset directory), or `microworld:general` (the micro-world's general
     requests, generated). Rows hold `prompt` and `completion`, or chat `messages`."""
+    mix: str = ""
+    """A second training source in the same forms, mixed in at `mix_ratio` (DeepSeek-R1's
+    non-reasoning rows beside the rejection-sampled reasoning ones: `mix=microworld:general`);
+    empty = none. Its held-out rows join the held-out set at the same ratio."""
+    mix_ratio: float = 1 / 3
+    """Rows of `mix` per training row of `data` (the report's 200k to 600k); drawn by a seeded
+    sample, `mix` repeated whole when it has fewer rows."""
     eval_data: str = ""
     """Held-out data in the same forms; empty: the dataset's test split when it has one, else
     `eval_size` of `data` held out by a seeded hash of the rendered prompt."""
@@ -72,6 +79,8 @@ class SFTConfig(FitConfig):
             "a JSONL/Parquet file, hf:NAME or microworld:general",
             self.data,
         )
+        ok = math.isfinite(self.mix_ratio) and self.mix_ratio > 0
+        ensure(ok, "mix_ratio", "> 0 (rows of mix per row of data)", self.mix_ratio)
         ok = math.isfinite(self.eval_size) and 0 <= self.eval_size < 1
         ensure(ok, "eval_size", "a share in [0, 1) (0 = none)", self.eval_size)
         for key in ("prompt_field", "completion_field", "messages_field"):

@@ -79,6 +79,8 @@ class SFTData:
     """Rows left out for being longer than max_length (train and held out)."""
     eval_source: str = ""
     """Where the held-out rows came from, for the start-up line."""
+    mixed: int = 0
+    """Training rows drawn from the `mix` source (included in `train`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,20 +265,33 @@ def load_data(
     eval_size: float = 0.0,
     seed: int = 0,
     fields: Fields = Fields(),
+    mix: str = "",
+    mix_ratio: float = 1 / 3,
 ) -> SFTData:
     """Training and held-out examples: `eval_data` if given, else the source's test split if
     it has one, else `eval_size` of `data` held out by a seeded hash of the rendered prompt
     (`r1lab.tasks.files.split_examples`: a repeated prompt stays on one side). Rows longer than
-    `max_length` tokens are dropped and counted."""
-    train, held_out, eval_source = split_held_out(
-        data,
-        lambda source: read_rendered(source, template, tokenizer, fields),
-        eval_data,
-        eval_size,
-        seed,
-    )
+    `max_length` tokens are dropped and counted.
+
+    `mix`: a second source (DeepSeek-R1's non-reasoning rows beside its reasoning ones) of which
+    round(mix_ratio x training rows of `data`) training rows join the training set, drawn by a
+    seeded sample (repeated whole when it has fewer), and as many of its held-out rows per
+    held-out row of `data` join the held-out set."""
+
+    def read(source: str) -> dict[str, list[Rendered]]:
+        return read_rendered(source, template, tokenizer, fields)
+
+    train, held_out, eval_source = split_held_out(data, read, eval_data, eval_size, seed)
     if not train:
         raise ConfigError(f"{data}: no training rows left after holding out eval_size={eval_size}")
+    mixed = 0
+    if mix:
+        mix_train, mix_held, _ = split_held_out(mix, read, "", eval_size, seed)
+        extra = draw(mix_train, round(mix_ratio * len(train)), f"sft-mix/{seed}/train")
+        extra_held = draw(mix_held, round(mix_ratio * len(held_out)), f"sft-mix/{seed}/eval")
+        train, held_out, mixed = train + extra, held_out + extra_held, len(extra)
+        if extra_held:
+            eval_source += f" + {len(extra_held)} held-out rows of {mix}"
     train_ex = tokenize(train, template, tokenizer)
     eval_ex = tokenize(held_out, template, tokenizer)
     fits_train = [e for e in train_ex if len(e.ids) <= max_length]
@@ -288,7 +303,16 @@ def load_data(
             f"shortest, {shortest.where}, has {len(shortest.ids)}); raise max_length"
         )
     dropped = len(train_ex) - len(fits_train) + len(eval_ex) - len(fits_eval)
-    return SFTData(fits_train, fits_eval, dropped, eval_source)
+    return SFTData(fits_train, fits_eval, dropped, eval_source, mixed)
+
+
+def draw(rows: Sequence[R], n: int, key: str) -> list[R]:
+    """`n` of `rows` by a seeded sample without replacement: every row as often as the others,
+    the whole set repeated when `n` exceeds it, the rest sampled."""
+    if n <= 0 or not rows:
+        return []
+    whole, rest = divmod(n, len(rows))
+    return list(rows) * whole + random.Random(key).sample(list(rows), rest)
 
 
 # ---------------------------------------------------------------------------------------------

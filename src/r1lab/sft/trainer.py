@@ -247,6 +247,8 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
         eval_size=cfg.eval_size,
         seed=cfg.seed,
         fields=fields,
+        mix=cfg.mix,
+        mix_ratio=cfg.mix_ratio,
     )
     model, tokenizer = load_model(
         str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
@@ -264,6 +266,8 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
     tokens = sum(len(e.ids) for e in data.train)
     held = f"{len(data.eval)} held out ({data.eval_source})" if data.eval else "none held out"
     dropped = f"; {data.dropped} longer than {max_length} tokens dropped" if data.dropped else ""
+    if data.mixed:
+        dropped += f"; {data.mixed} of the training rows from {cfg.mix}"
     if is_main():
         print(
             f"sft: {len(data.train)} training sequences ({tokens} tokens), {held}{dropped}; "
