@@ -140,6 +140,46 @@ class AlgoConfig:
 
 
 @dataclass
+class GeneralConfig:
+    """RL for all scenarios (DeepSeek-R1's last stage): the micro-world's general requests
+    beside the task's questions, rewarded by preference reward models (`r1lab rm`) instead of a
+    rule, and evaluated on the world's hidden rule (docs/r1.md)."""
+
+    share: float = 0.0
+    """Share of the training prompts that are general requests; 0 = none (R1-Zero)."""
+    reward_models: dict[str, str] = field(default_factory=dict)
+    """Reward models by name: an `r1lab rm` checkpoint or run each, e.g.
+    {helpful: runs/rm-helpful, harmless: runs/rm-harmless}; a general request's reward is the
+    weighted sum of their scores (logged as reward/rm_<name>) plus the task's format reward."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Weight of each reward model by name (missing: 1.0)."""
+    parts: dict[str, str] = field(default_factory=dict)
+    """What each reward model reads of a completion by name: `final` (after the reasoning:
+    R1's helpfulness model) or `full` (everything: its harmlessness model; missing: full)."""
+    eval_questions: int = 60
+    """Held-out general requests per evaluation (graded by the hidden rule)."""
+
+    def validate(self) -> None:
+        ok = _finite(self.share) and 0 <= self.share < 1
+        ensure(ok, "share", "a share in [0, 1)", self.share)
+        if self.share > 0:
+            ensure(
+                bool(self.reward_models),
+                "reward_models",
+                "at least one `r1lab rm` checkpoint when general.share > 0",
+                self.reward_models,
+            )
+        for key in ("weights", "parts"):
+            extra = sorted(set(getattr(self, key)) - set(self.reward_models))
+            ensure(not extra, key, "names of general.reward_models", extra)
+        for name, w in self.weights.items():
+            ensure(_finite(w), f"weights.{name}", "a finite number", w)
+        for name, part in self.parts.items():
+            ensure(part in ("full", "final"), f"parts.{name}", "full or final", part)
+        ensure(self.eval_questions >= 1, "eval_questions", ">= 1", self.eval_questions)
+
+
+@dataclass
 class ZeroConfig(RunConfig):
     """`r1lab zero`: GRPO from a base model with rule-based rewards."""
 
@@ -158,6 +198,7 @@ class ZeroConfig(RunConfig):
     """Extra params per reward name, e.g. {cosine_length: {max_length: 160}}."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    general: GeneralConfig = field(default_factory=GeneralConfig)
     steps: int = 120
     """Training steps (one step = one batch of P x G completions)."""
     train_pool: int = 4096

@@ -28,6 +28,13 @@ from r1lab.checkpoint import own_memory
 from r1lab.config import ConfigError, validate
 from r1lab.rl.algos import DEFAULT_SCALE, compute_advantages, entropy_from_logits, grpo_loss
 from r1lab.rl.config import AlgoConfig, ZeroConfig
+from r1lab.rl.mixed import (
+    add_model_rewards,
+    general_composite,
+    general_pool,
+    is_general,
+    load_model_rewards,
+)
 from r1lab.rl.state import PromptStream
 from r1lab.rollout import Completion, Sampler, SamplingParams, token_logprobs
 from r1lab.rollout.batch import (
@@ -84,6 +91,10 @@ class Trainer:
     device: torch.device
     nan_streak: int = 0
     last_samples: list[dict[str, Any]] = field(default_factory=list)
+    general_reward: Any = None
+    """The rule part of a general request's reward (`r1lab.rl.mixed`); None: no general ones."""
+    model_rewards: list[Any] = field(default_factory=list)
+    """Reward models scoring general requests in this process (`r1lab.rl.mixed`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,19 +132,19 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
             groups = t.sampler.generate(prompt_ids, t.sampling, seed=seed) if prompts else []
             t1 = time.perf_counter()
             flat = [c for g in groups for c in g]
-            scored = (
-                t.pool.score(
-                    t.reward,
-                    [c.text for c in flat],
-                    [
-                        _with_lengths(ex, c, cfg)
-                        for ex, g in zip(examples, groups, strict=True)
-                        for c in g
-                    ],
-                )
-                if flat
-                else []
+            items = [
+                _with_lengths(ex, c, cfg) for ex, g in zip(examples, groups, strict=True) for c in g
+            ]
+            texts = [c.text for c in flat]
+            # A question's reward comes from the task's rules; a general request's from its format
+            # rule, then the reward models, in this process (RL for all scenarios).
+            composites = (
+                [t.general_reward if is_general(ex) else t.reward for ex in items]
+                if t.general_reward is not None
+                else t.reward
             )
+            scored = t.pool.score(composites, texts, items) if flat else []
+            scored = add_model_rewards(t.model_rewards, scored, items, texts)
             # A part that raised or was not a finite number scored 0 (logged by the pool); a reward
             # failing on every item raised RewardError above.
             errors += sum(len(r.info.get("errors", ())) for r in scored)
@@ -268,11 +279,21 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     every = [x for part in all_gather_object(mine) for x in part] if world > 1 else mine
     totals, parts, texts, lengths, clipped, advs = (list(col) for col in zip(*every, strict=True))
     out: dict[str, float] = {"reward/total": _mean(totals)}
-    for name in parts[0]:
-        out[f"reward/{name}"] = _mean([p[name] for p in parts])
-    right = [p[spec.accuracy] >= 1 - 1e-9 for p in parts]
-    out["reward/accuracy"] = _mean(right)
+    # Every part over the completions it scored (a question's accuracy, a general request's
+    # reward models); a general request is never "right" (no rule grades it).
+    for name in dict.fromkeys(k for p in parts for k in p):
+        out[f"reward/{name}"] = _mean([p[name] for p in parts if name in p])
+    right = [p.get(spec.accuracy, 0.0) >= 1 - 1e-9 for p in parts]
+    graded = [ok for ok, p in zip(right, parts, strict=True) if spec.accuracy in p]
+    out["reward/accuracy"] = _mean(graded)
     out["reward/format_rate"] = _mean([p[spec.format] >= 1 - 1e-9 for p in parts])
+    if t.general_reward is not None:
+        general = [spec.accuracy not in p for p in parts]
+        out["batch/general_share"] = _mean(general)
+        for source, flag in (("general", True), ("reasoning", False)):
+            mine_ = [x for x, g in zip(totals, general, strict=True) if g == flag]
+            if mine_:
+                out[f"reward/{source}/total"] = _mean(mine_)
     out["reward/errors"] = errors  # failed parts over every item scored this step
     out["reward/timeouts"] = timeouts  # parts killed by the pool (time limit or crash)
     out.update({f"response/length_{k}": float(v) for k, v in M.length_stats(lengths).items()})
@@ -466,6 +487,13 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     if not train:
         raise ConfigError(f"task {task.name} has no training examples")
     _check_prompts(task, train[:256], cfg, tokenizer, policy)
+    general_reward, model_rewards = None, []
+    if cfg.general.share > 0:  # RL for all scenarios: general requests join the pool
+        general = general_pool(cfg.general.share, len(train), cfg.task.seed)
+        _check_prompts(task, general[:256], cfg, tokenizer, policy)
+        train = train + general
+        general_reward = general_composite(reward, task)
+        model_rewards = load_model_rewards(cfg.general, str(device), cfg.dtype)
     if cfg.fsdp:  # before the optimizer, which must hold the sharded parameters
         policy = shard_model(policy)
         ref = shard_model(ref) if ref is not None else None
@@ -494,22 +522,32 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         task=task,
         stream=PromptStream(train, cfg.seed, rank, world),
         device=device,
+        general_reward=general_reward,
+        model_rewards=model_rewards,
     )
 
 
 def run_eval(t: Trainer, pool: Any) -> dict[str, float]:
-    """Held-out evaluation with the `r1lab eval` library function."""
+    """Held-out evaluation with the `r1lab eval` library function (and the general requests'
+    when the run has them)."""
+    cfg = t.cfg
+    metrics = dict(_evaluate(t, t.task, cfg.eval_questions, cfg.eval_n, pool).metrics)
+    if t.general_reward is not None:
+        metrics.update(_eval_general(t, pool))
+    return metrics
+
+
+def _evaluate(t: Trainer, task: Any, questions: int, n: int, pool: Any) -> Any:
     from r1lab.evaluate import evaluate
 
     cfg = t.cfg
-    examples = t.task.examples("test", cfg.eval_questions)
-    result = evaluate(
+    return evaluate(
         t.policy,
         t.tokenizer,
-        t.task,
-        examples,
-        n=cfg.eval_n,
-        ks=sorted({1, cfg.eval_n}),
+        task,
+        task.examples("test", questions),
+        n=n,
+        ks=sorted({1, n}),
         temperature=cfg.eval_temperature,
         top_p=0.95,
         max_new_tokens=cfg.rollout.max_new_tokens,
@@ -520,7 +558,28 @@ def run_eval(t: Trainer, pool: Any) -> dict[str, float]:
         seed=cfg.seed,
         progress=False,
     )
-    return result.metrics
+
+
+def _eval_general(t: Trainer, pool: Any) -> dict[str, float]:
+    """Held-out general requests graded by the hidden rule (never by the reward models):
+    eval/general/helpful_rate, harmless_rate, over_refusal_rate, pass@1 (helpful and harmless),
+    beside the reward models' own scores of the same completions (eval/general/rm_<name>), so
+    the reward models' over-optimisation shows if it happens."""
+    from r1lab.tasks.general import GeneralTask
+
+    task = GeneralTask(seed=t.cfg.task.seed)
+    result = _evaluate(t, task, t.cfg.general.eval_questions, 1, pool)
+    keys = ("pass@1", "helpful_rate", "harmless_rate", "over_refusal_rate", "format")
+    out = {
+        f"eval/general/{k}": result.metrics[f"eval/{k}"]
+        for k in keys
+        if f"eval/{k}" in result.metrics
+    }
+    texts = [x["text"] for s in result.samples for x in s["samples"]]
+    questions = [s["question"] for s in result.samples for _ in s["samples"]]
+    for m in t.model_rewards:
+        out[f"eval/general/rm_{m.name}"] = _mean(m.scorer.score(questions, texts))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
