@@ -122,3 +122,32 @@ def test_a_reward_model_run_gets_its_own_panels(tmp_path, monkeypatch):
     assert run(PlotConfig(run_dir=str(tmp_path))) == 0
     assert titles[:3] == ["pair accuracy", "loss (Bradley-Terry)", "margin r(chosen) - r(rejected)"]
     assert "accuracy" not in titles and "loss (completion tokens)" not in titles
+
+
+def test_rl_for_all_scenarios_gets_the_hidden_rule_and_the_reward_models_panels(
+    tmp_path, monkeypatch
+):
+    import matplotlib.axes
+
+    drawn = []
+    real = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append(kwargs.get("label"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    log = MetricsLogger(tmp_path)
+    for step in (0, 10):
+        log.log(step, {"reward/total": 0.5, "reward/rm_helpful": 0.1, "reward/rm_harmless": 0.2})
+        held = {"eval/pass@1": 0.5, "eval/format": 1.0, "eval/length_mean": 9.0}
+        held |= {"eval/reflection_rate": 0.1, "eval/general/helpful_rate": 0.3}
+        log.log(step, held)
+        log.log(step, {"eval/general/harmless_rate": 0.9, "eval/general/rm_helpful": 0.4})
+    log.close()
+    assert run(PlotConfig(run_dir=str(tmp_path))) == 0
+    labels = [d for d in drawn if d]
+    for name in ("held-out helpful", "held-out harmless (harmful requests)"):
+        assert name in labels
+    for name in ("train rm_helpful", "train rm_harmless", "held-out rm_helpful"):
+        assert name in labels

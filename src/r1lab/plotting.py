@@ -31,6 +31,14 @@ PANELS = (
     ("KL to reference", ("policy/kl",)),
     ("language mixing / readability", ("eval/mixed_language_rate", "eval/readability")),
     ("candidates tried (countdown)", ("eval/candidates",)),
+    (
+        "general requests: hidden rule",
+        (
+            "eval/general/helpful_rate",
+            "eval/general/harmless_rate",
+            "eval/general/over_refusal_rate",
+        ),
+    ),
 )
 
 # `r1lab sft` runs: a run whose metrics hold loss/sft is drawn with these instead.
@@ -56,6 +64,9 @@ SECOND_SERIES = {
     "eval/self_correction_rate": ("self-correction", "s:"),
     "eval/readability": ("readability", "s:"),
     "eval/mixed_language_rate": ("mixed language", "o--"),
+    "eval/general/helpful_rate": ("helpful", "o--"),
+    "eval/general/harmless_rate": ("harmless (harmful requests)", "s:"),
+    "eval/general/over_refusal_rate": ("over-refusal", "^-."),
 }
 
 
@@ -98,7 +109,11 @@ def _panels(runs: dict[str, list[dict[str, Any]]]) -> tuple:
     logged = {k for rows in runs.values() for r in rows for k in r}
     if "loss/rm" in logged:
         return RM_PANELS
-    return SFT_PANELS if "loss/sft" in logged else PANELS
+    if "loss/sft" in logged:
+        return SFT_PANELS
+    # RL for all scenarios: the reward models' scores (train and held out), named by the run.
+    scores = tuple(sorted(k for k in logged if k.startswith(("reward/rm_", "eval/general/rm_"))))
+    return PANELS + ((("reward models' scores (general requests)", scores),) if scores else ())
 
 
 def plot_runs(
@@ -127,13 +142,16 @@ def plot_runs(
                 if not xs:
                     continue
                 tag = f"{label} " if len(runs) > 1 else ""
+                # A reward model's series are named by it (several share a panel).
+                rm = key.rsplit("/", 1)[-1] if "/rm_" in key else ""
                 if key.startswith("eval/"):
-                    what, style = SECOND_SERIES.get(key, ("", "o--"))
+                    what, style = SECOND_SERIES.get(key, (rm, "o--"))
                     name_ = f"{tag}held-out {what}".rstrip()
                     ax.plot(xs, ys, style, color=color, ms=4, label=name_)
                 else:
                     ax.plot(xs, ys, color=color, alpha=0.2, lw=0.8)
-                    ax.plot(xs, _smooth(ys, smooth), color=color, lw=1.6, label=f"{tag}train")
+                    name_ = f"{tag}train {rm}".rstrip()
+                    ax.plot(xs, _smooth(ys, smooth), color=color, lw=1.6, label=name_)
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

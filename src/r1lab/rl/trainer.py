@@ -439,7 +439,7 @@ def make_optimizer(
     return optimizer, scheduler
 
 
-def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroConfig, tok, model):
+def _check_prompts(name: str, examples: Sequence[Mapping[str, Any]], cfg: ZeroConfig, tok, model):
     """A prompt longer than the context fails here, naming the example, not mid-run."""
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is None:
@@ -450,7 +450,7 @@ def _check_prompts(task: Any, examples: Sequence[Mapping[str, Any]], cfg: ZeroCo
         n = len(ids)
         if n > budget:
             raise ConfigError(
-                f"task {task.name}: example {ex.get('id')!r} has a {n}-token prompt, but the "
+                f"{name}: example {ex.get('id')!r} has a {n}-token prompt, but the "
                 f"model's context ({limit}) minus rollout.max_new_tokens "
                 f"({cfg.rollout.max_new_tokens}) leaves {budget}; shorten it or lower "
                 "rollout.max_new_tokens"
@@ -486,11 +486,11 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     train = task.examples("train", n_train)
     if not train:
         raise ConfigError(f"task {task.name} has no training examples")
-    _check_prompts(task, train[:256], cfg, tokenizer, policy)
+    _check_prompts(f"task {task.name}", train[:256], cfg, tokenizer, policy)
     general_reward, model_rewards = None, []
     if cfg.general.share > 0:  # RL for all scenarios: general requests join the pool
         general = general_pool(cfg.general.share, len(train), cfg.task.seed)
-        _check_prompts(task, general[:256], cfg, tokenizer, policy)
+        _check_prompts("general requests (general.share)", general, cfg, tokenizer, policy)
         train = train + general
         general_reward = general_composite(reward, task)
         model_rewards = load_model_rewards(cfg.general, str(device), cfg.dtype)
