@@ -246,8 +246,11 @@ def make_judge(cfg: RejectConfig) -> Judge | None:
 def judge_request(
     prompt: str, example: Mapping[str, Any], answer: str | None, text: str, chars: int
 ) -> str:
-    """The judge's request for one completion: its extracted answer, else its last `chars`."""
-    response = answer if answer is not None and answer.strip() else text[-chars:]
+    """The judge's request for one completion: its extracted answer, else its last `chars`
+    characters, at most `chars` either way, with the block markers (`<<<`, `>>>`) taken out of
+    it, so a completion cannot close its quoted block and write instructions after it."""
+    response = answer if answer is not None and answer.strip() else text
+    response = response[-chars:].replace("<<<", " ").replace(">>>", " ")
     return prompt.format(
         question=example["question"], reference=example.get("answer", ""), response=response
     )
