@@ -320,3 +320,16 @@ def test_mistakes_fail_before_a_model_loads(tmp_path, tiny_lm):
         reject.run(run_config(tiny_lm, tmp_path / "r.jsonl", task=TaskConfig(name="general")))
     with pytest.raises(ConfigError, match="do not fit"):
         reject.run(run_config(tiny_lm, tmp_path / "r.jsonl", max_new_tokens=500))
+
+
+def test_a_local_model_judge_that_answers_anything_else_rejects(tiny_lm):
+    """A real (random) causal LM as the judge: what it writes is not a verdict, so the sample
+    is rejected as judge_unparseable, never kept."""
+    cfg = RejectConfig(model="m", judge=str(tiny_lm), device="cpu", filters=[], max_per_prompt=0)
+    judge = reject.make_judge(cfg)
+    assert isinstance(judge, reject.ModelJudge) and judge.name == str(tiny_lm)
+    free = example(grader="judge", answer="fifteen")
+    counts: Counter = Counter()
+    task = ArithmeticTask(seed=0, ops=("+",))
+    rows = grade_batch(task, [Sample(free, 0, RIGHT, True)], cfg, judge, Kept(), counts)
+    assert rows == [] and counts == Counter(judge_unparseable=1)
