@@ -46,9 +46,7 @@ from r1lab.rollout.batch import (
     default_cut_cost,
     micro_batches,
 )
-from r1lab.run import check_free, resume_config
 from r1lab.run.checkpoints import (
-    checkpoints,
     interruptible,
     load_trainer_state,
     save_training_checkpoint,
@@ -68,6 +66,7 @@ from r1lab.run.fsdp import (
     load_optimizer_state,
     shard_model,
 )
+from r1lab.run.loop import open_or_resume
 from r1lab.run.progress import Display
 from r1lab.tasks import encode_prompts, make_task, render_prompt
 
@@ -595,7 +594,6 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
     from r1lab.rewards import RewardPool
     from r1lab.run.distributed import barrier, open_run, resumed_note, setup, teardown
     from r1lab.run.model import resolve_device
-    from r1lab.tracking import check_loggers
 
     validate(cfg)
     rank, world = setup(resolve_device(cfg.device).type)
@@ -605,21 +603,9 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
             f"algo.prompts_per_step={cfg.algo.prompts_per_step} is the global batch and must "
             f"divide into {world} processes (whole groups per rank); use a multiple of {world}"
         )
-    checkpoint = None
-    if cfg.resume:
-        cfg = resume_config(cfg)
-        run_dir = Path(cfg.resume)
-        found = checkpoints(run_dir)
-        checkpoint = found[-1] if found else None
-        if checkpoint is None and main:
-            print(f"resume: {run_dir} has no checkpoint yet; starting from step 0")
-    else:
-        run_dir = check_free(cfg.out, cfg.overwrite)
-        barrier()  # every rank has checked before rank 0 claims the directory
-    check_loggers(cfg.tensorboard, cfg.wandb)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    # The run layer's start: config, run directory or the checkpoint to continue, seed.
+    opened = open_or_resume(cfg)
+    cfg, run_dir, checkpoint = opened.cfg, opened.run_dir, opened.checkpoint
 
     with RewardPool(workers=cfg.workers) as pool:
         t = build(cfg, pool, checkpoint)
