@@ -371,6 +371,7 @@ def grade_batch(
                 verdicts[i] = "judge_unparseable"
             elif not verdict:
                 verdicts[i] = "judge_incorrect"
+    by_judge = {i for i, _ in judged}
     rows = []
     for i, s in enumerate(samples):
         language = s.example.get("language", "en")
@@ -390,7 +391,7 @@ def grade_batch(
                 "sample_index": s.index,
                 "language": language,
                 "answer": answers[i],
-                "judged": i in dict(judged),
+                "judged": i in by_judge,
             }
         )
     return rows
