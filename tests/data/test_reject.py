@@ -304,7 +304,11 @@ def test_another_config_in_the_same_out_is_refused_unless_overwritten(fake_model
     reject.run(run_config(fake_model, out))
     with pytest.raises(ConfigError, match="holds a run of another config"):
         reject.run(run_config(fake_model, out, n=4))
+    before = out.read_text()
     assert reject.run(run_config(fake_model, out, n=4, overwrite=True)) == 0
+    (aside,) = tmp_path.glob("rows.jsonl.old-*")
+    assert aside.read_text() == before  # moved aside, not deleted
+    assert len(list(tmp_path.glob("rows.progress.json.old-*"))) == 1
     other = tmp_path / "mine.jsonl"
     other.write_text("{}\n")
     with pytest.raises(ConfigError, match="was not written by r1lab reject"):

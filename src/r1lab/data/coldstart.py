@@ -54,6 +54,7 @@ from r1lab.data.sources import (
 )
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
+from r1lab.run.rundir import move_aside
 from r1lab.tasks import TEMPLATES, TaskConfig, make_task
 
 GENERATED_TASKS = ("arithmetic", "countdown")
@@ -606,9 +607,7 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp)
         if path.exists():
-            aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(path, aside)
-            print(f"--overwrite: moved the previous {path} to {aside}")
+            print(f"--overwrite: moved the previous {path} to {move_aside(path)}")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

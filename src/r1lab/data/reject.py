@@ -58,6 +58,7 @@ from r1lab import metrics
 from r1lab.config import ConfigError, ensure, ensure_sampling
 from r1lab.rewards.format import THINK_CLOSE
 from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
+from r1lab.run.rundir import move_aside
 from r1lab.tasks import TEMPLATES, TaskConfig, make_task
 
 FILTERS = ("mixed_language", "long_paragraph", "code_block", "repetition")
@@ -136,7 +137,8 @@ class RejectConfig:
     out: str = "runs/reject.jsonl"
     """The dataset (.jsonl), written incrementally; stats and progress beside it."""
     overwrite: bool = False
-    """Start afresh even if `out` holds a finished or interrupted run of another config."""
+    """Start afresh even if `out` holds a run of another config (its files are moved aside to
+    <name>.old-<time>, never deleted)."""
     seed: int = 0
     """Seed of the sampling (each batch's draw is seeded by it and the batch's index)."""
     device: str = "auto"
@@ -446,6 +448,10 @@ def open_output(cfg: RejectConfig, digest: str) -> tuple[Progress, Kept]:
     another config is refused unless `overwrite`."""
     out, prog = Path(cfg.out), progress_path(cfg.out)
     fresh = Progress(digest)
+    if cfg.overwrite:  # what was there is moved aside, never deleted
+        for path in (out, prog, stats_path(cfg.out)):
+            if path.exists():
+                print(f"--overwrite: moved the previous {path} to {move_aside(path)}")
     if cfg.overwrite or not (out.exists() or prog.exists()):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("")

@@ -68,15 +68,24 @@ def claim(out: str | Path, overwrite: bool = False) -> Path:
     it holds aside to `<out>.old-<time>` (printed), so nothing is ever deleted."""
     path = check_free(out, overwrite)
     if _contents(path):
-        aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        n = 1
-        while aside.exists():
-            aside = aside.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
-            n += 1
-        os.replace(path, aside)
+        aside = move_aside(path)
         print(f"--overwrite: moved the previous contents of {path} to {aside}")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def move_aside(path: str | Path) -> Path:
+    """Rename a file or directory to `<name>.old-<time>` (`-N` added if that exists too) and
+    return the new path: what --overwrite does, so nothing is ever deleted."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.old-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.old-{stamp}-{n}")
+        n += 1
+    os.replace(path, aside)
+    return aside
 
 
 def save_run_config(cfg: Any, run_dir: str | Path) -> Path:
