@@ -59,6 +59,11 @@ COMMANDS: dict[str, Command] = {
     "rm": Command(
         "r1lab.rm.trainer", "RMConfig", "a Bradley-Terry reward model on chosen/rejected pairs"
     ),
+    "distill": Command(
+        "r1lab.distill",
+        "DistillConfig",
+        "distillation: SFT of a student on a teacher's rejection-sampled completions",
+    ),
     "score": Command(
         "r1lab.rewards.score",
         "ScoreConfig",

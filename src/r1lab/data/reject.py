@@ -603,3 +603,15 @@ def stats_markdown(stats: Mapping[str, Any]) -> str:
     ]
     lines += [f"| {k} | {v} |" for k, v in stats["dropped"].items() if v]
     return "\n".join(lines)
+
+
+def check_rows(stage: str, path: Path, knobs: str) -> None:
+    """Stop here, naming `knobs` to raise, when `stage`'s dataset at `path` holds no row, rather
+    than in the loader of the SFT that would read it (`r1lab r1`, `r1lab distill`)."""
+    with open(path, encoding="utf-8") as f:
+        if any(line.strip() for line in f):
+            return
+    raise ConfigError(
+        f"{stage} kept no rows ({path}; its stats beside it say why each sample was dropped); "
+        f"raise {knobs}"
+    )
