@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test test-compat lint format bench clean
+.PHONY: demo r1 test test-compat lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/r1lab demo --overwrite
+
+# DeepSeek-R1's whole recipe on the micro-world into runs/r1; run again, it continues where it
+# stopped and skips the stages already done (docs/r1.md).
+r1: $(STAMP)
+	$(BIN)/r1lab r1
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -59,6 +59,11 @@ COMMANDS: dict[str, Command] = {
     "rm": Command(
         "r1lab.rm.trainer", "RMConfig", "a Bradley-Terry reward model on chosen/rejected pairs"
     ),
+    "r1": Command(
+        "r1lab.pipeline",
+        "R1Config",
+        "DeepSeek-R1's whole recipe, every stage, one resumable command",
+    ),
     "distill": Command(
         "r1lab.distill",
         "DistillConfig",
