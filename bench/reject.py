@@ -6,7 +6,9 @@
 The same work on both sides, in one process, alternating, `--rounds` times, median taken: the
 first `--questions` training questions of the micro-world arithmetic task (division, a fifth in
 Chinese), `--n` samples each at temperature 0.7, top-p 0.95, at most `--max-new` tokens, ending
-at `</answer>`, then every completion graded (format, answer, the report's filters).
+at `</answer>`, then every completion graded (format, answer, the report's filters). The model
+is prompted with the template its r1lab.json records (r1zero if none) and graded in that
+template's format (the readable one for `r1`: a teacher from the R1 stages, `r1lab distill`).
 
 - r1lab: `ModelGenerator.generate` (r1lab's sampler: one prompt pass shared by the n samples,
   finished rows dropped from the batch) and `grade_batch` (the task's rewards in-process).
@@ -31,7 +33,8 @@ import torch
 from r1lab.data.reject import Kept, RejectConfig, Sample, filter_reason, grade_batch
 from r1lab.data.sources import ModelGenerator, trained_context
 from r1lab.rewards import get_reward
-from r1lab.run.model import load_model
+from r1lab.run.checkpoints import checkpoint_meta
+from r1lab.run.model import load_model, resolve_model_dir
 from r1lab.tasks import ArithmeticTask, render_prompt, reward_score
 
 ASSET_BASE = Path(__file__).resolve().parents[1] / "src" / "r1lab" / "assets" / "base"
@@ -92,15 +95,21 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    model, tok = load_model(args.model, "cpu", "float32")
+    path = resolve_model_dir(args.model)
+    # Prompted as the checkpoint was trained, graded in its format (a teacher after the cold
+    # start writes the readable one).
+    template = checkpoint_meta(path).get("template") or "r1zero"
+    model, tok = load_model(path, "cpu", "float32", template)
     task = ArithmeticTask(seed=0, ops=("+", "*", "/"), zh_fraction=0.2)
+    if template == "r1":
+        task.rewards = task.rewards.with_format("format_readable")
     cfg = RejectConfig(model=args.model, n=args.n, max_new_tokens=args.max_new)
     gen = ModelGenerator(
-        args.model,
+        str(path),
         model,
         tok,
-        "r1zero",
-        context=trained_context(args.model, model),
+        template,
+        context=trained_context(path, model),
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens,
@@ -109,14 +118,15 @@ def main() -> None:
     examples = [
         ex
         for ex in task.examples("train", args.questions * 2)
-        if gen.fits(render_prompt(ex["question"], "r1zero", tok))
+        if gen.fits(render_prompt(ex["question"], template, tok))
     ][: args.questions]
-    prompts = [render_prompt(ex["question"], "r1zero", tok) for ex in examples]
+    prompts = [render_prompt(ex["question"], template, tok) for ex in examples]
     results: dict[str, list[tuple[float, int, int]]] = {"r1lab": [], "hf": []}
     for r in range(args.rounds):
         results["r1lab"].append(r1lab_side(gen, task, cfg, prompts, examples, r))
         results["hf"].append(hf_side(model, tok, task, cfg, prompts, examples, r))
     print(
+        f"{path}, template {template}: "
         f"{len(examples)} questions x {args.n} samples, max {args.max_new} new tokens, "
         f"{args.threads} threads, {args.rounds} rounds (median)\n"
     )
