@@ -53,3 +53,24 @@ def base_model() -> Path:
     from r1lab.microworld import DEFAULT_BASE
 
     return Path(os.environ.get("R1LAB_TEST_BASE", DEFAULT_BASE))
+
+
+@pytest.fixture(scope="session")
+def tiny_rm(tiny_model, tmp_path_factory) -> Path:
+    """A reward model on the tiny model, trained for one step on micro-world helpfulness pairs."""
+    from r1lab.rm import trainer as rm
+    from r1lab.rm.config import RMConfig
+
+    out = tmp_path_factory.mktemp("rm") / "helpful"
+    cfg = RMConfig(
+        model=str(tiny_model),
+        data="microworld:helpful",
+        pairs=16,
+        batch_size=16,
+        eval_every=0,
+        threads=1,
+        progress=False,
+        out=str(out),
+    )
+    rm.run(cfg)
+    return out

@@ -236,7 +236,14 @@ GARBAGE = ["abc", "-1", "0", "1e30", "nan", "[1, x]", "{a: 1}", ""]
 def test_no_value_of_any_key_gets_past_the_loader_as_anything_but_a_config_error(name, cls):
     # Every key of every command, each with values a user might type by mistake: the loader
     # either accepts the value (the config is then valid) or says why in a ConfigError.
-    for key in valid_keys(cls):
+    # `r1lab r1`'s stage sections are the other commands' configs, checked under their own
+    # names here; its own keys and its final evaluation's are checked under `r1`.
+    keys = valid_keys(cls)
+    if name == "r1":
+        from r1lab.pipeline.config import WIRED
+
+        keys = [k for k in keys if k.split(".")[0] not in WIRED]
+    for key in keys:
         for value in GARBAGE:
             with contextlib.suppress(ConfigError):
                 load_config(cls, None, [f"{key}={value}"])

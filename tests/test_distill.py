@@ -29,7 +29,8 @@ def test_exactly_one_of_teacher_and_data():
 
 
 @pytest.mark.parametrize(
-    "key", ["reject.model=/x", "reject.out=/x.jsonl", "sft.data=/x", "sft.out=/x"]
+    "key",
+    ["reject.model=/x", "reject.out=/x.jsonl", "sft.data=/x", "sft.out=/x", "sft.template=chat"],
 )
 def test_what_distill_wires_is_refused(key):
     with pytest.raises(ConfigError, match=rf"'{key.split('=')[0]}' must be left to r1lab distill"):

@@ -3,7 +3,7 @@ rejection-sampled completions, no RL (R1_SYSTEM.md section 2, step 6).
 
     r1lab distill teacher=runs/r1/rl_all                 # sample the teacher, SFT the student
     r1lab distill data=runs/reject.jsonl template=r1     # or SFT on rows already sampled
-    r1lab distill teacher=runs/r1/rl_all sft.model=Qwen/Qwen2.5-0.5B-local sft.template=chat
+    r1lab distill teacher=runs/r1/rl_all sft.model=/path/to/Qwen2.5-0.5B template=chat sft.mix=
 
 Two commands underneath, nothing of its own: `r1lab reject` samples the teacher into
 out/teacher.jsonl (with `reject.*` keys), `r1lab sft` trains the student on it into
@@ -83,14 +83,17 @@ class DistillConfig:
             )
         ensure(bool(self.out.strip()), "out", "a directory", self.out)
         defaults = DistillConfig.__dataclass_fields__
-        for section, keys in (("reject", ("model", "out")), ("sft", ("data", "out", "resume"))):
+        for section, keys in (
+            ("reject", ("model", "out")),
+            ("sft", ("data", "template", "out", "resume")),
+        ):
             default = defaults[section].default_factory()  # type: ignore[misc]
             for key in keys:
                 value = getattr(getattr(self, section), key)
                 ensure(
                     value == getattr(default, key),
                     f"{section}.{key}",
-                    "left to r1lab distill (set teacher, data or out)",
+                    "left to r1lab distill (set teacher, data, template or out)",
                     value,
                 )
 
@@ -124,21 +127,29 @@ def sft_config(cfg: DistillConfig, template: str) -> SFTConfig:
 
 
 def run(cfg: DistillConfig) -> int:
+    """Sample the teacher (once: on rank 0 under torchrun, the other ranks waiting), then train
+    the student, data-parallel under torchrun as `r1lab sft` is."""
     from r1lab.data import reject
     from r1lab.data.reject import check_rows
-    from r1lab.run.model import check_model_dir
-    from r1lab.sft import trainer
+    from r1lab.run.distributed import barrier, is_main, setup
+    from r1lab.run.model import check_model_dir, resolve_device
 
     validate(cfg)
     check_model_dir(cfg.sft.model)  # a missing student fails before the teacher is sampled
     template = teacher_template(cfg) if cfg.teacher else cfg.template
+    setup(resolve_device(cfg.sft.device).type)
     if cfg.teacher:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        reject.run(reject_config(cfg, template))  # continues from its progress file when run again
-        check_rows("reject", Path(cfg.out) / TEACHER_ROWS, "reject.prompts or reject.n")
+        rows = Path(cfg.out) / TEACHER_ROWS
+        if is_main():
+            Path(cfg.out).mkdir(parents=True, exist_ok=True)
+            reject.run(reject_config(cfg, template))  # continues from its progress file
+        barrier()  # R1LAB_DIST_TIMEOUT_MIN bounds the wait (docs/distributed.md)
+        check_rows("reject", rows, "reject.prompts or reject.n")
     elif not Path(cfg.data).exists() and not cfg.data.startswith(("hf:", "microworld:")):
         raise ConfigError(f"data={cfg.data} does not exist")
+    from r1lab.sft import trainer
+
     scfg = sft_config(cfg, template)
-    if scfg.resume:
+    if scfg.resume and is_main():
         print(f"distill: continuing the student's SFT in {scfg.resume}")
     return trainer.run(scfg, command="distill")

@@ -81,26 +81,6 @@ def test_general_settings_are_checked(general, message):
         validate(ZeroConfig(general=general))
 
 
-@pytest.fixture(scope="module")
-def tiny_rm(tiny_model, tmp_path_factory) -> Path:
-    from r1lab.rm import trainer as rm
-    from r1lab.rm.config import RMConfig
-
-    out = tmp_path_factory.mktemp("rm") / "helpful"
-    cfg = RMConfig(
-        model=str(tiny_model),
-        data="microworld:helpful",
-        pairs=16,
-        batch_size=16,
-        eval_every=0,
-        threads=1,
-        progress=False,
-        out=str(out),
-    )
-    rm.run(cfg)
-    return out
-
-
 def mixed_config(model: Path, rm: Path, **kw) -> ZeroConfig:
     general = GeneralConfig(
         share=0.5,

@@ -6,6 +6,7 @@
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py rm MODEL OUT DATA
     (`step-fsdp`, `sft-fsdp`, `rm-fsdp`: the same steps with the model sharded, fsdp=true)
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py empty MODEL OUT
+    python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py general MODEL OUT RM
 
 `step`: one GRPO step on the global batch of `step_config`, rollouts sampled one prompt at a time
 (`PerPromptSampler`), so they depend on the prompt only and not on which rank samples it; rank 0
@@ -13,7 +14,8 @@ saves how far each weight moved, the metrics and the optimizer state to OUT. `sf
 one SFT step on DATA; `rm`: for one reward-model step on DATA (preference pairs).
 `fail`: `r1lab zero` with rank 1 raising at step 1. `empty` (and `empty-fsdp`): a step with
 dynamic sampling in which every group of rank 1 scores the same, so rank 1 keeps none and has
-no batch to learn from, while rank 0 has some.
+no batch to learn from, while rank 0 has some. `general`: one step of RL for all scenarios
+(half the prompts general requests, scored by the reward model RM on the rank that owns them).
 """
 
 from __future__ import annotations
@@ -131,6 +133,23 @@ def one_step(model: str, out: str, fsdp: bool = False, empty_rank: bool = False)
         finish_step(t.policy, t.optimizer, before, metrics, out)
 
 
+def one_general_step(model: str, out: str, rm: str) -> None:
+    """One step of RL for all scenarios (`step_config` with half the prompts general requests,
+    rewarded by the reward model `rm`), with SGD as `one_step`."""
+    from r1lab.rl.config import GeneralConfig
+
+    general = GeneralConfig(share=0.5, reward_models={"helpful": rm}, parts={"helpful": "final"})
+    cfg = dataclasses.replace(step_config(model, out), general=general)
+    with RewardPool(workers=0) as pool:
+        t = trainer.build(cfg, pool)
+        t.sampler = PerPromptSampler(t.sampler)
+        t.optimizer = sgd(t.policy.parameters())
+        t.scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda s: 1.0)
+        before = weights(t.policy)
+        metrics = trainer.train_step(t, 0)
+        finish_step(t.policy, t.optimizer, before, metrics, out)
+
+
 def one_sft_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
     """One SFT step of 7 rows (ranks get 4 and 3), with SGD as `one_step`."""
     from r1lab.sft import trainer as sft
@@ -175,7 +194,11 @@ def one_rm_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
 def main() -> None:
     mode, model, out = sys.argv[1:4]
     torch.set_num_threads(1)
-    if mode.removesuffix("-fsdp") in ("step", "sft", "empty", "rm"):
+    if mode == "general":
+        setup("cpu")
+        one_general_step(model, out, sys.argv[4])
+        teardown()
+    elif mode.removesuffix("-fsdp") in ("step", "sft", "empty", "rm"):
         setup("cpu")
         fsdp = mode.endswith("-fsdp")
         if mode.startswith(("step", "empty")):

@@ -182,6 +182,56 @@ def test_a_reward_model_step_on_two_processes_equals_one_process(base_model, tmp
     assert a["metrics"]["batch/pairs"] == b["metrics"]["batch/pairs"] == 7
 
 
+def test_a_step_of_rl_for_all_scenarios_on_two_processes_equals_one_process(
+    base_model, tiny_rm, tmp_path
+):
+    """Half the prompts general requests: each rank scores its own requests with the reward
+    model, and the step equals one process's on the same global batch."""
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    dist_worker.one_general_step(str(base_model), str(one), str(tiny_rm))
+    proc = torchrun(
+        str(HERE / "dist_worker.py"), "general", str(base_model), str(two), str(tiny_rm)
+    )
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    a, b = torch.load(one), torch.load(two)
+    same_update(a, b)
+    assert 0 < a["metrics"]["batch/general_share"] < 1
+    for key in (
+        "batch/general_share",
+        "reward/total",
+        "reward/rm_helpful",
+        "reward/general/total",
+        "reward/accuracy",
+        "loss/total",
+        "policy/grad_norm",
+    ):
+        assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-5, abs=1e-6), key
+
+
+def test_distill_under_torchrun_samples_the_teacher_once_and_trains_as_one_process(
+    base_model, tiny_model, tmp_path
+):
+    from r1lab import distill
+    from r1lab.config import load_config
+
+    args = [f"teacher={base_model}", f"sft.model={tiny_model}", "reject.prompts=32"]
+    args += ["reject.max_new_tokens=100", "reject.progress=false", "reject.threads=1"]
+    args += ["sft.progress=false", "sft.threads=1", "sft.eval_every=0", "sft.mix="]
+    args += ["sft.batch_size=2", "sft.epochs=1", "sft.eval_size=0"]
+    distill.run(load_config(distill.DistillConfig, None, [f"out={tmp_path / 'one'}", *args]))
+    proc = torchrun("-m", "r1lab", "distill", f"out={tmp_path / 'two'}", *args)
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    rows = (tmp_path / "one" / "teacher.jsonl").read_text()
+    assert rows and (tmp_path / "two" / "teacher.jsonl").read_text() == rows  # written once
+    a = [r for r in read_metrics(tmp_path / "one" / "student") if "loss/sft" in r]
+    b = [r for r in read_metrics(tmp_path / "two" / "student") if "loss/sft" in r]
+    assert len(a) == len(b) >= 2
+    for ra, rb in zip(a, b, strict=True):
+        assert rb["loss/sft"] == pytest.approx(ra["loss/sft"], rel=1e-4)
+
+
 @pytest.mark.parametrize("mode", ["empty", "empty-fsdp"])
 def test_a_rank_with_no_groups_to_learn_from_takes_the_same_step(base_model, tmp_path, mode):
     out = tmp_path / "two.pt"
