@@ -196,3 +196,10 @@ def test_stage_key_hashes_the_section_the_task_and_the_inputs_not_the_wiring(tmp
     assert "model" not in section_config(cfg, "sft") and "out" not in section_config(cfg, "sft")
     assert "reward_models" not in section_config(cfg, "rl_all")["general"]
     assert section_config(cfg, "rl_all")["general"]["share"] == 0.25
+
+
+def test_under_torchrun_the_pipeline_refuses_before_writing(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="one process"):
+        runner.run(r1(tmp_path))
+    assert not (tmp_path / "r1").exists() and fake.ran() == []
