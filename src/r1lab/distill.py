@@ -99,7 +99,8 @@ class DistillConfig:
 
 
 def teacher_template(cfg: DistillConfig) -> str:
-    """The template the student learns with: the one given, else the teacher's own."""
+    """The template the student learns with: the one given, else the teacher's own (its
+    r1lab.json; r1zero when it records none)."""
     from r1lab.run.checkpoints import checkpoint_meta
     from r1lab.run.model import resolve_model_dir
 
@@ -130,13 +131,13 @@ def run(cfg: DistillConfig) -> int:
     """Sample the teacher (once: on rank 0 under torchrun, the other ranks waiting), then train
     the student, data-parallel under torchrun as `r1lab sft` is."""
     from r1lab.data import reject
-    from r1lab.data.reject import check_rows
     from r1lab.run.distributed import barrier, is_main, setup
     from r1lab.run.model import check_model_dir, resolve_device
+    from r1lab.sft import trainer
 
     validate(cfg)
     check_model_dir(cfg.sft.model)  # a missing student fails before the teacher is sampled
-    template = teacher_template(cfg) if cfg.teacher else cfg.template
+    template = teacher_template(cfg)  # with data=, the template given (validated)
     setup(resolve_device(cfg.sft.device).type)
     if cfg.teacher:
         rows = Path(cfg.out) / TEACHER_ROWS
@@ -144,11 +145,9 @@ def run(cfg: DistillConfig) -> int:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             reject.run(reject_config(cfg, template))  # continues from its progress file
         barrier()  # R1LAB_DIST_TIMEOUT_MIN bounds the wait (docs/distributed.md)
-        check_rows("reject", rows, "reject.prompts or reject.n")
+        reject.check_rows("reject", rows, "reject.prompts or reject.n")
     elif not Path(cfg.data).exists() and not cfg.data.startswith(("hf:", "microworld:")):
         raise ConfigError(f"data={cfg.data} does not exist")
-    from r1lab.sft import trainer
-
     scfg = sft_config(cfg, template)
     if scfg.resume and is_main():
         print(f"distill: continuing the student's SFT in {scfg.resume}")

@@ -121,8 +121,9 @@ def final_eval(cfg: R1Config, root: Path) -> dict[str, Any]:
         path = model_path(cfg, root, stage)
         key = _key(cfg, fingerprint(path))
         cached = d / f"{stage}.json"
-        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-            results[label] = json.loads(cached.read_text())
+        done = json.loads(cached.read_text()) if cached.is_file() else {}
+        if done.get("key") == key:
+            results[label] = done
             continue
         print(f"r1lab r1: evaluating {label} ({path})", flush=True)
         t0 = time.time()
