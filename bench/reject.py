@@ -30,11 +30,16 @@ from pathlib import Path
 
 import torch
 
-from r1lab.data.reject import Kept, RejectConfig, Sample, filter_reason, grade_batch
-from r1lab.data.sources import ModelGenerator, trained_context
+from r1lab.data.reject import (
+    Kept,
+    RejectConfig,
+    Sample,
+    filter_reason,
+    grade_batch,
+    make_generator,
+)
 from r1lab.rewards import get_reward
-from r1lab.run.checkpoints import checkpoint_meta
-from r1lab.run.model import load_model, resolve_model_dir
+from r1lab.run.model import load_model, resolve_model_dir, trained_template
 from r1lab.tasks import ArithmeticTask, render_prompt, reward_score
 
 ASSET_BASE = Path(__file__).resolve().parents[1] / "src" / "r1lab" / "assets" / "base"
@@ -98,23 +103,13 @@ def main() -> None:
     path = resolve_model_dir(args.model)
     # Prompted as the checkpoint was trained, graded in its format (a teacher after the cold
     # start writes the readable one).
-    template = checkpoint_meta(path).get("template") or "r1zero"
+    template = trained_template(path)
     model, tok = load_model(path, "cpu", "float32", template)
     task = ArithmeticTask(seed=0, ops=("+", "*", "/"), zh_fraction=0.2)
     if template == "r1":
         task.rewards = task.rewards.with_format("format_readable")
     cfg = RejectConfig(model=args.model, n=args.n, max_new_tokens=args.max_new)
-    gen = ModelGenerator(
-        str(path),
-        model,
-        tok,
-        template,
-        context=trained_context(path, model),
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        stop=cfg.stop,
-    )
+    gen = make_generator(cfg, path, model, tok, template)
     examples = [
         ex
         for ex in task.examples("train", args.questions * 2)

@@ -101,12 +101,9 @@ class DistillConfig:
 def teacher_template(cfg: DistillConfig) -> str:
     """The template the student learns with: the one given, else the teacher's own (its
     r1lab.json; r1zero when it records none)."""
-    from r1lab.run.checkpoints import checkpoint_meta
-    from r1lab.run.model import resolve_model_dir
+    from r1lab.run.model import trained_template
 
-    if cfg.template:
-        return cfg.template
-    return checkpoint_meta(resolve_model_dir(cfg.teacher)).get("template") or "r1zero"
+    return cfg.template or trained_template(cfg.teacher)
 
 
 def reject_config(cfg: DistillConfig, template: str) -> RejectConfig:

@@ -84,3 +84,16 @@ def test_a_run_directory_names_its_last_complete_checkpoint(tmp_path, capsys):
     load_model(run, "cpu", template="r1zero")
     # the checkpoint's own r1lab.json is read: it was trained with template r1
     assert "was trained with template=r1" in capsys.readouterr().err
+
+
+def test_trained_template_is_what_the_checkpoint_records_else_r1zero(tmp_path):
+    import json
+
+    from r1lab.run.model import trained_template
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    assert trained_template(model) == "r1zero"
+    (model / "r1lab.json").write_text(json.dumps({"template": "r1"}))
+    assert trained_template(model) == "r1"

@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from r1lab import metrics
 from r1lab.config import ConfigError, ensure, ensure_sampling
@@ -60,6 +60,9 @@ from r1lab.rewards.format import THINK_CLOSE
 from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
 from r1lab.run.rundir import move_aside
 from r1lab.tasks import TEMPLATES, TaskConfig, make_task
+
+if TYPE_CHECKING:
+    from r1lab.data.sources import ModelGenerator
 
 FILTERS = ("mixed_language", "long_paragraph", "code_block", "repetition")
 DEDUP = ("duplicate", "near_duplicate")
@@ -479,16 +482,34 @@ def open_output(cfg: RejectConfig, digest: str) -> tuple[Progress, Kept]:
     return saved, kept
 
 
+def make_generator(
+    cfg: RejectConfig, path: Path, model: Any, tokenizer: Any, template: str
+) -> ModelGenerator:
+    """The sampler of `r1lab reject`: the checkpoint's model with the config's sampling, within
+    the context the model was trained on."""
+    from r1lab.data.sources import ModelGenerator, trained_context
+
+    return ModelGenerator(
+        str(path),
+        model,
+        tokenizer,
+        template,
+        context=trained_context(path, model),
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        stop=cfg.stop,
+    )
+
+
 def run(cfg: RejectConfig) -> int:
     from r1lab.config import validate
-    from r1lab.data.sources import ModelGenerator, trained_context
-    from r1lab.run.checkpoints import checkpoint_meta
-    from r1lab.run.model import load_model, resolve_model_dir
+    from r1lab.run.model import load_model, resolve_model_dir, trained_template
     from r1lab.tasks import render_prompt
 
     validate(cfg)
     path = resolve_model_dir(cfg.model)
-    template = cfg.template or checkpoint_meta(path).get("template") or "r1zero"
+    template = cfg.template or trained_template(path)
     task = make_task(cfg.task)
     if not task.rewards.accuracy:
         raise ConfigError(
@@ -505,17 +526,7 @@ def run(cfg: RejectConfig) -> int:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, tokenizer = load_model(path, cfg.device, cfg.dtype, template)
-    generator = ModelGenerator(
-        str(path),
-        model,
-        tokenizer,
-        template,
-        context=trained_context(path, model),
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        stop=cfg.stop,
-    )
+    generator = make_generator(cfg, path, model, tokenizer, template)
     first = render_prompt(examples[0]["question"], template, tokenizer)
     if not generator.fits(first):
         raise ConfigError(

@@ -70,15 +70,14 @@ def evaluate_model(cfg: R1Config, path: str) -> dict[str, float]:
 
     from r1lab.evaluate import evaluate
     from r1lab.rewards import RewardPool
-    from r1lab.run.checkpoints import checkpoint_meta
-    from r1lab.run.model import load_model, resolve_model_dir
+    from r1lab.run.model import load_model, trained_template
     from r1lab.tasks import make_task
     from r1lab.tasks.general import GeneralTask
 
     e = cfg.eval
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    template = checkpoint_meta(resolve_model_dir(path)).get("template") or "r1zero"
+    template = trained_template(path)
     readable = "format_readable" if template == "r1" else ""
     task = make_task(dataclasses.replace(cfg.task, format_reward=readable))
     model, tokenizer = load_model(path, cfg.device, cfg.dtype, template)

@@ -128,6 +128,14 @@ def warn_template(path: str | Path, template: str | None) -> None:
         )
 
 
+def trained_template(path: str | Path) -> str:
+    """The template a model directory (or a run's last checkpoint) was trained with, as its
+    r1lab.json records it; r1zero, the base models' template, when it records none."""
+    from r1lab.run.checkpoints import checkpoint_meta
+
+    return checkpoint_meta(resolve_model_dir(path)).get("template") or "r1zero"
+
+
 def context_length(model_dir: str | Path) -> int:
     """The longest sequence a model directory's model takes (its max_position_embeddings; a
     very large number when its config names none)."""
