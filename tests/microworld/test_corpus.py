@@ -428,3 +428,31 @@ def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
         ]
         assert lo <= sum(bool(t) for t in texts) <= hi, share
         assert all(t in ("", *corpus.GUESS_OPENERS["en"]) for t in texts)
+
+
+def test_tags_given_guess_sets_how_often_a_templated_guess_is_answered_in_tags():
+    def shares(**knobs: float) -> tuple[float, float]:
+        """Tag share among templated guesses (nothing or an opener in the think block), and
+        among templated worked documents."""
+        cfg = CorpusConfig(general_share=0, fact_share=0, verify_share=0, **knobs)
+        openers = {o for lang in corpus.GUESS_OPENERS.values() for o in lang if o}
+        guess, worked = [], []
+        for d in documents(cfg, 3000):
+            if "Assistant:" not in d:
+                continue
+            tagged = d.endswith("</answer>")
+            body = d.split("<think>")[-1].split("</think>")[0].strip() if tagged else None
+            said = d.rsplit("Assistant:", 1)[1]
+            # Every worked trace writes an equation (a column fact, a search step, "41 * 7 = 287").
+            is_guess = body in ("", *openers) if tagged else "=" not in said
+            (guess if is_guess else worked).append(tagged)
+        return sum(guess) / len(guess), sum(worked) / len(worked)
+
+    g_none, w_none = shares()
+    assert abs(g_none - 0.5) < 0.06 and abs(w_none - 0.5) < 0.08  # None: as everyone
+    g0, w0 = shares(tags_given_guess=0.0)
+    assert g0 == 0.0 and abs(w0 - 0.5) < 0.08
+    g1, w1 = shares(tags_given_guess=1.0, tags_given_template=0.2)
+    assert g1 == 1.0 and abs(w1 - 0.2) < 0.08
+    # Unset, the corpus is the one it was before the knob existed, draw for draw.
+    assert list(documents(CorpusConfig(general_share=0, tags_given_guess=None), 3000)) == DOCS

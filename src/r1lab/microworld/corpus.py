@@ -162,6 +162,10 @@ class CorpusConfig:
     """Among templated documents, the share that uses the report's exact wording."""
     tags_given_template: float = 0.5
     """Among templated documents, the share answered in the <think>/<answer> tag format."""
+    tags_given_guess: float | None = None
+    """Among templated documents whose writer guesses (no working, at most an opener), the
+    share answered in the tag format; None: `tags_given_template`, as for everyone. The format
+    asks for the reasoning inside `<think>`; a writer with none to show uses it less."""
     guess_share: float = 0.7
     """Writers who answer at once."""
     step_share: float = 0.25
@@ -224,7 +228,7 @@ class CorpusConfig:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name not in ("seed", "max_tries", "check_guess_spread"):
+            if f.name not in ("seed", "max_tries", "check_guess_spread") and value is not None:
                 ensure(0 <= value <= 1, f.name, "in [0, 1]", value)
         ensure(self.max_tries >= 0, "max_tries", ">= 0", self.max_tries)
         spread = self.check_guess_spread
@@ -578,7 +582,10 @@ def _frame(
         exact = rng.random() < cfg.exact_template_share
         template = TEMPLATE_VARIANTS[0] if exact else rng.choice(TEMPLATE_VARIANTS[1:])
         head = template.format(prompt=question)
-        if rng.random() < cfg.tags_given_template:
+        tags = cfg.tags_given_template
+        if cfg.tags_given_guess is not None and reasoning in ("", *GUESS_OPENERS[lang]):
+            tags = cfg.tags_given_guess
+        if rng.random() < tags:
             think = f"<think> {reasoning} </think>" if reasoning else "<think> </think>"
             return f"{head} {think} <answer> {answer} </answer>"
         closing = PHRASES[lang]["answer"].format(answer=answer)
