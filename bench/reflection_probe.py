@@ -19,6 +19,10 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
   question's target, and say the right relation,
 - first-guess accuracy (division): the share of checking completions whose first stated
   quotient is right, against their final accuracy.
+
+A last row, `all`, pools every kind: the demo target "reflective completions at least as
+accurate as the others" is read there, with the reflective ones that finished (not cut by the
+token limit) beside it, since a cut completion scores 0 whatever its checks found.
 """
 
 from __future__ import annotations
@@ -127,19 +131,19 @@ def main(paths: list[str]) -> None:
         "| steps right in other | extra |"
     )
     print("|---|---:|---:|---:|---:|---:|---|")
+
+    def acc(group: list[dict]) -> str:
+        if not group:
+            return "- (0)"
+        return f"{sum(s['correct'] for s in group) / len(group):.1%} ({len(group)})"
+
+    def steps(group: list[dict]) -> str:
+        found = [step_right(*m) for s in group for m in STEP.findall(s["text"])]
+        return f"{sum(found) / len(found):.1%} of {len(found)}" if found else "-"
+
     for kind, samples in sorted(rows.items()):
         refl = [s for s in samples if has_reflection(s["text"])]
         other = [s for s in samples if not has_reflection(s["text"])]
-
-        def acc(group: list[dict]) -> str:
-            if not group:
-                return "- (0)"
-            return f"{sum(s['correct'] for s in group) / len(group):.1%} ({len(group)})"
-
-        def steps(group: list[dict]) -> str:
-            found = [step_right(*m) for s in group for m in STEP.findall(s["text"])]
-            return f"{sum(found) / len(found):.1%} of {len(found)}" if found else "-"
-
         extra = ""
         if kind == "/":
             # A division check is a comparison of a product with the dividend, whether or not
@@ -201,6 +205,15 @@ def main(paths: list[str]) -> None:
             f"| {kind} | {len(samples)} | {acc(refl)} | {acc(other)} | {steps(refl)} "
             f"| {steps(other)} | {extra} |"
         )
+    everything = [s for samples in rows.values() for s in samples]
+    refl = [s for s in everything if has_reflection(s["text"])]
+    other = [s for s in everything if not has_reflection(s["text"])]
+    finished = [s for s in refl if s["finish"] != "length"]
+    print(
+        f"| all | {len(everything)} | {acc(refl)} | {acc(other)} | {steps(refl)} "
+        f"| {steps(other)} | reflective that finished: acc. {acc(finished)}, "
+        f"cut by the token limit {1 - len(finished) / max(len(refl), 1):.1%} |"
+    )
 
 
 if __name__ == "__main__":
