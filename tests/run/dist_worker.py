@@ -7,12 +7,18 @@
     (`step-fsdp`, `sft-fsdp`, `rm-fsdp`: the same steps with the model sharded, fsdp=true)
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py empty MODEL OUT
     python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py general MODEL OUT RM
+    python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py refuse MODEL OUT
+    python -m torch.distributed.run --nproc_per_node 2 tests/run/dist_worker.py batch JOBS.json
+
+`batch`: the modes below one after another in one launch, JOBS a list of [mode, model, out,
+*args] (a launch spends ~13 s of the 2 cores starting torchrun and importing r1lab twice).
 
 `step`: one GRPO step on the global batch of `step_config`, rollouts sampled one prompt at a time
 (`PerPromptSampler`), so they depend on the prompt only and not on which rank samples it; rank 0
 saves how far each weight moved, the metrics and the optimizer state to OUT. `sft`: the same for
 one SFT step on DATA; `rm`: for one reward-model step on DATA (preference pairs).
-`fail`: `r1lab zero` with rank 1 raising at step 1. `empty` (and `empty-fsdp`): a step with
+`fail`: `r1lab zero` with rank 1 raising at step 1 (it ends the job: last in a batch).
+`refuse`: `r1lab zero` with a global batch that does not split into whole groups. `empty` (and `empty-fsdp`): a step with
 dynamic sampling in which every group of rank 1 scores the same, so rank 1 keeps none and has
 no batch to learn from, while rank 0 has some. `general`: one step of RL for all scenarios
 (half the prompts general requests, scored by the reward model RM on the rank that owns them).
@@ -21,13 +27,16 @@ no batch to learn from, while rank 0 has some. `general`: one step of RL for all
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
+import time
 import zlib
 from pathlib import Path
 
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from r1lab.config import ConfigError
 from r1lab.rewards import RewardPool
 from r1lab.rl import trainer
 from r1lab.rl.config import AlgoConfig, RolloutConfig, ZeroConfig
@@ -190,36 +199,67 @@ def one_rm_step(model: str, out: str, data: str, fsdp: bool = False) -> None:
     finish_step(t.model, t.optimizer, before, metrics, out)
 
 
+def run_step(mode: str, model: str, out: str, *args: str) -> None:
+    """One mode, in a process group already set up."""
+    fsdp = mode.endswith("-fsdp")
+    kind = mode.removesuffix("-fsdp")
+    if kind == "general":
+        one_general_step(model, out, args[0])
+    elif kind in ("step", "empty"):
+        one_step(model, out, fsdp, empty_rank=kind == "empty")
+    elif kind == "rm":
+        one_rm_step(model, out, args[0], fsdp)
+    elif kind == "sft":
+        one_sft_step(model, out, args[0], fsdp)
+    elif kind == "refuse":
+        refused(model, out)
+    elif kind == "fail":
+        failing_run(model, out)
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+
+
+def refused(model: str, out: str) -> None:
+    """`r1lab zero` with a global batch of 3 groups on 2 processes: each rank writes the error
+    it raised (or that it raised none) to OUT.rankR; OUT itself must never be created."""
+    cfg = step_config(model, str(Path(out) / "run"))
+    cfg.algo.prompts_per_step = 3
+    cfg.steps, cfg.eval_every = 1, 0  # short, if it is not refused
+    try:
+        trainer.run(cfg)
+        message = "no error"
+    except ConfigError as e:
+        message = str(e)
+    Path(f"{out}.rank{rank_world()[0]}").write_text(message)
+
+
+def failing_run(model: str, out: str) -> None:
+    """`r1lab zero` with rank 1 raising at step 1 (the job ends: last in a batch). Rank 0 writes
+    when it started to OUT.started."""
+    real = trainer.train_step
+
+    def failing(t, step):
+        if rank_world()[0] == 1 and step == 1:
+            raise RuntimeError("rank 1 fails on purpose at step 1")
+        return real(t, step)
+
+    trainer.train_step = failing
+    cfg = step_config(model, out)
+    cfg.steps, cfg.eval_every, cfg.checkpoint_every = 4, 0, 1
+    if rank_world()[0] == 0:
+        Path(f"{out}.started").write_text(str(time.time()))
+    trainer.run(cfg)
+
+
 @record
 def main() -> None:
-    mode, model, out = sys.argv[1:4]
+    mode = sys.argv[1]
     torch.set_num_threads(1)
-    if mode == "general":
-        setup("cpu")
-        one_general_step(model, out, sys.argv[4])
-        teardown()
-    elif mode.removesuffix("-fsdp") in ("step", "sft", "empty", "rm"):
-        setup("cpu")
-        fsdp = mode.endswith("-fsdp")
-        if mode.startswith(("step", "empty")):
-            one_step(model, out, fsdp, empty_rank=mode.startswith("empty"))
-        elif mode.startswith("rm"):
-            one_rm_step(model, out, sys.argv[4], fsdp)
-        else:
-            one_sft_step(model, out, sys.argv[4], fsdp)
-        teardown()
-    elif mode == "fail":
-        real = trainer.train_step
-
-        def failing(t, step):
-            if rank_world()[0] == 1 and step == 1:
-                raise RuntimeError("rank 1 fails on purpose at step 1")
-            return real(t, step)
-
-        trainer.train_step = failing
-        cfg = step_config(model, str(Path(out)))
-        cfg.steps, cfg.eval_every, cfg.checkpoint_every = 4, 0, 1
-        trainer.run(cfg)
+    jobs = json.loads(Path(sys.argv[2]).read_text()) if mode == "batch" else [sys.argv[1:]]
+    setup("cpu")
+    for job in jobs:
+        run_step(*job)
+    teardown()
 
 
 if __name__ == "__main__":

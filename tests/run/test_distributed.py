@@ -1,8 +1,10 @@
 """Data-parallel training on 2 CPU processes (gloo), launched by torchrun from the tests.
 
 What must hold: one GRPO step at world size 2 moves the weights as one process does with the
-same global batch; `r1lab zero` under torchrun writes one run (rank 0), resumes after a kill and on
-another number of processes; a rank that raises ends the whole job, naming that rank's error.
+same global batch; `r1lab zero` under torchrun writes one run (rank 0), resumes after a kill,
+sharded and on another number of processes; a rank that raises ends the whole job, naming that
+rank's error. Launches are few (each spends ~13 s of the 2 cores starting up): one runs every
+single-step mode of dist_worker.
 """
 
 from __future__ import annotations
@@ -72,7 +74,13 @@ def kill_job(proc: subprocess.Popen) -> None:
 
 
 def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
-    out, _ = proc.communicate(timeout=timeout)
+    """The job's output once it ends; a job still running after `timeout` (ranks hung in a
+    collective) is killed, every rank, so it does not hold the cores for the rest of the suite."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_job(proc)
+        raise
     return out
 
 
@@ -116,15 +124,50 @@ def same_optimizer_state(a: dict, b: dict, sharded: bool) -> None:
     assert (b["held"] < 0.6 * full) if sharded else (b["held"] == full)
 
 
+# The modes of dist_worker, each run once on two processes in one torchrun launch (a launch
+# spends ~13 s of the 2 cores starting up); the tests compare them with one process. `fail`
+# ends the launch, so it goes last.
+STEP_MODES = ["step", "step-fsdp", "sft", "sft-fsdp", "rm", "rm-fsdp", "empty", "empty-fsdp"]
+
+
+@pytest.fixture(scope="module")
+def on_two(base_model, tiny_model, tiny_rm, tmp_path_factory) -> dict:
+    """Paths: each mode's output (`MODE`) and the data they read; the launch's `log`,
+    `returncode` and when it `ended`."""
+    d = tmp_path_factory.mktemp("two")
+    paths: dict = {"sft-data": d / "data.jsonl", "rm-data": d / "pairs.jsonl"}
+    rows = QA[:7]  # of varied lengths; the ranks get 4 and 3
+    paths["sft-data"].write_text(
+        "".join(json.dumps({"prompt": q, "completion": c}) + "\n" for q, c in rows)
+    )
+    pairs = [{"prompt": q, "chosen": c, "rejected": c[: len(c) // 2]} for q, c in rows]
+    paths["rm-data"].write_text("".join(json.dumps(r) + "\n" for r in pairs))
+    extra = {"sft": [str(paths["sft-data"])], "rm": [str(paths["rm-data"])]}
+    extra["general"] = [str(tiny_rm)]
+    jobs = []
+    for mode in [*STEP_MODES, "general", "refuse", "fail"]:
+        model = tiny_model if mode in ("refuse", "fail") else base_model
+        paths[mode] = d / (f"{mode}.pt" if mode not in ("refuse", "fail") else mode)
+        jobs.append([mode, str(model), str(paths[mode]), *extra.get(mode.split("-")[0], [])])
+    (d / "jobs.json").write_text(json.dumps(jobs))
+    proc = torchrun(str(HERE / "dist_worker.py"), "batch", str(d / "jobs.json"))
+    paths["log"] = finish(proc, timeout=400)
+    paths["returncode"], paths["ended"] = proc.returncode, time.time()
+    return paths
+
+
+def saved(on_two: dict, mode: str) -> dict:
+    """What rank 0 saved for `mode` (the launch's log if it saved nothing)."""
+    assert on_two[mode].exists(), on_two["log"][-5000:]
+    return torch.load(on_two[mode])
+
+
 # fsdp=true: parameters, gradients and optimizer state sharded (FSDP2 on gloo), same update.
 @pytest.mark.parametrize("mode", ["step", "step-fsdp"])
-def test_a_grpo_step_on_two_processes_equals_one_process(base_model, tmp_path, mode):
-    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+def test_a_grpo_step_on_two_processes_equals_one_process(base_model, on_two, tmp_path, mode):
+    one = tmp_path / "one.pt"
     dist_worker.one_step(str(base_model), str(one))
-    proc = torchrun(str(HERE / "dist_worker.py"), mode, str(base_model), str(two))
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    a, b = torch.load(one), torch.load(two)
+    a, b = torch.load(one), saved(on_two, mode)
     # The weights move by the same amount on 2 processes, each with 2 of the 4 groups ...
     same_update(a, b)
     same_optimizer_state(a, b, sharded=mode.endswith("fsdp"))
@@ -146,16 +189,10 @@ def test_a_grpo_step_on_two_processes_equals_one_process(base_model, tmp_path, m
 
 
 @pytest.mark.parametrize("mode", ["sft", "sft-fsdp"])
-def test_an_sft_step_on_two_processes_equals_one_process(base_model, tmp_path, mode):
-    data = tmp_path / "data.jsonl"
-    rows = QA[:7]  # of varied lengths; the ranks get 4 and 3
-    data.write_text("".join(json.dumps({"prompt": q, "completion": c}) + "\n" for q, c in rows))
-    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    dist_worker.one_sft_step(str(base_model), str(one), str(data))
-    proc = torchrun(str(HERE / "dist_worker.py"), mode, str(base_model), str(two), str(data))
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    a, b = torch.load(one), torch.load(two)
+def test_an_sft_step_on_two_processes_equals_one_process(base_model, on_two, tmp_path, mode):
+    one = tmp_path / "one.pt"
+    dist_worker.one_sft_step(str(base_model), str(one), str(on_two["sft-data"]))
+    a, b = torch.load(one), saved(on_two, mode)
     same_update(a, b)
     same_optimizer_state(a, b, sharded=mode.endswith("fsdp"))
     for key in ("loss/sft", "policy/grad_norm", "batch/tokens", "batch/completion_tokens"):
@@ -164,16 +201,12 @@ def test_an_sft_step_on_two_processes_equals_one_process(base_model, tmp_path, m
 
 
 @pytest.mark.parametrize("mode", ["rm", "rm-fsdp"])
-def test_a_reward_model_step_on_two_processes_equals_one_process(base_model, tmp_path, mode):
-    data = tmp_path / "pairs.jsonl"
-    rows = [{"prompt": q, "chosen": c, "rejected": c[: len(c) // 2]} for q, c in QA[:7]]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    dist_worker.one_rm_step(str(base_model), str(one), str(data))
-    proc = torchrun(str(HERE / "dist_worker.py"), mode, str(base_model), str(two), str(data))
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    a, b = torch.load(one), torch.load(two)
+def test_a_reward_model_step_on_two_processes_equals_one_process(
+    base_model, on_two, tmp_path, mode
+):
+    one = tmp_path / "one.pt"
+    dist_worker.one_rm_step(str(base_model), str(one), str(on_two["rm-data"]))
+    a, b = torch.load(one), saved(on_two, mode)
     same_update(a, b)
     same_optimizer_state(a, b, sharded=mode.endswith("fsdp"))
     assert b["delta"]["score.weight"].abs().max() > 1e-4  # the new head learned, alike
@@ -183,18 +216,13 @@ def test_a_reward_model_step_on_two_processes_equals_one_process(base_model, tmp
 
 
 def test_a_step_of_rl_for_all_scenarios_on_two_processes_equals_one_process(
-    base_model, tiny_rm, tmp_path
+    base_model, tiny_rm, on_two, tmp_path
 ):
     """Half the prompts general requests: each rank scores its own requests with the reward
     model, and the step equals one process's on the same global batch."""
-    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    one = tmp_path / "one.pt"
     dist_worker.one_general_step(str(base_model), str(one), str(tiny_rm))
-    proc = torchrun(
-        str(HERE / "dist_worker.py"), "general", str(base_model), str(two), str(tiny_rm)
-    )
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    a, b = torch.load(one), torch.load(two)
+    a, b = torch.load(one), saved(on_two, "general")
     same_update(a, b)
     assert 0 < a["metrics"]["batch/general_share"] < 1
     for key in (
@@ -233,12 +261,8 @@ def test_distill_under_torchrun_samples_the_teacher_once_and_trains_as_one_proce
 
 
 @pytest.mark.parametrize("mode", ["empty", "empty-fsdp"])
-def test_a_rank_with_no_groups_to_learn_from_takes_the_same_step(base_model, tmp_path, mode):
-    out = tmp_path / "two.pt"
-    proc = torchrun(str(HERE / "dist_worker.py"), mode, str(base_model), str(out))
-    log = finish(proc)
-    assert proc.returncode == 0, log
-    b = torch.load(out)
+def test_a_rank_with_no_groups_to_learn_from_takes_the_same_step(on_two, mode):
+    b = saved(on_two, mode)
     m = b["metrics"]
     # Rank 1 kept none of its groups (every one scored alike, two rounds), rank 0 its two ...
     assert m["batch/groups"] == 2 and "batch/skipped" not in m
@@ -270,57 +294,18 @@ def zero_args(model: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_zero_under_torchrun_resumes_after_a_kill_and_on_another_world_size(tiny_model, tmp_path):
-    run = tmp_path / "run"
-    proc = torchrun(*zero_args(tiny_model, run))
-    deadline = time.time() + 180
-    while not (run / "checkpoints" / "step-000002" / "trainer_state.pt").exists():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() < deadline
-        time.sleep(0.2)
-    kill_job(proc)  # the launcher and both ranks, mid-run
-    last = int(sorted((run / "checkpoints").glob("step-*"))[-1].name[5:])
-    assert last < 200
-    state = torch.load(run / "checkpoints" / "step-000002" / "trainer_state.pt", weights_only=False)
-    assert state["world_size"] == 2
-
-    proc = torchrun("-m", "r1lab", "zero", "--resume", str(run), f"steps={last + 2}")
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    assert out.count(f"(step {last})") == 1  # resumed where it stopped; rank 0 speaks
-    # One line per step (and the closing one): only rank 0 writes metrics, and resuming
-    # dropped nothing it kept.
-    steps = [r["step"] for r in read_metrics(run)]
-    assert steps == list(range(last + 3))
-    assert all(r["batch/groups"] == 4 for r in read_metrics(run) if "batch/groups" in r)
-
-    # The same run continues on one process: the global batch and the stream are the same.
-    done = subprocess.run(
-        [sys.executable, "-m", "r1lab", "zero", "--resume", str(run), f"steps={last + 3}"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "; saved by 2 process(es), continues on 1" in done.stdout
-    assert [r["step"] for r in read_metrics(run)] == list(range(last + 4))
+def test_a_global_batch_that_does_not_split_into_whole_groups_is_refused(on_two):
+    for rank in (0, 1):
+        message = Path(f"{on_two['refuse']}.rank{rank}").read_text()
+        assert "algo.prompts_per_step=3" in message and "2 processes" in message, message
+    assert not on_two["refuse"].exists()  # nothing written
 
 
-def test_a_global_batch_that_does_not_split_into_whole_groups_is_refused(tiny_model, tmp_path):
-    proc = torchrun(*zero_args(tiny_model, tmp_path / "run", "algo.prompts_per_step=3"))
-    out = finish(proc)
-    assert proc.returncode != 0
-    assert "algo.prompts_per_step=3" in out and "2 processes" in out
-    assert not (tmp_path / "run").exists()
-
-
-def test_a_rank_that_raises_ends_the_job_with_its_error(tiny_model, tmp_path):
-    run = tmp_path / "run"
-    t0 = time.time()
-    proc = torchrun(str(HERE / "dist_worker.py"), "fail", str(tiny_model), str(run))
-    out = finish(proc)
-    assert proc.returncode != 0
-    assert time.time() - t0 < 120  # rank 0, waiting in a collective, was stopped
+def test_a_rank_that_raises_ends_the_job_with_its_error(on_two):
+    run, out = on_two["fail"], on_two["log"]
+    assert on_two["returncode"] != 0
+    # Rank 0, waiting in a collective, was stopped.
+    assert on_two["ended"] - float(Path(f"{run}.started").read_text()) < 120
     assert "rank 1 fails on purpose at step 1" in out
     assert "rank    : 1" in out or "rank: 1" in out, out[-3000:]
     # The checkpoint written before the failure loads.
@@ -332,43 +317,66 @@ def test_a_rank_that_raises_ends_the_job_with_its_error(tiny_model, tmp_path):
     AutoModelForCausalLM.from_pretrained(last)
 
 
-def test_zero_with_fsdp_writes_full_checkpoints_that_resume_sharded_or_not(tiny_model, tmp_path):
+def test_zero_under_torchrun_resumes_after_a_kill_sharded_and_on_another_world_size(
+    tiny_model, tmp_path
+):
+    """One run through three launches (each launch costs ~13 s of start-up): killed on two
+    processes; resumed on two with fsdp (a replicated checkpoint loaded sharded, full
+    checkpoints written); continued on one process from the sharded run's checkpoint."""
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     run = tmp_path / "run"
-    extra = ("fsdp=true", "steps=2", "eval_every=2", "eval_questions=4", "eval_n=2")
-    proc = torchrun(*zero_args(tiny_model, run, *extra))
+    proc = torchrun(*zero_args(tiny_model, run, "eval_questions=4", "eval_n=2"))
+    deadline = time.time() + 180
+    while not (run / "checkpoints" / "step-000002" / "trainer_state.pt").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.2)
+    kill_job(proc)  # the launcher and both ranks, mid-run
+    last = int(sorted((run / "checkpoints").glob("step-*"))[-1].name[5:])
+    assert last < 200
+    state = torch.load(run / "checkpoints" / "step-000002" / "trainer_state.pt", weights_only=False)
+    assert state["world_size"] == 2
+
+    end = last + 2
+    resume = ("--resume", str(run), f"steps={end}", "fsdp=true", "eval_every=2")
+    proc = torchrun("-m", "r1lab", "zero", *resume)
     out = finish(proc)
     assert proc.returncode == 0, out
-    # Rank 0 evaluated with the gathered weights at steps 0 and 2.
-    assert [r["step"] for r in read_metrics(run) if "eval/pass@1" in r] == [0, 2]
+    assert out.count(f"(step {last})") == 1  # resumed where it stopped; rank 0 speaks
+    assert "continues on" not in out  # saved by 2 processes, continued on 2
+    # One line per step (and the closing one): only rank 0 writes metrics, and resuming
+    # dropped nothing it kept.
+    rows = read_metrics(run)
+    assert [r["step"] for r in rows] == list(range(end + 1))
+    assert all(r["batch/groups"] == 4 for r in rows if "batch/groups" in r)
+    # Rank 0 evaluated with the gathered weights, at the even steps and the last one.
+    evals = [r["step"] for r in rows if "eval/pass@1" in r]
+    assert evals == [s for s in range(last, end + 1) if s % 2 == 0 or s == end]
     # A checkpoint is the whole model, as one process saves it, under the model's own class.
-    last = run / "checkpoints" / "step-000002"
-    assert json.loads((last / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
+    ckpt = run / "checkpoints" / f"step-{end:06d}"
+    assert json.loads((ckpt / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
     base = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
-    saved = AutoModelForCausalLM.from_pretrained(last).state_dict()
-    assert saved.keys() == base.keys()
-    assert all(saved[k].shape == base[k].shape for k in base)
-    assert any(not torch.equal(saved[k], base[k]) for k in base)  # trained
-    assert load_file(last / "model.safetensors").keys() <= base.keys()
-    state = torch.load(last / "trainer_state.pt", weights_only=False)
+    saved_model = AutoModelForCausalLM.from_pretrained(ckpt)
+    weights = saved_model.state_dict()
+    assert weights.keys() == base.keys()
+    assert all(weights[k].shape == base[k].shape for k in base)
+    assert any(not torch.equal(weights[k], base[k]) for k in base)  # trained
+    assert load_file(ckpt / "model.safetensors").keys() <= base.keys()
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     shapes = sorted(tuple(s["exp_avg"].shape) for s in state["optimizer"]["state"].values())
-    assert shapes == sorted(
-        tuple(p.shape) for p in AutoModelForCausalLM.from_pretrained(last).parameters()
-    )
+    assert shapes == sorted(tuple(p.shape) for p in saved_model.parameters())
 
-    # It continues unsharded on one process, then sharded on two again.
+    # The same run continues unsharded on one process: the global batch and the stream are
+    # the same.
     done = subprocess.run(
-        [sys.executable, "-m", "r1lab", "zero", "--resume", str(run), "steps=3", "fsdp=false"],
+        [sys.executable, "-m", "r1lab", "zero", "--resume", str(run), f"steps={end + 1}"]
+        + ["fsdp=false"],
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "; saved by 2 process(es), continues on 1" in done.stdout
-    proc = torchrun("-m", "r1lab", "zero", "--resume", str(run), "steps=4", "fsdp=true")
-    out = finish(proc)
-    assert proc.returncode == 0, out
-    assert "(step 3); saved by 1 process(es), continues on 2" in out
-    assert [r["step"] for r in read_metrics(run) if "batch/groups" in r] == [0, 1, 2, 3]
+    assert f"(step {end}); saved by 2 process(es), continues on 1" in done.stdout
+    assert [r["step"] for r in read_metrics(run)] == list(range(end + 2))
