@@ -418,6 +418,46 @@ def test_mid_guessers_start_in_the_middle_of_the_tens_and_steppers_add_the_divis
     assert not any(int(x) > 175 for page in plain for x in re.findall(r"(\d{3}) [-+] \d = ", page))
 
 
+def test_tens_first_checkers_divide_the_leading_digits_then_walk_the_units_by_ones():
+    cfg = CorpusConfig(division_work_share=1.0, tens_first_share=1.0)
+    rng = random.Random(6)
+    task = ArithmeticTask(ops=("/",))
+    walks = []
+    for _ in range(400):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
+        assert answer == p.result and not _wrong_equations(text), text
+        # The tens from the dividend's leading digits, with the remainder; then the middle.
+        lead = p.a // 10
+        tens, rem = divmod(lead, p.b)
+        assert tens == p.result // 10 and text.startswith(
+            f"{lead} / {p.b} = {tens} r {rem}. {p.a} / {p.b} = {tens}5? "
+        ), text
+        guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
+        # By ones to the quotient, never by ten: the walk is as long as the units are off.
+        assert all(abs(b - a) == 1 for a, b in zip(guesses, guesses[1:], strict=False)), text
+        assert guesses[-1] == p.result and len(guesses) == 1 + abs(5 - p.result % 10)
+        assert "much" not in text and text.count("Wait,") == len(guesses) - 1
+        walks.append(len(guesses))
+    assert max(walks) == 6 and 3.0 < sum(walks) / len(walks) < 4.0
+    # In Chinese: the remainder in words.
+    zh = corpus._division_check(
+        arithmetic.Problem(294, 7, "/"), cfg, lambda i: corpus.PHRASES["zh"], rng
+    )[0]
+    assert zh.startswith("29 / 7 = 4 余 1。 294 / 7 = 45？"), zh
+    # Drill pages practise the tens facts, all right, for dividends the tasks draw.
+    pages = [corpus._fact_sheet(rng, cfg) for _ in range(400)]
+    facts = [m for page in pages for m in re.findall(r"(\d+) / (\d) = (\d) r (\d)", page)]
+    assert len(facts) > 300
+    for lead, b, t, r in facts:
+        assert int(lead) == int(t) * int(b) + int(r) and int(r) < int(b) and 1 <= int(t) <= 9
+    # Nobody finds the tens first by default, and the default mix's pages hold no such fact.
+    plain = [corpus._fact_sheet(random.Random(9), CFG) for _ in range(400)]
+    assert not any(" r " in page for page in plain)
+    default = corpus._arith_trace(arithmetic.Problem(294, 7, "/"), "guess", WORKS, EN, rng)[0]
+    assert not default.startswith("29 / 7")
+
+
 def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
     task = ArithmeticTask()
     for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):

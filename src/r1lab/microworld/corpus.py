@@ -19,9 +19,11 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   explicit addition, one up or down, or ten when the product is far off ("less, so 41 + 1 =
   42. Wait, 294 / 7 = 42?"), until the product matches; or, for a share of them
   (`gap_move_share`), near the dividend, by the gap in divisors at once ("less by 14 = 2 * 7, so
-  40 + 2 = 42."). Each try opens by restating the
-  dividend with its guess and is as short as its facts allow (~60 tokens), so that two or three
-  fit in a rollout; the comparison never writes one number twice by rule (a model can copy the
+  40 + 2 = 42."). A share of checkers (`tens_first_share`) first divides the leading digits,
+  a fact with a remainder that gives the quotient's tens ("29 / 7 = 4 r 1."), and guesses the
+  units in the middle ("294 / 7 = 45?"), so their walk is at most six tries. Each try opens by
+  restating the dividend with its guess and is as short as its facts allow (~60 tokens), so
+  that two or three fit in a rollout; the comparison never writes one number twice by rule (a model can copy the
   nearest number and be right whenever "294 is 294" is right, so it learns nothing from a
   match). The first guess is genuinely uncertain (right 40% of the time, else off by 1 to 3 or
   by ten).
@@ -82,6 +84,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}. Wait, {expr}={total}, not {wrong}",
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
+        "tens": "{lead} / {b} = {t} r {r}.",
         "cmp_low": "{p} vs {a}: {digits}, less",
         "cmp_high": "{p} vs {a}: {digits}, more",
         "cmp_much_low": "{p} vs {a}: {digits}, much less",
@@ -113,6 +116,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "caught": "{expr}={total}。等等，{expr}={total}，不是 {wrong}",
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
+        "tens": "{lead} / {b} = {t} 余 {r}。",
         "cmp_low": "{p} 对比 {a}：{digits}，小",
         "cmp_high": "{p} 对比 {a}：{digits}，大",
         "cmp_much_low": "{p} 对比 {a}：{digits}，小很多",
@@ -199,6 +203,12 @@ class CorpusConfig:
     quotient to be in ("365 / 5 = 75?" for 73): the tens right 90% of the time, else one ten up
     or down; the units always 5, so a walk by ones from it is at most five tries (the others
     guess at `check_guess_accuracy`)."""
+    tens_first_share: float = 0.0
+    """Share of division checkers who first find the quotient's tens by dividing the dividend's
+    leading digits, a fact with a remainder ("29 / 7 = 4 r 1."), and guess the units in the
+    middle ("294 / 7 = 45?"), then walk by ones: at most six tries, 3.5 on average, where a
+    guess anywhere in the tens and hundreds takes 4-5 and can run past a rollout's budget.
+    Drill pages then practise those facts too. The units stay a guess."""
     step_product_share: float = 0.0
     """Share of division checkers who, after moving a guess by one, get its product from the
     last one by adding or taking away the divisor ("Wait, 365 / 5 = 74? 375 - 5 = 370.")
@@ -452,7 +462,10 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     a writer who moves by the gap, by the gap in divisors), until it matches. Each try is written
     as briefly as its facts allow (~60 tokens), so that two or three fit in a rollout's budget."""
     q = p.result
-    if _drawn(cfg.mid_guess_share, rng):
+    tens_first = _drawn(cfg.tens_first_share, rng)
+    if tens_first:
+        first = q // 10 * 10 + 5
+    elif _drawn(cfg.mid_guess_share, rng):
         first = _mid_guess(q, rng)
     else:
         first = (
@@ -463,6 +476,10 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     by_gap = _by_gap(cfg, rng)
     stepper = _drawn(cfg.step_product_share, rng)
     guess, parts, i, last = first, [], 0, None
+    if tens_first:  # the leading digits' quotient is the tens: a <= 99 * b, so lead // b <= 9
+        lead = p.a // 10
+        parts.append(P(0)["tens"].format(lead=lead, b=p.b, t=lead // p.b, r=lead % p.b))
+        i = 1
     while True:
         t = P(i)
         opening = t["guess_div"] if guess == first else t["wait_div"]
@@ -621,14 +638,22 @@ def _phrases(cfg: CorpusConfig, rng: random.Random) -> tuple[str, Phrases]:
 
 
 def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
-    """A drill page: column facts, countdown step operations, a checker's moves (`41 + 1 = 42`),
-    or comparisons (with the gap in divisors, `150 vs 168: 1 = 1, 5 < 6, less by 18 = 3 * 6`,
-    where checkers move by it); no questions."""
+    """A drill page: column facts, countdown step operations, a checker's moves (`41 + 1 = 42`)
+    and tens facts (`29 / 7 = 4 r 1`, where checkers find the tens first), or comparisons (with
+    the gap in divisors, `150 vs 168: 1 = 1, 5 < 6, less by 18 = 3 * 6`, where checkers move by
+    it); no questions."""
     kind = rng.random()
     gaps = kind >= 0.85 and _by_gap(cfg, rng)
+    # Where tens-first checkers exist, a fifth of the column facts and most of the moves are
+    # their tens facts instead.
+    tens_drill = cfg.tens_first_share and (
+        0.2 if kind < 0.55 else 0.6 if 0.75 <= kind < 0.85 else 0
+    )
     facts = []
     for _ in range(n):
-        if kind < 0.55:  # one-digit column facts
+        if _drawn(tens_drill, rng):  # a tens-first checker's first step: 29 / 7 = 4 r 1
+            facts.append(_tens_fact(rng))
+        elif kind < 0.55:  # one-digit column facts
             x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
             pick = rng.random()
             if pick < 0.5:
@@ -667,6 +692,14 @@ def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
             facts.append(f"{x} vs {y}: {digits}, {'less' if x < y else 'more'}")
     sep = ", " if kind < 0.85 else ". "
     return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
+
+
+def _tens_fact(rng: random.Random) -> str:
+    """The first step of a tens-first checker: a quotient's leading digits divided, with the
+    remainder (`29 / 7 = 4 r 1`), for a dividend as the tasks draw them."""
+    b = rng.randint(2, 9)
+    lead = rng.randint(10, 99) * b // 10
+    return f"{lead} / {b} = {lead // b} r {lead % b}"
 
 
 def _claimed(value: int, b: int, rng: random.Random) -> int:
