@@ -233,6 +233,11 @@ def test_claims_take_the_maximal_expression_and_positions_point_into_the_text():
     assert claims("((2+3)*4 = 20") == [("(2+3)*4", 20, True)]
     assert claims("所以294÷7=42。") == [("294÷7", 42, True)]
     assert claims("Guess: 294 / 7 = 41?") == [("294 / 7", 41, False)]
+    text = "29 / 7 = 4 r 1. 294 / 7 = 45?"  # a tens-first check: the remainder is in the claim
+    assert [text[c.start : c.end] for c in arithmetic_claims(text)] == [
+        "29 / 7 = 4 r 1",
+        "294 / 7 = 45",
+    ]
     assert claims("5/0 = 3") == [("5/0", 3, False)]
     assert claims("1+2=3\n4+5=10") == [("1+2", 3, True), ("4+5", 10, False)]
 
@@ -263,6 +268,19 @@ def test_claims_take_the_maximal_expression_and_positions_point_into_the_text():
         ("4, 12, 3 = 19", []),
         ("On 2024-01-15 we met 3 friends.", []),
         ("2024-01-15 = 2008", [("2024-01-15", 2008, True)]),
+        # a division with its remainder: right iff a = v * b + k, 0 <= k < b
+        ("29 / 7 = 4 r 1.", [("29 / 7", 4, True)]),
+        ("28 / 7 = 4 r 0", [("28 / 7", 4, True)]),
+        ("29 / 7 = 4 r 2", [("29 / 7", 4, False)]),
+        ("29 / 7 = 3 r 8", [("29 / 7", 3, False)]),
+        ("36 / 5 = 7 余 1。", [("36 / 5", 7, True)]),
+        ("36÷5=7余1", [("36÷5", 7, True)]),
+        ("29 / 0 = 4 r 1", [("29 / 0", 4, False)]),
+        ("29 / 7 = 4 rows", [("29 / 7", 4, False)]),
+        ("29 / 7 = 4 r1", [("29 / 7", 4, False)]),
+        ("29 / 7 = 4 r 1x", [("29 / 7", 4, False)]),
+        ("(20+9) / 7 = 4 r 1", []),
+        ("29 * 7 = 4 r 1", []),
         # not equations, or not arithmetic
         ("a == 3", []),
         ("2+2 == 4", []),

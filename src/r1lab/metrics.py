@@ -40,7 +40,10 @@ Conventions (R1_SYSTEM.md section 3):
   - lists are not sums: `[4, 12, 3] = 19` and `4, 12, 3 = 19` claim nothing;
   - a date is text, `On 2024-01-15` claims nothing (only an `= integer` right after it would
     make it the expression 2024-1-15);
-  - a `?` after v changes nothing: a guess (`294 / 7 = 41?`) is checked like a statement.
+  - a `?` after v changes nothing: a guess (`294 / 7 = 41?`) is checked like a statement;
+  - a remainder after v (`29 / 7 = 4 r 1`, `29 / 7 = 4 余 1`) makes it a division with
+    remainder: E must be `a / b` of two integers (else no claim), and the claim is right iff
+    a = v * b + k with 0 <= k < b (`r` and `R` must stand apart: `= 4 rows` is the claim 4).
 - Language metrics take the target language from each example's `language` (missing: "en").
   A completion mixes languages iff its reasoning holds a count_words word outside the
   target's scripts: a Han word for English, a Latin word (2+ letters) for Chinese.
@@ -240,6 +243,9 @@ _BINARY = re.compile(
     r"[\d)][ \t]*(?:[-−+*×/÷]|\\(?:times|cdot|div))"
 )  # an operator after an operand
 _MAX_NESTING = 32
+# After a claim's value: its remainder (`= 4 r 1`, `= 4 余 1`), and the `a / b` it needs.
+_REMAINDER = re.compile(r"[ \t]*(?:[rR][ \t]+|余[ \t]*)(\d+)(?![A-Za-z0-9_]|[.,]\d)")
+_QUOTIENT = re.compile(r"[ \t]*(\d+)[ \t]*(?:/|÷|\\div)[ \t]*(\d+)[ \t]*")
 
 
 class _NotAnExpression(Exception):
@@ -387,6 +393,15 @@ def arithmetic_claims(text: str) -> list[Claim]:
         lhs, rhs = _lhs(text, left), _rhs(text, right)
         if lhs is None or rhs is None or not _BINARY.search(lhs[1]):
             continue  # no bare number is a computation: 4, 12, 3 = 19 is a list
+        remainder = _REMAINDER.match(text, rhs[0])
+        if remainder:  # 29 / 7 = 4 r 1: integer division, the remainder stated
+            division = _QUOTIENT.fullmatch(lhs[1])
+            if division is None:
+                continue
+            a, b, k = int(division[1]), int(division[2]), int(remainder[1])
+            right = k < b and a == rhs[1] * b + k
+            claims.append(Claim(lhs[0], remainder.end(), lhs[1], rhs[1], right))
+            continue
         try:
             exact = evaluate_expression(lhs[1])
         except ValueError:
