@@ -229,6 +229,7 @@ class Claim(NamedTuple):
     expression: str
     value: int
     right: bool
+    remainder: int | None = None  # stated after the value: `29 / 7 = 4 r 1`
 
 
 # A run of what an arithmetic expression is made of, spaces included, never a newline.
@@ -400,7 +401,7 @@ def arithmetic_claims(text: str) -> list[Claim]:
                 continue
             a, b, k = int(division[1]), int(division[2]), int(remainder[1])
             right = k < b and a == rhs[1] * b + k
-            claims.append(Claim(lhs[0], remainder.end(), lhs[1], rhs[1], right))
+            claims.append(Claim(lhs[0], remainder.end(), lhs[1], rhs[1], right, k))
             continue
         try:
             exact = evaluate_expression(lhs[1])

@@ -93,6 +93,15 @@ def test_a_checked_division_is_summarised_with_its_check():
     assert summarize(reasoning, "42", "en") == "So 294 / 7 = 42, since 42 * 7 = 294."
 
 
+def test_a_tens_first_check_is_summarised_by_its_quotient_not_its_tens_fact():
+    reasoning = "29 / 7 = 4 r 1. 294 / 7 = 42? 2*7=14, write 4 carry 1. 4*7+1=29, write 29."
+    reasoning += " So 42 * 7 = 294."
+    assert final_equations(reasoning, "42") == ("294 / 7 = 42", "42 * 7 = 294")
+    # A right quotient with a remainder never states an answer: 29 / 7 is not 4.
+    assert final_equations("29 / 7 = 4 r 1.", "4") == (None, None)
+    assert summarize("29 / 7 = 4 r 1.", "4", "en") == "The answer is 4."
+
+
 def test_the_summary_is_in_the_question_language():
     reasoning = clean_reasoning(DIVISION_ZH)
     assert summarize(reasoning, "42", "zh") == "所以 294 / 7 = 42，因为 42 * 7 = 294。"

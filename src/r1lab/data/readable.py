@@ -111,7 +111,8 @@ def final_equations(reasoning: str, answer: str) -> tuple[str | None, str | None
     if not _INTEGER.fullmatch(answer):
         return None, None
     n = int(answer)
-    claims = [c for c in arithmetic_claims(reasoning) if c.right]
+    # A quotient with its remainder (`29 / 7 = 4 r 1`) is a step, never the answer's equation.
+    claims = [c for c in arithmetic_claims(reasoning) if c.right and c.remainder is None]
     finals = [c for c in claims if c.value == n]
     if not finals:
         return None, None
