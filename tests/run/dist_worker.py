@@ -18,9 +18,9 @@
 saves how far each weight moved, the metrics and the optimizer state to OUT. `sft`: the same for
 one SFT step on DATA; `rm`: for one reward-model step on DATA (preference pairs).
 `fail`: `r1lab zero` with rank 1 raising at step 1 (it ends the job: last in a batch).
-`refuse`: `r1lab zero` with a global batch that does not split into whole groups. `empty` (and `empty-fsdp`): a step with
-dynamic sampling in which every group of rank 1 scores the same, so rank 1 keeps none and has
-no batch to learn from, while rank 0 has some. `general`: one step of RL for all scenarios
+`refuse`: `r1lab zero` with a global batch that does not split into whole groups.
+`empty` (and `empty-fsdp`): a step with dynamic sampling in which every group of rank 1 scores
+the same, so rank 1 keeps none and has no batch to learn from, while rank 0 has some. `general`: one step of RL for all scenarios
 (half the prompts general requests, scored by the reward model RM on the rank that owns them).
 """
 
