@@ -278,8 +278,10 @@ def test_claims_take_the_maximal_expression_and_positions_point_into_the_text():
         ("29 / 7 = 4 rows", [("29 / 7", 4, False)]),
         ("29 / 7 = 4 r1", [("29 / 7", 4, False)]),
         ("29 / 7 = 4 r 1x", [("29 / 7", 4, False)]),
-        ("(20+9) / 7 = 4 r 1", []),
-        ("29 * 7 = 4 r 1", []),
+        # after anything but a / b the remainder is not read: E = v as usual, never hidden
+        ("(20+9) / 7 = 4 r 1", [("(20+9) / 7", 4, False)]),
+        ("29 * 7 = 4 r 1", [("29 * 7", 4, False)]),
+        ("3 + 4 = 7 r 1", [("3 + 4", 7, True)]),
         # not equations, or not arithmetic
         ("a == 3", []),
         ("2+2 == 4", []),

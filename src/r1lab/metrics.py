@@ -42,8 +42,9 @@ Conventions (R1_SYSTEM.md section 3):
     make it the expression 2024-1-15);
   - a `?` after v changes nothing: a guess (`294 / 7 = 41?`) is checked like a statement;
   - a remainder after v (`29 / 7 = 4 r 1`, `29 / 7 = 4 余 1`) makes it a division with
-    remainder: E must be `a / b` of two integers (else no claim), and the claim is right iff
-    a = v * b + k with 0 <= k < b (`r` and `R` must stand apart: `= 4 rows` is the claim 4).
+    remainder when E is `a / b` of two integers: right iff a = v * b + k with 0 <= k < b (`r`
+    and `R` must stand apart: `= 4 rows` is the claim 4). After any other E the remainder is
+    not read and `E = v` is checked as usual, so `3 + 4 = 8 r 1` is a wrong claim.
 - Language metrics take the target language from each example's `language` (missing: "en").
   A completion mixes languages iff its reasoning holds a count_words word outside the
   target's scripts: a Han word for English, a Latin word (2+ letters) for Chinese.
@@ -395,10 +396,8 @@ def arithmetic_claims(text: str) -> list[Claim]:
         if lhs is None or rhs is None or not _BINARY.search(lhs[1]):
             continue  # no bare number is a computation: 4, 12, 3 = 19 is a list
         remainder = _REMAINDER.match(text, rhs[0])
-        if remainder:  # 29 / 7 = 4 r 1: integer division, the remainder stated
-            division = _QUOTIENT.fullmatch(lhs[1])
-            if division is None:
-                continue
+        division = _QUOTIENT.fullmatch(lhs[1]) if remainder else None
+        if remainder and division:  # 29 / 7 = 4 r 1: integer division, the remainder stated
             a, b, k = int(division[1]), int(division[2]), int(remainder[1])
             right = k < b and a == rhs[1] * b + k
             claims.append(Claim(lhs[0], remainder.end(), lhs[1], rhs[1], right, k))
