@@ -2,6 +2,9 @@ import hashlib
 import random
 import re
 
+import pytest
+
+from r1lab.config import ConfigError
 from r1lab.metrics import has_reflection
 from r1lab.microworld import corpus
 from r1lab.microworld.corpus import CorpusConfig, documents
@@ -501,3 +504,60 @@ def test_tags_given_guess_sets_how_often_a_templated_guess_is_answered_in_tags()
     assert hashlib.sha256(text).hexdigest() == (
         "ef113ab9b81aaf570466b8f4c81a874ca162269f2ac27a9a2ff321e8186e177b"
     )
+
+
+def test_far_divisors_sets_where_much_starts_and_a_wrong_tens_costs_one_move():
+    cfg = CorpusConfig(division_work_share=1.0, tens_first_share=1.0, far_divisors=6)
+    rng = random.Random(8)
+    ten_moves = 0
+    # A verification claim whose quotient sits in the next ten (6 to 15 divisors off) is "much"
+    # off and moved by ten, landing at most five away; "much" exactly from six divisors on.
+    offs = []
+    for _ in range(800):
+        line = corpus._verify_item(EN, rng, CountdownTask(), cfg)
+        m = re.match(r"Does (\d+) \* (\d+) make (\d+)\?", line)
+        if not m or f"{m[3]} vs {m[3]}" in line:
+            continue
+        q, b, a = (int(x) for x in m.groups())
+        v = VERIFY.fullmatch(line)
+        assert v, line
+        product, _, _, much, word, moved, sign, step, new = v.groups()[4:]
+        off = abs(q * b - a) / b
+        assert bool(much) == (off >= 6), line
+        offs.append(off)
+        if moved and much:
+            assert int(step) == 10, line
+            if off <= 15 and off == int(off):  # a quotient in the next ten: at most five away
+                ten_moves += 1
+                assert abs(a - int(new) * b) <= 5 * b, line
+    next_ten = [off for off in offs if off in (6, 7, 8, 9, 11, 12, 13, 14, 15)]
+    assert len(next_ten) > 0.12 * len(offs) and ten_moves > 20
+    # A tens-first checker never needs it (the middle of the right tens is at most five off),
+    # and a checker off by six or more moves by ten and then walks by ones, never looping.
+    for _ in range(200):
+        p = ArithmeticTask(ops=("/",)).sample(rng, "train")
+        assert "much" not in corpus._arith_trace(p, "guess", cfg, EN, rng)[0]
+    p = arithmetic.Problem(37 * 7, 7, "/")
+    guesser = CorpusConfig(
+        division_work_share=1.0, check_guess_accuracy=0, check_guess_spread=9, far_divisors=6
+    )
+    walked = set()
+    for seed in range(300):
+        text = corpus._division_check(p, guesser, EN, random.Random(seed))[0]
+        guesses = [int(g) for g in re.findall(r"259 / 7 = (\d+)\?", text)]
+        steps = [abs(y - x) for x, y in zip(guesses, guesses[1:], strict=False)]
+        assert guesses[-1] == 37 and all(
+            s == (10 if abs(x - 37) >= 6 else 1) for s, x in zip(steps, guesses, strict=False)
+        ), text
+        walked.add(guesses[0])
+    assert {27, 30, 43, 47} <= walked  # six or more off: moved by ten at once
+
+    # Drill: `tens_drill_share` of the column-fact slots hold tens facts.
+    def tens_facts(share: float) -> int:
+        drill = CorpusConfig(tens_first_share=1.0, tens_drill_share=share)
+        pages = [corpus._fact_sheet(random.Random(s), drill) for s in range(300)]
+        return sum(len(re.findall(r"\d+ / \d = \d r \d", page)) for page in pages)
+
+    assert tens_facts(0.5) > 1.6 * tens_facts(0.2)
+    with pytest.raises(ConfigError, match="far_divisors"):
+        CorpusConfig(far_divisors=5).validate()

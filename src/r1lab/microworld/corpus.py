@@ -195,7 +195,7 @@ class CorpusConfig:
     """Countdown search: at most this many failed tries before the solution."""
     gap_move_share: float = 0.0
     """Share of division checkers (and of verification items that end with a move) who, when the
-    product is near the dividend (within ten divisors), move the guess by the gap at once ("375
+    product is near the dividend (within `far_divisors`), move the guess by the gap at once ("375
     vs 365: 3 = 3, 7 > 6, more by 10 = 2 * 5, so 75 - 2 = 73.") instead of one at a time; the
     others step by one. Far off, everyone moves by ten."""
     mid_guess_share: float = 0.0
@@ -209,6 +209,16 @@ class CorpusConfig:
     middle ("294 / 7 = 45?"), then walk by ones: at most six tries, 3.5 on average, where a
     guess anywhere in the tens and hundreds takes 4-5 and can run past a rollout's budget.
     Drill pages then practise those facts too. The units stay a guess."""
+    tens_drill_share: float = 0.2
+    """Where tens-first checkers exist, the share of the column-fact drill slots given to their
+    tens facts (`29 / 7 = 4 r 1`); the moves drill gives them 0.6 of its slots."""
+    far_divisors: int = 10
+    """A product this many divisors or more from the dividend is "much" less or more, and the
+    checker moves the guess by ten. Ten suits a guess off by 1-3 or by ten; six suits
+    tens-first checkers, whose middle guess is at most five divisors off when the tens they
+    found are right and six or more when they are not, so a wrong tens costs one move instead
+    of a walk by ones through a whole ten. At least 6, so that a move by ten never overshoots
+    into another."""
     step_product_share: float = 0.0
     """Share of division checkers who, after moving a guess by one, get its product from the
     last one by adding or taking away the divisor ("Wait, 365 / 5 = 74? 375 - 5 = 370.")
@@ -238,11 +248,13 @@ class CorpusConfig:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name not in ("seed", "max_tries", "check_guess_spread") and value is not None:
+            integer = ("seed", "max_tries", "check_guess_spread", "far_divisors")
+            if f.name not in integer and value is not None:
                 ensure(0 <= value <= 1, f.name, "in [0, 1]", value)
         ensure(self.max_tries >= 0, "max_tries", ">= 0", self.max_tries)
         spread = self.check_guess_spread
         ensure(1 <= spread <= 9, "check_guess_spread", "in 1..9", spread)
+        ensure(self.far_divisors >= 6, "far_divisors", ">= 6", self.far_divisors)
         shares = self.guess_share + self.step_share + self.reflect_share
         ensure(shares > 0, "guess_share", "> 0 when step_share and reflect_share are 0", 0)
 
@@ -387,17 +399,17 @@ def _digits(x: int, y: int, t: dict[str, str]) -> str:
     return t["sep"].join(facts)
 
 
-def _compare(product: int, target: int, b: int) -> str:
-    """Which comparison a checker writes for `product` against `target`: far off means ten
-    divisors or more, as a guess off by ten gives."""
+def _compare(product: int, target: int, b: int, far_divisors: int) -> str:
+    """Which comparison a checker writes for `product` against `target`: far off means
+    `far_divisors` divisors or more (`CorpusConfig.far_divisors`)."""
     if product == target:
         return "same"
-    far = abs(product - target) >= 10 * b
+    far = abs(product - target) >= far_divisors * b
     return ("much_" if far else "") + ("low" if product < target else "high")
 
 
 def _multiply_back(
-    q: int, b: int, a: int, P: Phrases, rng: random.Random, at: int
+    q: int, b: int, a: int, P: Phrases, rng: random.Random, at: int, far: int
 ) -> tuple[list[str], str, int]:
     """Multiply `q` back by `b` in columns and compare the product with `a`, the comparison
     written out whether or not they match, decided digit by digit ("287 vs 294: 2 = 2, 8 < 9,
@@ -405,7 +417,7 @@ def _multiply_back(
 
     Returns (sentences, comparison key, product); the last sentence is the bare comparison."""
     check, _, product = _column_pass(q, b, "*", False, P, rng, at=at)
-    key = _compare(product, a, b)
+    key = _compare(product, a, b, far)
     t = P(at + len(check))
     return (
         [*check, t["cmp_" + key].format(p=product, a=a, digits=_digits(product, a, t))],
@@ -416,7 +428,7 @@ def _multiply_back(
 
 def _move(key: str, q: int, gap: int = 0) -> tuple[int, int, str]:
     """A checker's next guess after a comparison: (step, new guess, sign). Ten when the product
-    is off by ten divisors or more; else `gap` (the product's distance from the dividend in
+    is off by `far_divisors` divisors or more; else `gap` (the product's distance from the dividend in
     divisors) for a writer who moves by the gap, or one; written out as an addition, so the move
     is a one-digit fact like every other step, never a number recalled from afar."""
     step = 10 if key.startswith("much_") else gap or 1
@@ -458,7 +470,7 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     """Guess the quotient, multiply it back, compare the product with the dividend (restated by
     the guess that opens each try, so it is copied, not predicted from the product, and compared
     whether or not they match), and move the guess by an explicit addition ("less, so 78 + 1 =
-    79."): by ten when the product is off by ten times the divisor or more, else by one (or, for
+    79."): by ten when the product is off by `far_divisors` times the divisor or more, else by one (or, for
     a writer who moves by the gap, by the gap in divisors), until it matches. Each try is written
     as briefly as its facts allow (~60 tokens), so that two or three fit in a rollout's budget."""
     q = p.result
@@ -489,11 +501,11 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
             product = guess * p.b
             sign = "+" if guess > last[0] else "-"
             check = [f"{last[1]} {sign} {p.b} = {product}{t['end']}"]
-            key = _compare(product, p.a, p.b)
+            key = _compare(product, p.a, p.b, cfg.far_divisors)
             t = P(i + 1)
             check.append(t["cmp_" + key].format(p=product, a=p.a, digits=_digits(product, p.a, t)))
         else:
-            check, key, product = _multiply_back(guess, p.b, p.a, P, rng, at=i)
+            check, key, product = _multiply_back(guess, p.b, p.a, P, rng, i, cfg.far_divisors)
         i += len(check) + 1
         parts.extend(check[:-1])
         t = P(i - 1)
@@ -644,10 +656,10 @@ def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
     it); no questions."""
     kind = rng.random()
     gaps = kind >= 0.85 and _by_gap(cfg, rng)
-    # Where tens-first checkers exist, a fifth of the column facts and most of the moves are
-    # their tens facts instead.
+    # Where tens-first checkers exist, `tens_drill_share` of the column facts and most of the
+    # moves are their tens facts instead.
     tens_drill = cfg.tens_first_share and (
-        0.2 if kind < 0.55 else 0.6 if 0.75 <= kind < 0.85 else 0
+        cfg.tens_drill_share if kind < 0.55 else 0.6 if 0.75 <= kind < 0.85 else 0
     )
     facts = []
     for _ in range(n):
@@ -678,7 +690,7 @@ def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
             op = rng.choice("+-")
             facts.append(f"{x} {op} {step} = {x + step if op == '+' else x - step}")
         elif gaps:  # a product and a dividend some divisors apart, and the gap in divisors
-            b, k = rng.randint(2, 9), rng.randint(1, 9)
+            b, k = rng.randint(2, 9), rng.randint(1, cfg.far_divisors - 1)
             x = b * rng.randint(10, 99)
             y = x + k * b * rng.choice((-1, 1))
             t = PHRASES["en"]
@@ -702,9 +714,10 @@ def _tens_fact(rng: random.Random) -> str:
     return f"{lead} / {b} = {lead // b} r {lead % b}"
 
 
-def _claimed(value: int, b: int, rng: random.Random) -> int:
+def _claimed(value: int, b: int, rng: random.Random, far: int) -> int:
     """The number a verification item claims for a product `value` of something by `b`: right
-    40% of the time, else a neighbour a few `b` away, ten `b` away, or any plausible dividend
+    40% of the time, else a neighbour a few `b` away, ten `b` away (or, where "much" starts
+    below ten divisors, `far` to fifteen: a quotient in the next ten), or any plausible dividend
     (so the claim can only be copied, never predicted from the product)."""
     pick = rng.random()
     if pick < 0.4:
@@ -712,7 +725,8 @@ def _claimed(value: int, b: int, rng: random.Random) -> int:
     if pick < 0.65:
         return value + rng.choice((1, 2, 3)) * b * rng.choice((-1, 1))
     if pick < 0.8:
-        return value + 10 * b * rng.choice((-1, 1))
+        off = 10 if far == 10 else rng.randint(far, 15)
+        return value + off * b * rng.choice((-1, 1))
     return rng.randint(10, 99) * b + rng.randint(0, b - 1) * rng.randint(0, 1)
 
 
@@ -725,8 +739,8 @@ def _verify_item(
     if rng.random() < 0.7:
         b = rng.randint(2, 9)
         q = rng.randint(10, 99) if rng.random() < 0.8 else rng.randint(100, 999)
-        a = max(_claimed(q * b, b, rng), 1)
-        check, key, product = _multiply_back(q, b, a, P, rng, at=0)
+        a = max(_claimed(q * b, b, rng, cfg.far_divisors), 1)
+        check, key, product = _multiply_back(q, b, a, P, rng, 0, cfg.far_divisors)
         if key == "same":
             verdict = t["yes"]
         elif rng.random() < 0.5:
