@@ -195,7 +195,7 @@ class CorpusConfig:
     """Countdown search: at most this many failed tries before the solution."""
     gap_move_share: float = 0.0
     """Share of division checkers (and of verification items that end with a move) who, when the
-    product is near the dividend (within `far_divisors`), move the guess by the gap at once ("375
+    product is near the dividend (under `far_divisors`), move the guess by the gap at once ("375
     vs 365: 3 = 3, 7 > 6, more by 10 = 2 * 5, so 75 - 2 = 73.") instead of one at a time; the
     others step by one. Far off, everyone moves by ten."""
     mid_guess_share: float = 0.0
@@ -217,8 +217,8 @@ class CorpusConfig:
     checker moves the guess by ten. Ten suits a guess off by 1-3 or by ten; six suits
     tens-first checkers, whose middle guess is at most five divisors off when the tens they
     found are right and six or more when they are not, so a wrong tens costs one move instead
-    of a walk by ones through a whole ten. At least 6, so that a move by ten never overshoots
-    into another."""
+    of a walk by ones through a whole ten. At least 6, so that a move by ten never lands six or
+    more off on the other side (which would move it back by ten, for ever)."""
     step_product_share: float = 0.0
     """Share of division checkers who, after moving a guess by one, get its product from the
     last one by adding or taking away the divisor ("Wait, 365 / 5 = 74? 375 - 5 = 370.")
@@ -246,9 +246,9 @@ class CorpusConfig:
     def validate(self) -> None:
         from r1lab.config import ensure
 
+        integer = ("seed", "max_tries", "check_guess_spread", "far_divisors")
         for f in fields(self):
             value = getattr(self, f.name)
-            integer = ("seed", "max_tries", "check_guess_spread", "far_divisors")
             if f.name not in integer and value is not None:
                 ensure(0 <= value <= 1, f.name, "in [0, 1]", value)
         ensure(self.max_tries >= 0, "max_tries", ">= 0", self.max_tries)
@@ -428,9 +428,10 @@ def _multiply_back(
 
 def _move(key: str, q: int, gap: int = 0) -> tuple[int, int, str]:
     """A checker's next guess after a comparison: (step, new guess, sign). Ten when the product
-    is off by `far_divisors` divisors or more; else `gap` (the product's distance from the dividend in
-    divisors) for a writer who moves by the gap, or one; written out as an addition, so the move
-    is a one-digit fact like every other step, never a number recalled from afar."""
+    is off by `far_divisors` divisors or more; else `gap` (the product's distance from the
+    dividend in divisors) for a writer who moves by the gap, or one; written out as an
+    addition, so the move is a one-digit fact like every other step, never a number recalled
+    from afar."""
     step = 10 if key.startswith("much_") else gap or 1
     sign = "+" if key.endswith("low") else "-"
     return step, q + step if sign == "+" else q - step, sign
@@ -470,9 +471,10 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     """Guess the quotient, multiply it back, compare the product with the dividend (restated by
     the guess that opens each try, so it is copied, not predicted from the product, and compared
     whether or not they match), and move the guess by an explicit addition ("less, so 78 + 1 =
-    79."): by ten when the product is off by `far_divisors` times the divisor or more, else by one (or, for
-    a writer who moves by the gap, by the gap in divisors), until it matches. Each try is written
-    as briefly as its facts allow (~60 tokens), so that two or three fit in a rollout's budget."""
+    79."): by ten when the product is off by `far_divisors` times the divisor or more, else by
+    one (or, for a writer who moves by the gap, by the gap in divisors), until it matches. Each
+    try is written as briefly as its facts allow (~60 tokens), so that two or three fit in a
+    rollout's budget."""
     q = p.result
     tens_first = _drawn(cfg.tens_first_share, rng)
     if tens_first:
