@@ -561,3 +561,7 @@ def test_far_divisors_sets_where_much_starts_and_a_wrong_tens_costs_one_move():
     assert tens_facts(0.5) > 1.6 * tens_facts(0.2)
     with pytest.raises(ConfigError, match="far_divisors"):
         CorpusConfig(far_divisors=5).validate()
+    # Above ten, claims that miss by ten stay ten off (not "much": walked by ones), no crash.
+    wide = CorpusConfig(far_divisors=16, verify_share=1.0, fact_share=0)
+    pages = "\n".join(documents(wide, 60))
+    assert "much" in pages and re.search(r"Does \d+ \* \d+ make", pages)

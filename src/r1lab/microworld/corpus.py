@@ -727,7 +727,7 @@ def _claimed(value: int, b: int, rng: random.Random, far: int) -> int:
     if pick < 0.65:
         return value + rng.choice((1, 2, 3)) * b * rng.choice((-1, 1))
     if pick < 0.8:
-        off = 10 if far == 10 else rng.randint(far, 15)
+        off = 10 if far >= 10 else rng.randint(far, 15)
         return value + off * b * rng.choice((-1, 1))
     return rng.randint(10, 99) * b + rng.randint(0, b - 1) * rng.randint(0, 1)
 
