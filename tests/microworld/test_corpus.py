@@ -461,6 +461,58 @@ def test_tens_first_checkers_divide_the_leading_digits_then_walk_the_units_by_on
     assert not default.startswith("29 / 7")
 
 
+def test_tens_slip_rate_writes_a_tens_fact_one_off_and_recovers_with_a_move_by_ten():
+    def checks(rate: float, n: int = 600) -> list[tuple[arithmetic.Problem, str]]:
+        cfg = CorpusConfig(
+            division_work_share=1.0, tens_first_share=1.0, far_divisors=6, tens_slip_rate=rate
+        )
+        rng = random.Random(11)
+        task = ArithmeticTask(ops=("/",))
+        return [
+            (p, corpus._arith_trace(p, "guess", cfg, EN, rng))
+            for p in (task.sample(rng, "train") for _ in range(n))
+        ]
+
+    low = high = ten_moves = 0
+    for p, (text, answer) in checks(1.0):
+        # Every writer slips on the quotient digit (the remainder is the true one), guesses the
+        # middle of the wrong ten, and still ends on the true quotient.
+        lead = p.a // 10
+        tens, rem = divmod(lead, p.b)
+        m = re.match(rf"{lead} / {p.b} = (\d) r {rem}\. {p.a} / {p.b} = (\d+)\? ", text)
+        assert m and int(m[2]) == int(m[1]) * 10 + 5 and abs(int(m[1]) - tens) == 1, text
+        low += int(m[1]) < tens
+        high += int(m[1]) > tens
+        assert answer == p.result and not _wrong_equations(text), text
+        guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
+        assert guesses[-1] == p.result
+        # Six or more divisors off (any wrong ten but a quotient ending in 0 below it): "much",
+        # one move by ten, then at most five by ones; closer, by ones only.
+        off = abs(guesses[0] - p.result)
+        steps = [abs(y - x) for x, y in zip(guesses, guesses[1:], strict=False)]
+        if off >= 6:
+            ten_moves += 1
+            assert "much" in text and steps[0] == 10 and set(steps[1:]) <= {1}, text
+            assert len(steps) <= 6
+        else:
+            assert "much" not in text and set(steps) <= {1}, text
+    assert ten_moves > 0.8 * (low + high) and 0.65 < low / (low + high) < 0.85
+
+    # At a rate of 0.2 about a fifth slip; at 0 nobody does (and nothing is drawn: the
+    # corpus of a mix without the knob is the one it was, hash-checked elsewhere).
+    def slip_share(rate: float) -> float:
+        slipped = [
+            not text.startswith(f"{p.a // 10} / {p.b} = {p.a // 10 // p.b} r")
+            for p, (text, _) in checks(rate)
+        ]
+        return sum(slipped) / len(slipped)
+
+    assert 0.15 < slip_share(0.2) < 0.25 and slip_share(0.0) == 0
+    # A quotient digit of 9 can only slip low, of 0 only high.
+    assert {corpus._slipped_tens(9, random.Random(s)) for s in range(50)} == {8}
+    assert {corpus._slipped_tens(0, random.Random(s)) for s in range(50)} == {1}
+
+
 def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
     task = ArithmeticTask()
     for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):

@@ -209,6 +209,14 @@ class CorpusConfig:
     middle ("294 / 7 = 45?"), then walk by ones: at most six tries, 3.5 on average, where a
     guess anywhere in the tens and hundreds takes 4-5 and can run past a rollout's budget.
     Drill pages then practise those facts too. The units stay a guess."""
+    tens_slip_rate: float = 0.0
+    """Chance that a tens-first checker slips on the tens fact, writing the quotient digit one
+    off ("73 / 8 = 8 r 1." for 9 r 1; one low three times in four, as candidate R2's trained
+    policy did in 56 of its 74 wrong tens facts), and guesses the middle of that wrong ten. Six
+    or more divisors off, the product is "much" less or more (with `far_divisors` at 6) and the
+    checker recovers with one move by ten, so the ten-move appears where a wrong tens fact
+    needs it. The slip is one a model makes anyway (R2's base got a fifth of its tens facts
+    wrong): a rate near that keeps the corpus from teaching more slips than it cures."""
     tens_drill_share: float = 0.2
     """Where tens-first checkers exist, the share of the column-fact drill slots given to their
     tens facts (`29 / 7 = 4 r 1`); the moves drill gives them 0.6 of its slots."""
@@ -451,6 +459,12 @@ def _mid_guess(q: int, rng: random.Random) -> int:
     return tens * 10 + 5
 
 
+def _slipped_tens(tens: int, rng: random.Random) -> int:
+    """A slip on a quotient digit (0..9): one low three times in four, else one high."""
+    low = tens > 0 and (tens == 9 or rng.random() < 0.75)
+    return tens - 1 if low else tens + 1
+
+
 def _by_gap(cfg: CorpusConfig, rng: random.Random) -> bool:
     """Whether a checker moves by the gap (no draw when nobody does, so older mixes replay)."""
     return cfg.gap_move_share > 0 and rng.random() < cfg.gap_move_share
@@ -477,8 +491,12 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     rollout's budget."""
     q = p.result
     tens_first = _drawn(cfg.tens_first_share, rng)
-    if tens_first:
-        first = q // 10 * 10 + 5
+    if tens_first:  # the leading digits' quotient is the tens: a <= 99 * b, so lead // b <= 9
+        lead = p.a // 10
+        tens = lead // p.b
+        if _drawn(cfg.tens_slip_rate, rng):
+            tens = _slipped_tens(tens, rng)
+        first = tens * 10 + 5
     elif _drawn(cfg.mid_guess_share, rng):
         first = _mid_guess(q, rng)
     else:
@@ -490,9 +508,8 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     by_gap = _by_gap(cfg, rng)
     stepper = _drawn(cfg.step_product_share, rng)
     guess, parts, i, last = first, [], 0, None
-    if tens_first:  # the leading digits' quotient is the tens: a <= 99 * b, so lead // b <= 9
-        lead = p.a // 10
-        parts.append(P(0)["tens"].format(lead=lead, b=p.b, t=lead // p.b, r=lead % p.b))
+    if tens_first:
+        parts.append(P(0)["tens"].format(lead=lead, b=p.b, t=tens, r=lead % p.b))
         i = 1
     while True:
         t = P(i)
