@@ -210,7 +210,8 @@ def test_gap_movers_move_by_the_gap_in_divisors_and_land_on_the_quotient():
         guesses = [int(q) for q in re.findall(rf"{p.a} / {p.b} = (\d+)\?", text)]
         offsets.add(abs(guesses[0] - p.result))
         moves = re.findall(
-            r"(\d+) vs (\d+): [^,]+(?:, [^,]+)*?, (much )?(less|more)(?: by (\d+) = (\d+) \* (\d+))?"
+            r"(\d+) vs (\d+): [^,]+(?:, [^,]+)*?, (much )?(less|more)"
+            r"(?: by (\d+) = (\d+) \* (\d+))?"
             r", so (\d+) ([-+]) (\d+) = (\d+)\.",
             text,
         )

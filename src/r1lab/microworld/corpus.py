@@ -21,12 +21,13 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   (`gap_move_share`), near the dividend, by the gap in divisors at once ("less by 14 = 2 * 7, so
   40 + 2 = 42."). A share of checkers (`tens_first_share`) first divides the leading digits,
   a fact with a remainder that gives the quotient's tens ("29 / 7 = 4 r 1."), and guesses the
-  units in the middle ("294 / 7 = 45?"), so their walk is at most six tries. Each try opens by
+  units in the middle ("294 / 7 = 45?"), so their walk is at most six tries; some of them
+  (`tens_slip_rate`) slip on that fact and recover with one move by ten. Each try opens by
   restating the dividend with its guess and is as short as its facts allow (~60 tokens), so
   that two or three fit in a rollout; the comparison never writes one number twice by rule (a
   model can copy the nearest number and be right whenever "294 is 294" is right, so it learns
-  nothing from a match). The first guess is genuinely uncertain (right 40% of the time, else off by 1 to 3 or
-  by ten).
+  nothing from a match). The first guess is genuinely uncertain (right 40% of the time, else
+  off by 1 to 3 or by ten).
 - **Verification pages.** Exercises with no question of any task: "Does 41 * 7 make 294?" worked
   by multiplying back and comparing ("287 vs 294: 2 = 2, 8 < 9, less, no.", or the move a
   checker would make next: "less, so 41 + 1 = 42."), and "Does 4 + 12 - 3 make 11?" worked
@@ -617,7 +618,10 @@ def _countdown_trace(
 
 
 FRAMES = {
-    "en": ("Q: {q}?\nA: {lead}The answer is {a}.", "Problem: {q}.\nSolution: {lead}\nAnswer: {a}"),
+    "en": (
+        "Q: {q}?\nA: {lead}The answer is {a}.",
+        "Problem: {q}.\nSolution: {lead}\nAnswer: {a}",
+    ),
     "zh": ("问：{q}？\n答：{lead}答案是 {a}。", "题目：{q}。\n解：{lead}\n答案：{a}"),
 }
 
