@@ -499,8 +499,7 @@ def test_tens_slip_rate_writes_a_tens_fact_one_off_and_recovers_with_a_move_by_t
             assert "much" not in text and set(steps) <= {1}, text
     assert ten_moves > 0.8 * (low + high) and 0.65 < low / (low + high) < 0.85
 
-    # At a rate of 0.2 about a fifth slip; at 0 nobody does (and nothing is drawn: the
-    # corpus of a mix without the knob is the one it was, hash-checked elsewhere).
+    # At a rate of 0.2 about a fifth slip; at 0 nobody does.
     def slip_share(rate: float) -> float:
         slipped = [
             not text.startswith(f"{p.a // 10} / {p.b} = {p.a // 10 // p.b} r")
