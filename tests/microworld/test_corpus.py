@@ -462,6 +462,11 @@ def test_tens_first_checkers_divide_the_leading_digits_then_walk_the_units_by_on
     assert not default.startswith("29 / 7")
 
 
+def _corpus_sha256(cfg: CorpusConfig, n: int = 2000) -> str:
+    """sha256 of a mix's first n documents: a corpus pinned draw for draw."""
+    return hashlib.sha256("\x00".join(documents(cfg, n)).encode()).hexdigest()
+
+
 def test_tens_slip_rate_writes_a_tens_fact_one_off_and_recovers_with_a_move_by_ten():
     def checks(rate: float, n: int = 600) -> list[tuple[arithmetic.Problem, str]]:
         cfg = CorpusConfig(
@@ -523,8 +528,7 @@ def test_tens_slip_rate_writes_a_tens_fact_one_off_and_recovers_with_a_move_by_t
         tens_first_share=1.0,
         far_divisors=6,
     )
-    text = "\x00".join(documents(r2, 2000)).encode()
-    assert hashlib.sha256(text).hexdigest() == (
+    assert _corpus_sha256(r2) == (
         "3c65d13d747dc562cd78cf4ba14b1bbc33e3f0a19bacae7684b0ee9ce6c5ffe6"
     )
 
@@ -568,8 +572,7 @@ def test_tags_given_guess_sets_how_often_a_templated_guess_is_answered_in_tags()
     assert g1 == 1.0 and abs(w1 - 0.2) < 0.08
     # Unset, the default corpus is the one it was before the knob existed, draw for draw (the
     # hash of commit 5099864's first 2,000 documents; change it only with the default mix).
-    text = "\x00".join(documents(CorpusConfig(), 2000)).encode()
-    assert hashlib.sha256(text).hexdigest() == (
+    assert _corpus_sha256(CorpusConfig()) == (
         "ef113ab9b81aaf570466b8f4c81a874ca162269f2ac27a9a2ff321e8186e177b"
     )
 
