@@ -533,6 +533,70 @@ def test_tens_slip_rate_writes_a_tens_fact_one_off_and_recovers_with_a_move_by_t
     )
 
 
+def test_tens_by_multiples_finds_the_tens_by_compared_multiples_from_a_slipped_first_try():
+    cfg = CorpusConfig(
+        division_work_share=1.0,
+        tens_first_share=1.0,
+        far_divisors=6,
+        tens_slip_rate=0.5,
+        tens_by_multiples=1.0,
+    )
+    rng = random.Random(12)
+    task = ArithmeticTask(ops=("/",))
+    step = re.compile(r"(\d+)\*(\d)=(\d+) ([<>=]) (\d+)")
+    slipped = 0
+    for _ in range(600):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
+        assert answer == p.result and not _wrong_equations(text), text
+        lead, tens = p.a // 10, p.result // 10
+        head, _, rest = text.partition(". ")
+        assert head.startswith(f"{lead} / {p.b}: ") and head.endswith(f", so {tens}"), text
+        # Every multiple and every comparison with the leading digits is right, and they move
+        # one at a time away from the side they start on, ending where lead lies between two.
+        steps = step.findall(head)
+        ks = [int(k) for k, *_ in steps]
+        for k, b, m, rel, x in steps:
+            assert int(b) == p.b and int(m) == int(k) * p.b and int(x) == lead, text
+            m = int(m)
+            assert rel == ("<" if m < lead else ">" if m > lead else "="), text
+        assert {abs(y - x) for x, y in zip(ks, ks[1:], strict=False)} <= {1}, text
+        assert tens * p.b <= lead < (tens + 1) * p.b and tens in ks, text
+        slipped += ks[0] != tens
+        # Then the middle of the right ten, walked by ones: the tens are never wrong.
+        assert rest.startswith(f"{p.a} / {p.b} = {tens}5? ") and "much" not in text, text
+    assert 0.4 < slipped / 600 < 0.6
+    # The multiples in Chinese.
+    zh = corpus._division_check(
+        arithmetic.Problem(294, 7, "/"), cfg, lambda i: corpus.PHRASES["zh"], random.Random(1)
+    )[0]
+    assert re.match(r"29 / 7：(\d\*7=\d+ [<>=] 29，)+所以 4。 294 / 7 = 45？", zh), zh
+    # Edge cases: a multiple equal to the leading digits stops there; a tens of 9 is bounded by
+    # 10 times the divisor; a first try too high walks down.
+    en = corpus.PHRASES["en"]
+    assert corpus._tens_by_multiples(28, 7, 4, en) == ("28 / 7: 4*7=28 = 28, so 4.", 4)
+    assert corpus._tens_by_multiples(89, 9, 8, en)[0].endswith("10*9=90 > 89, so 9.")
+    assert corpus._tens_by_multiples(29, 7, 6, en) == (
+        "29 / 7: 6*7=42 > 29, 5*7=35 > 29, 4*7=28 < 29, so 4.",
+        4,
+    )
+    # Drill pages practise the multiples form, all right.
+    pages = [corpus._fact_sheet(rng, cfg) for _ in range(300)]
+    drilled = [m for page in pages for m in re.findall(r"\d+ / \d: [^/]*?, so \d", page)]
+    assert len(drilled) > 100 and not any(" r " in page for page in pages)
+    starts = []
+    for item in drilled:
+        lead, b = map(int, re.match(r"(\d+) / (\d)", item).groups())
+        assert int(item[-1]) == lead // b, item
+        for k, _, m, rel, x in step.findall(item):
+            m = int(m)
+            assert m == int(k) * b and int(x) == lead, item
+            assert rel == ("<" if m < lead else ">" if m > lead else "="), item
+        starts.append(int(step.search(item)[1]) != lead // b)
+    # Half of them from a slipped first try, as the checkers'.
+    assert 0.4 < sum(starts) / len(starts) < 0.6
+
+
 def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
     task = ArithmeticTask()
     for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):

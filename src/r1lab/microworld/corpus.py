@@ -86,6 +86,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "correct": "Correct.",
         "guess_div": "{a} / {b} = {q}?",
         "tens": "{lead} / {b} = {t} r {r}.",
+        "tens_by": "{lead} / {b}: {steps}, so {t}.",
         "cmp_low": "{p} vs {a}: {digits}, less",
         "cmp_high": "{p} vs {a}: {digits}, more",
         "cmp_much_low": "{p} vs {a}: {digits}, much less",
@@ -118,6 +119,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "correct": "正确。",
         "guess_div": "{a} / {b} = {q}？",
         "tens": "{lead} / {b} = {t} 余 {r}。",
+        "tens_by": "{lead} / {b}：{steps}，所以 {t}。",
         "cmp_low": "{p} 对比 {a}：{digits}，小",
         "cmp_high": "{p} 对比 {a}：{digits}，大",
         "cmp_much_low": "{p} 对比 {a}：{digits}，小很多",
@@ -218,6 +220,15 @@ class CorpusConfig:
     checker recovers with one move by ten, so the ten-move appears where a wrong tens fact
     needs it. The slips are imitated on top of the model's own: at 0.2 (candidate S) the base
     got 41.5% of its tens facts wrong where R2's got 19.5%, so keep the rate low."""
+    tens_by_multiples: float = 0.0
+    """Share of tens-first checkers who find the tens by the divisor's multiples instead of a
+    division fact: from a first try at the digit (slipped at `tens_slip_rate`), each multiple
+    compared with the leading digits, up or down until they lie between two ("29 / 7: 4*7=28 <
+    29, 5*7=35 > 29, so 4."). Every link is a times-table fact or a two-digit comparison, the
+    most practised operations in this world, where the division fact with a remainder is one
+    memory per pair (about 800 of them) that candidate T's trained policy got wrong in 27% of
+    its checks, each a walk by ones through a whole ten. A slipped first try is corrected by the
+    multiples themselves, so the tens they end on are always right."""
     tens_drill_share: float = 0.2
     """Where tens-first checkers exist, the share of the column-fact drill slots given to their
     tens facts (`29 / 7 = 4 r 1`); the moves drill gives them 0.6 of its slots."""
@@ -466,6 +477,29 @@ def _slipped_tens(tens: int, rng: random.Random) -> int:
     return tens - 1 if low else tens + 1
 
 
+def _tens_by_multiples(lead: int, b: int, start: int, t: dict[str, str]) -> tuple[str, int]:
+    """A tens-first checker's tens found by multiples of `b` from a first try `start` (0..9):
+    up while a multiple is below the leading digits `lead`, down while it is above, each one
+    compared with them, to the k with k * b <= lead < (k + 1) * b. Returns (text, tens)."""
+
+    def step(k: int) -> str:
+        m = k * b
+        return f"{k}*{b}={m} {'<' if m < lead else '>' if m > lead else '='} {lead}"
+
+    steps, k = [step(start)], start
+    if k * b > lead:
+        while k * b > lead:
+            k -= 1
+            steps.append(step(k))
+    else:
+        while (k + 1) * b <= lead and k * b != lead:
+            k += 1
+            steps.append(step(k))
+        if k * b != lead:
+            steps.append(step(k + 1))
+    return t["tens_by"].format(lead=lead, b=b, steps=t["sep"].join(steps), t=k), k
+
+
 def _by_gap(cfg: CorpusConfig, rng: random.Random) -> bool:
     """Whether a checker moves by the gap (no draw when nobody does, so older mixes replay)."""
     return cfg.gap_move_share > 0 and rng.random() < cfg.gap_move_share
@@ -497,6 +531,9 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
         tens = lead // p.b
         if _drawn(cfg.tens_slip_rate, rng):
             tens = _slipped_tens(tens, rng)
+        tens_line = P(0)["tens"].format(lead=lead, b=p.b, t=tens, r=lead % p.b)
+        if _drawn(cfg.tens_by_multiples, rng):
+            tens_line, tens = _tens_by_multiples(lead, p.b, tens, P(0))
         first = tens * 10 + 5
     elif _drawn(cfg.mid_guess_share, rng):
         first = _mid_guess(q, rng)
@@ -510,7 +547,7 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
     stepper = _drawn(cfg.step_product_share, rng)
     guess, parts, i, last = first, [], 0, None
     if tens_first:
-        parts.append(P(0)["tens"].format(lead=lead, b=p.b, t=tens, r=lead % p.b))
+        parts.append(tens_line)
         i = 1
     while True:
         t = P(i)
@@ -687,7 +724,7 @@ def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
     facts = []
     for _ in range(n):
         if _drawn(tens_drill, rng):  # a tens-first checker's first step: 29 / 7 = 4 r 1
-            facts.append(_tens_fact(rng))
+            facts.append(_tens_fact(rng, cfg))
         elif kind < 0.55:  # one-digit column facts
             x, y, c = rng.randint(0, 9), rng.randint(2, 9), rng.randint(0, 8)
             pick = rng.random()
@@ -729,11 +766,17 @@ def _fact_sheet(rng: random.Random, cfg: CorpusConfig, n: int = 16) -> str:
     return rng.choice(("Practice: ", "Drill. ", "")) + sep.join(facts) + "."
 
 
-def _tens_fact(rng: random.Random) -> str:
+def _tens_fact(rng: random.Random, cfg: CorpusConfig) -> str:
     """The first step of a tens-first checker: a quotient's leading digits divided, with the
-    remainder (`29 / 7 = 4 r 1`), for a dividend as the tasks draw them."""
+    remainder (`29 / 7 = 4 r 1`), or at `tens_by_multiples` found by multiples from a first try
+    (`29 / 7: 4*7=28 < 29, 5*7=35 > 29, so 4`), for a dividend as the tasks draw them."""
     b = rng.randint(2, 9)
     lead = rng.randint(10, 99) * b // 10
+    if _drawn(cfg.tens_by_multiples, rng):
+        start = lead // b
+        if _drawn(cfg.tens_slip_rate, rng):
+            start = _slipped_tens(start, rng)
+        return _tens_by_multiples(lead, b, start, PHRASES["en"])[0][:-1]
     return f"{lead} / {b} = {lead // b} r {lead % b}"
 
 
