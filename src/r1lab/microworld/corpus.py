@@ -22,8 +22,11 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   40 + 2 = 42."). A share of checkers (`tens_first_share`) first divides the leading digits,
   a fact with a remainder that gives the quotient's tens ("29 / 7 = 4 r 1."), and guesses the
   units in the middle ("294 / 7 = 45?"), so their walk is at most six tries; some of them
-  (`tens_slip_rate`) slip on that fact and recover with one move by ten. Each try opens by
-  restating the dividend with its guess and is as short as its facts allow (~60 tokens), so
+  (`tens_slip_rate`) slip on that fact and recover with one move by ten; or, at
+  `tens_by_multiples`, find the tens by the divisor's multiples compared with the leading digits
+  ("29 / 7: 4*7=28 < 29, 5*7=35 > 29, so 4."), where a slipped first try is corrected. Each
+  try opens by restating the dividend with its guess and is as short as its facts allow (~60
+  tokens), so
   that two or three fit in a rollout; the comparison never writes one number twice by rule (a
   model can copy the nearest number and be right whenever "294 is 294" is right, so it learns
   nothing from a match). The first guess is genuinely uncertain (right 40% of the time, else
