@@ -597,6 +597,59 @@ def test_tens_by_multiples_finds_the_tens_by_compared_multiples_from_a_slipped_f
     assert 0.4 < sum(starts) / len(starts) < 0.6
 
 
+def test_tens_by_digits_compares_each_multiple_digit_by_digit_and_leaves_v_unchanged():
+    cfg = CorpusConfig(
+        division_work_share=1.0,
+        tens_first_share=1.0,
+        far_divisors=6,
+        tens_slip_rate=0.5,
+        tens_by_multiples=1.0,
+        tens_by_digits=1.0,
+    )
+    rng = random.Random(13)
+    task = ArithmeticTask(ops=("/",))
+    multiple = re.compile(r"(\d+)\*(\d)=(\d+) vs (\d+): ([^;]*?), (less|more|same)")
+    for _ in range(400):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
+        assert answer == p.result and not _wrong_equations(text), text
+        lead, tens = p.a // 10, p.result // 10
+        head, _, rest = text.partition(". ")
+        steps = multiple.findall(head)
+        assert steps and head.endswith(f", so {tens}") and "much" not in text, text
+        assert head.count("; ") == len(steps) - 1, text
+        for k, b, m, x, digits, rel in steps:
+            m = int(m)
+            assert int(b) == p.b and m == int(k) * p.b and int(x) == lead, text
+            assert rel == ("less" if m < lead else "more" if m > lead else "same"), text
+            assert digits == corpus._digits(m, lead, corpus.PHRASES["en"]), text
+        assert rest.startswith(f"{p.a} / {p.b} = {tens}5? "), text
+    zh = corpus._tens_by_multiples(85, 9, 8, corpus.PHRASES["zh"], by_digits=True)
+    assert zh == (
+        "85 / 9：8*9=72 对比 85：7 < 8，小；9*9=81 对比 85：8 = 8，1 < 5，小；"
+        "10*9=90 对比 85：9 > 8，大，所以 9。",
+        9,
+    )
+    pages = [corpus._fact_sheet(rng, cfg) for _ in range(300)]
+    drilled = [m for page in pages for m in multiple.findall(page)]
+    assert len(drilled) > 100
+    assert all(int(m) == int(k) * int(b) for k, b, m, *_ in drilled)
+    # Unset, candidate V's mix is the corpus it was before this knob existed (the hash of
+    # commit 59b712e's first 2,000 documents of that mix).
+    v = CorpusConfig(
+        tags_given_template=0.65,
+        guess_opener_share=0.1,
+        tags_given_guess=0.15,
+        division_work_share=0.2,
+        mix_share=0.3,
+        tens_first_share=1.0,
+        far_divisors=6,
+        tens_slip_rate=0.2,
+        tens_by_multiples=1.0,
+    )
+    assert _corpus_sha256(v) == ("432402e487824a7f25bde0acc4ce819271c5238c184a17e56ca42400564ccc74")
+
+
 def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
     task = ArithmeticTask()
     for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):

@@ -89,6 +89,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "guess_div": "{a} / {b} = {q}?",
         "tens": "{lead} / {b} = {t} r {r}.",
         "tens_by": "{lead} / {b}: {steps}, so {t}.",
+        "semi": "; ",
         "cmp_low": "{p} vs {a}: {digits}, less",
         "cmp_high": "{p} vs {a}: {digits}, more",
         "cmp_much_low": "{p} vs {a}: {digits}, much less",
@@ -122,6 +123,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "guess_div": "{a} / {b} = {q}？",
         "tens": "{lead} / {b} = {t} 余 {r}。",
         "tens_by": "{lead} / {b}：{steps}，所以 {t}。",
+        "semi": "；",
         "cmp_low": "{p} 对比 {a}：{digits}，小",
         "cmp_high": "{p} 对比 {a}：{digits}，大",
         "cmp_much_low": "{p} 对比 {a}：{digits}，小很多",
@@ -231,6 +233,12 @@ class CorpusConfig:
     memory per pair (about 800 of them) that candidate T's trained policy got wrong in 27% of
     its checks, each a walk by ones through a whole ten. A slipped first try is corrected by the
     multiples themselves, so the tens they end on are always right."""
+    tens_by_digits: float = 0.0
+    """Share of those who compare each multiple with the leading digits digit by digit, as a
+    product is compared with the dividend ("85 / 9: 8*9=72 vs 85: 7 < 8, less; 9*9=81 vs 85: 8
+    = 8, 1 < 5, less; 10*9=90 vs 85: 9 > 8, more, so 9."), instead of by one sign ("9*9=81 <
+    85"): candidate V's trained policy got the sign wrong in 7% of its comparisons, mostly
+    where the tens digits are equal ("9*9=81 > 85"), and every wrong one cost its check."""
     tens_drill_share: float = 0.2
     """Where tens-first checkers exist, the share of the column-fact drill slots given to their
     tens facts (`29 / 7 = 4 r 1`); the moves drill gives them 0.6 of its slots."""
@@ -479,13 +487,19 @@ def _slipped_tens(tens: int, rng: random.Random) -> int:
     return tens - 1 if low else tens + 1
 
 
-def _tens_by_multiples(lead: int, b: int, start: int, t: dict[str, str]) -> tuple[str, int]:
+def _tens_by_multiples(
+    lead: int, b: int, start: int, t: dict[str, str], by_digits: bool = False
+) -> tuple[str, int]:
     """A tens-first checker's tens found by multiples of `b` from a first try `start` (0..9):
     up while a multiple is below the leading digits `lead`, down while it is above, each one
-    compared with them, to the k with k * b <= lead < (k + 1) * b. Returns (text, tens)."""
+    compared with them (by one sign, or `by_digits` digit by digit as a product with the
+    dividend), to the k with k * b <= lead < (k + 1) * b. Returns (text, tens)."""
 
     def step(k: int) -> str:
         m = k * b
+        if by_digits:
+            key = "low" if m < lead else "high" if m > lead else "same"
+            return f"{k}*{b}=" + t["cmp_" + key].format(p=m, a=lead, digits=_digits(m, lead, t))
         return f"{k}*{b}={m} {'<' if m < lead else '>' if m > lead else '='} {lead}"
 
     steps, k = [step(start)], start
@@ -499,7 +513,8 @@ def _tens_by_multiples(lead: int, b: int, start: int, t: dict[str, str]) -> tupl
             steps.append(step(k))
         if k * b != lead:
             steps.append(step(k + 1))
-    return t["tens_by"].format(lead=lead, b=b, steps=t["sep"].join(steps), t=k), k
+    sep = t["semi"] if by_digits else t["sep"]
+    return t["tens_by"].format(lead=lead, b=b, steps=sep.join(steps), t=k), k
 
 
 def _by_gap(cfg: CorpusConfig, rng: random.Random) -> bool:
@@ -535,7 +550,8 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
             tens = _slipped_tens(tens, rng)
         tens_line = P(0)["tens"].format(lead=lead, b=p.b, t=tens, r=lead % p.b)
         if _drawn(cfg.tens_by_multiples, rng):
-            tens_line, tens = _tens_by_multiples(lead, p.b, tens, P(0))
+            by_digits = _drawn(cfg.tens_by_digits, rng)
+            tens_line, tens = _tens_by_multiples(lead, p.b, tens, P(0), by_digits)
         first = tens * 10 + 5
     elif _drawn(cfg.mid_guess_share, rng):
         first = _mid_guess(q, rng)
@@ -778,7 +794,8 @@ def _tens_fact(rng: random.Random, cfg: CorpusConfig) -> str:
         start = lead // b
         if _drawn(cfg.tens_slip_rate, rng):
             start = _slipped_tens(start, rng)
-        return _tens_by_multiples(lead, b, start, PHRASES["en"])[0][:-1]
+        by_digits = _drawn(cfg.tens_by_digits, rng)
+        return _tens_by_multiples(lead, b, start, PHRASES["en"], by_digits)[0][:-1]
     return f"{lead} / {b} = {lead // b} r {lead % b}"
 
 
