@@ -237,8 +237,9 @@ class CorpusConfig:
     """Share of those who compare each multiple with the leading digits digit by digit, as a
     product is compared with the dividend ("85 / 9: 8*9=72 vs 85: 7 < 8, less; 9*9=81 vs 85: 8
     = 8, 1 < 5, less; 10*9=90 vs 85: 9 > 8, more, so 9."), instead of by one sign ("9*9=81 <
-    85"): candidate V's trained policy got the sign wrong in 7% of its comparisons, mostly
-    where the tens digits are equal ("9*9=81 > 85"), and every wrong one cost its check."""
+    85"): candidate V's trained policy got the sign wrong in 7% of its comparisons, the same
+    few over and over ("8*7=56 = 66", "9*9=81 > 85", "8*8=64 = 73"), as if the sign were
+    recalled rather than read, and a wrong sign nearly always cost the check."""
     tens_drill_share: float = 0.2
     """Where tens-first checkers exist, the share of the column-fact drill slots given to their
     tens facts (`29 / 7 = 4 r 1`); the moves drill gives them 0.6 of its slots."""
