@@ -17,6 +17,9 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
   or candidates B-E's "13 is not 11." / "11 is 11. Yes!") and of division comparisons
   ("287 vs 294: less", or "287 is less than 294") that name the value just computed and the
   question's target, and say the right relation,
+- for checkers who find the quotient's tens first by multiples compared with the dividend's
+  leading digits (`85 / 9: 8*9=72 vs 85: 7 < 8, less; ...`), those comparisons apart, judged
+  against the leading digits,
 - first-guess accuracy (division): the share of checking completions whose first stated
   quotient is right, against their final accuracy.
 
@@ -60,7 +63,8 @@ def comparisons_right(text: str, target: int) -> list[bool]:
     computed (the last step before it) and the target, and states their relation."""
     out = []
     for m in COMPARISON.finditer(text):
-        before = STEP.findall(text[: m.start()])
+        # Up to the compared number: W's multiples compare the step's own value (`8*9=72 vs 85`).
+        before = STEP.findall(text[: m.end(1) if m.group(1) else m.start()])
         computed = int(before[-1][4]) if before else None
         if m.group(1):
             said, named = int(m.group(1)), int(m.group(2))
@@ -80,6 +84,14 @@ MOVE = re.compile(
 )
 NEXT_GUESS = re.compile(r"(?:Wait|等等)[,，] ?\d+ / \d+ = (\d+)")
 PAIR = re.compile(r"(\d+) (?:vs|对比) (\d+)[:：]")
+
+
+def split_tens(text: str, a: int, b: int) -> tuple[str, str]:
+    """(head, body) of a division completion: the head finds the quotient's tens before the
+    first guess at `a / b` (`85 / 9: 8*9=72 vs 85: 7 < 8, less; ...`, candidate W's multiples,
+    compared with the leading digits `a // 10`, not with `a`); the body guesses and checks."""
+    m = re.search(rf"{a} / {b} = \d+", text)
+    return (text[: m.start()], text[m.start() :]) if m else ("", text)
 
 
 def moves_right(text: str) -> list[bool]:
@@ -148,7 +160,11 @@ def main(paths: list[str]) -> None:
         if kind == "/":
             # A division check is a comparison of a product with the dividend, whether or not
             # the completion says a reflection phrase (a first guess that is right needs none).
-            checking = [s for s in samples if COMPARISON.search(s["text"])]
+            def parts(s: dict) -> tuple[int, int, str, str]:
+                a, b = map(int, re.findall(r"(\d+) / (\d+)", s["question"])[0])
+                return (a, b, *split_tens(s["text"], a, b))
+
+            checking = [s for s in samples if COMPARISON.search(parts(s)[3])]
             guessing = [s for s in samples if s not in checking]
             moves = [ok for s in checking for ok in moves_right(s["text"])]
             cut = [s["finish"] == "length" for s in checking]
@@ -157,7 +173,7 @@ def main(paths: list[str]) -> None:
                 extra += f", moves right {sum(moves) / len(moves):.1%} of {len(moves)}"
             if cut:
                 extra += f", checks cut by the token limit {sum(cut) / len(cut):.1%}"
-                tries = sum(len(COMPARISON.findall(s["text"])) for s in checking) / len(checking)
+                tries = sum(len(COMPARISON.findall(parts(s)[3])) for s in checking) / len(checking)
                 extra += f", tries per check {tries:.1f}"
             firsts = []
             for s in checking:
@@ -167,15 +183,15 @@ def main(paths: list[str]) -> None:
                     firsts.append(int(guess.group(1)) * b == a)
             if firsts:
                 extra += f", first guess right {sum(firsts) / len(firsts):.1%} of {len(firsts)}"
-            compared = [
-                ok
-                for s in checking
-                for ok in comparisons_right(s["text"], int(re.findall(r"\d+", s["question"])[0]))
-            ]
+            compared = [ok for s in checking for ok in comparisons_right(parts(s)[3], parts(s)[0])]
             if compared:
                 extra += (
                     f", comparisons right {sum(compared) / len(compared):.1%} of {len(compared)}"
                 )
+            # Candidate W's tens: each multiple compared with the leading digits.
+            tens = [ok for s in samples for ok in comparisons_right(parts(s)[2], parts(s)[0] // 10)]
+            if tens:
+                extra += f", tens comparisons right {sum(tens) / len(tens):.1%} of {len(tens)}"
         if kind == "countdown":
             search = [s for s in samples if re.search(r"Try |试 ", s["text"])]
             plain = [s for s in samples if s not in search]
