@@ -230,7 +230,7 @@ class CorpusConfig:
     compared with the leading digits, up or down until they lie between two ("29 / 7: 4*7=28 <
     29, 5*7=35 > 29, so 4."). Every link is a times-table fact or a two-digit comparison, the
     most practised operations in this world, where the division fact with a remainder is one
-    memory per pair (about 800 of them) that candidate T's trained policy got wrong in 27% of
+    memory per pair (396 of them) that candidate T's trained policy got wrong in 27% of
     its checks, each a walk by ones through a whole ten. A slipped first try is corrected by the
     multiples themselves, so the tens they end on are always right."""
     tens_by_digits: float = 0.0
