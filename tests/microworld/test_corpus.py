@@ -533,22 +533,34 @@ def test_tens_slip_rate_writes_a_tens_fact_one_off_and_recovers_with_a_move_by_t
     )
 
 
-def test_tens_by_multiples_finds_the_tens_by_compared_multiples_from_a_slipped_first_try():
+def _multiples_checks(n: int, seed: int, **knobs: float):
+    """(config, rng, [(problem, text)]): n division checks by tens-first checkers who find the
+    tens by multiples, half of them from a slipped first try, each ending on the quotient with
+    every column fact right."""
     cfg = CorpusConfig(
         division_work_share=1.0,
         tens_first_share=1.0,
         far_divisors=6,
         tens_slip_rate=0.5,
         tens_by_multiples=1.0,
+        **knobs,
     )
-    rng = random.Random(12)
+    rng = random.Random(seed)
     task = ArithmeticTask(ops=("/",))
-    step = re.compile(r"(\d+)\*(\d)=(\d+) ([<>=]) (\d+)")
-    slipped = 0
-    for _ in range(600):
+    out = []
+    for _ in range(n):
         p = task.sample(rng, "train")
         text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
         assert answer == p.result and not _wrong_equations(text), text
+        out.append((p, text))
+    return cfg, rng, out
+
+
+def test_tens_by_multiples_finds_the_tens_by_compared_multiples_from_a_slipped_first_try():
+    cfg, rng, checks = _multiples_checks(600, seed=12)
+    step = re.compile(r"(\d+)\*(\d)=(\d+) ([<>=]) (\d+)")
+    slipped = 0
+    for p, text in checks:
         lead, tens = p.a // 10, p.result // 10
         head, _, rest = text.partition(". ")
         assert head.startswith(f"{lead} / {p.b}: ") and head.endswith(f", so {tens}"), text
@@ -598,21 +610,9 @@ def test_tens_by_multiples_finds_the_tens_by_compared_multiples_from_a_slipped_f
 
 
 def test_tens_by_digits_compares_each_multiple_digit_by_digit_and_leaves_v_unchanged():
-    cfg = CorpusConfig(
-        division_work_share=1.0,
-        tens_first_share=1.0,
-        far_divisors=6,
-        tens_slip_rate=0.5,
-        tens_by_multiples=1.0,
-        tens_by_digits=1.0,
-    )
-    rng = random.Random(13)
-    task = ArithmeticTask(ops=("/",))
+    cfg, rng, checks = _multiples_checks(400, seed=13, tens_by_digits=1.0)
     multiple = re.compile(r"(\d+)\*(\d)=(\d+) vs (\d+): ([^;]*?), (less|more|same)")
-    for _ in range(400):
-        p = task.sample(rng, "train")
-        text, answer = corpus._arith_trace(p, "guess", cfg, EN, rng)
-        assert answer == p.result and not _wrong_equations(text), text
+    for p, text in checks:
         lead, tens = p.a // 10, p.result // 10
         head, _, rest = text.partition(". ")
         steps = multiple.findall(head)
