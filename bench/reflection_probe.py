@@ -164,8 +164,10 @@ def main(paths: list[str]) -> None:
                 a, b = map(int, re.findall(r"(\d+) / (\d+)", s["question"])[0])
                 return (a, b, *split_tens(s["text"], a, b))
 
-            checking = [s for s in samples if COMPARISON.search(parts(s)[3])]
-            guessing = [s for s in samples if s not in checking]
+            split = [(s, *parts(s)) for s in samples]  # (sample, a, b, tens head, body)
+            checks = [row for row in split if COMPARISON.search(row[4])]
+            checking = [s for s, *_ in checks]
+            guessing = [s for s, *_, body in split if not COMPARISON.search(body)]
             moves = [ok for s in checking for ok in moves_right(s["text"])]
             cut = [s["finish"] == "length" for s in checking]
             extra = f"checking acc. {acc(checking)}, not checking {acc(guessing)}"
@@ -173,23 +175,22 @@ def main(paths: list[str]) -> None:
                 extra += f", moves right {sum(moves) / len(moves):.1%} of {len(moves)}"
             if cut:
                 extra += f", checks cut by the token limit {sum(cut) / len(cut):.1%}"
-                tries = sum(len(COMPARISON.findall(parts(s)[3])) for s in checking) / len(checking)
+                tries = sum(len(COMPARISON.findall(body)) for *_, body in checks) / len(checks)
                 extra += f", tries per check {tries:.1f}"
             firsts = []
-            for s in checking:
-                a, b = map(int, re.findall(r"(\d+) / (\d+)", s["question"])[0])
+            for s, a, b, _, _ in checks:
                 guess = re.search(rf"{a} / {b} = (\d+)", s["text"])
                 if guess:
                     firsts.append(int(guess.group(1)) * b == a)
             if firsts:
                 extra += f", first guess right {sum(firsts) / len(firsts):.1%} of {len(firsts)}"
-            compared = [ok for s in checking for ok in comparisons_right(parts(s)[3], parts(s)[0])]
+            compared = [ok for _, a, _, _, body in checks for ok in comparisons_right(body, a)]
             if compared:
                 extra += (
                     f", comparisons right {sum(compared) / len(compared):.1%} of {len(compared)}"
                 )
             # Candidate W's tens: each multiple compared with the leading digits.
-            tens = [ok for s in samples for ok in comparisons_right(parts(s)[2], parts(s)[0] // 10)]
+            tens = [ok for _, a, _, head, _ in split for ok in comparisons_right(head, a // 10)]
             if tens:
                 extra += f", tens comparisons right {sum(tens) / len(tens):.1%} of {len(tens)}"
         if kind == "countdown":
