@@ -22,6 +22,9 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
   against the leading digits,
 - first-guess accuracy (division): the share of checking completions whose first stated
   quotient is right, against their final accuracy.
+- for `+` and `*`, the completions worked in columns and where each first goes wrong: `read` (a
+  column's operand digits), `fact` (its value), `total` (the written digits put together, last
+  written first, in `So a + b = total`), `copy` (the question restated wrong), `unfinished`.
 
 A last row, `all`, pools every kind: the demo target "reflective completions at least as
 accurate as the others" is read there, with the reflective ones that finished (not cut by the
@@ -127,6 +130,40 @@ def step_right(x: str, op: str, y: str, c: str, v: str) -> bool:
     return value == int(v)
 
 
+COLUMN = re.compile(r"(\d)([+*])(\d)(?:\+(\d))?=(\d+)")
+SO = re.compile(r"(?:So|所以) (\d+) ([+*]) (\d+) = (\d+)")
+
+
+def first_error(a: int, op: str, b: int, text: str) -> str | None:
+    """Where a worked `a op b` (columns, then `So a op b = total`) first goes wrong: `read` (a
+    column's operand digits), `fact` (its value), `total` (the written digits put together, last
+    written first), `copy` (the question restated wrong), `unfinished`; None when all are right
+    and "" when the text does not work in columns."""
+    steps = list(COLUMN.finditer(text))
+    if not steps:
+        return ""
+    width = max(len(str(a)), len(str(b))) if op == "+" else len(str(a))
+    digits_a, digits_b = str(a)[::-1].ljust(width, "0"), str(b)[::-1].ljust(width, "0")
+    carry, written = 0, []
+    for k in range(width):
+        if k >= len(steps):
+            return "unfinished"
+        x, sign, y, c, value = steps[k].groups()
+        if (x, sign, y) != (digits_a[k], op, digits_b[k] if op == "+" else str(b)):
+            return "read"
+        right = int(x) + int(y) + carry if op == "+" else int(x) * b + carry
+        if int(value) != right or int(c or 0) != carry:
+            return "fact"
+        carry = right // 10
+        written.append(str(right) if k == width - 1 else str(right % 10))
+    so = SO.search(text, steps[width - 1].end())
+    if not so:
+        return "unfinished"
+    if (int(so.group(1)), so.group(2), int(so.group(3))) != (a, op, b):
+        return "copy"
+    return None if so.group(4) == "".join(reversed(written)) else "total"
+
+
 def kind_of(question: str) -> str:
     m = re.search(r"\d+ ([-+*/]) \d+", question)
     return m.group(1) if m and ("Compute" in question or "计算" in question) else "countdown"
@@ -157,6 +194,18 @@ def main(paths: list[str]) -> None:
         refl = [s for s in samples if has_reflection(s["text"])]
         other = [s for s in samples if not has_reflection(s["text"])]
         extra = ""
+        if kind in ("+", "*"):
+            # A base that cannot put the written digits together into the total writes every
+            # column right and still answers wrong (V's second pretraining draw).
+            errors = defaultdict(int)
+            for s in samples:
+                a, b = map(int, re.findall(rf"(\d+) \{kind} (\d+)", s["question"])[0])
+                errors[first_error(a, kind, b, s["text"])] += 1
+            worked = sum(n for e, n in errors.items() if e != "")
+            if worked:
+                wrong = ", ".join(f"{e} {n}" for e, n in sorted(errors.items(), key=str) if e)
+                extra = f"worked in columns {worked}: all right {errors[None]}"
+                extra += f", first error: {wrong or 'none'}"
         if kind == "/":
             # A division check is a comparison of a product with the dividend, whether or not
             # the completion says a reflection phrase (a first guess that is right needs none).
