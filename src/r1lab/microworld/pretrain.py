@@ -114,6 +114,10 @@ class PretrainConfig:
     """torch CPU threads (0 leaves torch's default)."""
     device: str = "cpu"
     """Device to train on (cpu, cuda or cuda:N)."""
+    bf16: bool = False
+    """Mixed precision, as `bf16=True` in transformers' TrainingArguments: the forward and
+    backward under bf16 autocast, weights and optimizer state in fp32. Pays on CPUs with
+    AVX512-BF16 or AMX and on GPUs (docs/benchmarks.md); the shipped models are fp32."""
     probe_every: int = 100
     """Run the arithmetic probe (`probe.py`: the probability of the right digit where a worked
     addition or multiplication reads a column, states its fact, puts the total together) every
@@ -229,7 +233,8 @@ def run(cfg: PretrainConfig) -> int:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             x = next(batches).to(cfg.device)
-            loss = model(input_ids=x, labels=x).loss
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = model(input_ids=x, labels=x).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
