@@ -128,6 +128,16 @@ def test_pretraining_logs_the_probe_and_probing_never_changes_the_weights(tmp_pa
     meta = json.loads((tmp_path / "probed" / "r1lab.json").read_text())
     assert meta["probe"] == {k[6:]: v for k, v in curve[-1].items() if k.startswith("probe/")}
     assert len(meta["probe"]) == 6
+    from r1lab.microworld.probe import curve as probe_curve
+
+    table = probe_curve(str(tmp_path / "probed"), every=2).splitlines()
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| 0", "| 2", "| 3"]
+    last = [float(v) for v in table[-1].strip("| ").split(" | ")]
+    assert last[1] == pytest.approx(sum(c["loss"] for c in curve) / 4, abs=1e-3)  # 50-step mean
+    assert last[2:] == pytest.approx(
+        [meta["probe"][k] for k in ("+ read", "+ fact", "+ total", "* read", "* fact", "* total")],
+        abs=1e-3,
+    )
     plain_curve = (tmp_path / "plain" / "loss.jsonl").read_text()
     assert "probe/" not in plain_curve
     assert json.loads((tmp_path / "plain" / "r1lab.json").read_text())["probe"] == {}
@@ -137,6 +147,7 @@ def test_the_command_prints_a_row_of_six_probabilities_per_model(capsys):
     from r1lab.microworld.probe import main
 
     assert main([]) == 2
+    assert main(["--curve"]) == 2
     assert main([BASE]) == 0
     row = capsys.readouterr().out.strip().split(" | ")
     assert row[0] == f"| {BASE}" and row[-1].endswith(" |")

@@ -13,6 +13,7 @@ probability the model gives the right digit there: what a temperature-1 sampler 
     arithmetic_probe(model, tokenizer, items)   # {"+ fact": 0.96, "+ read": 0.90, "+ total": 0.997, ...}
 
     python -m r1lab.microworld.probe MODEL_DIR...   # a markdown row per model
+    python -m r1lab.microworld.probe --curve MODEL_DIR   # the probe during its pretraining
 """
 
 from __future__ import annotations
@@ -115,12 +116,41 @@ def arithmetic_probe(model, tokenizer, items: list[ProbeItem], batch_size: int =
     return {key: sum(ps) / len(ps) for key, ps in sorted(sums.items())}
 
 
+USAGE = """usage: python -m r1lab.microworld.probe MODEL_DIR...    probe finished models
+       python -m r1lab.microworld.probe --curve MODEL_DIR [EVERY]   the probe during its
+                                                   pretraining (loss.jsonl), every EVERY steps"""
+
+
+def curve(model_dir: str, every: int = 200) -> str:
+    """The probe as pretraining logged it: a markdown row every `every` steps and the last, with
+    the mean loss of the 50 steps up to it."""
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(line) for line in Path(model_dir, "loss.jsonl").read_text().splitlines()]
+    probed = [r for r in rows if "probe/+ total" in r]
+    keys = [f"{op} {skill}" for op in "+*" for skill in SKILLS]
+    out = ["| step | loss | " + " | ".join(f"`{k}`" for k in keys) + " |"]
+    out.append("|---:" * (len(keys) + 2) + "|")
+    for r in probed:
+        if r["step"] % every and r is not probed[-1]:
+            continue
+        window = [x["loss"] for x in rows if r["step"] - 50 < x["step"] <= r["step"]]
+        values = " | ".join(f"{r[f'probe/{k}']:.3f}" for k in keys)
+        out.append(f"| {r['step']} | {sum(window) / len(window):.3f} | {values} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
-    """`python -m r1lab.microworld.probe MODEL_DIR...`: one markdown row per model."""
+    """`python -m r1lab.microworld.probe MODEL_DIR...`: one markdown row per model;
+    `--curve MODEL_DIR [EVERY]`: the probe logged while it was pretrained."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not argv:
-        print("usage: python -m r1lab.microworld.probe MODEL_DIR...", file=sys.stderr)
+    if argv[:1] == ["--curve"] and len(argv) in (2, 3):
+        print(curve(argv[1], *(int(a) for a in argv[2:])))
+        return 0
+    if not argv or argv[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
         return 2
     torch.set_num_threads(2)
     items = probe_items()
