@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
 from r1lab.microworld.pretrain import ModelShape
 
@@ -43,19 +43,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    shape = ModelShape(max_positions=args.block)
-    model = Qwen2ForCausalLM(
-        Qwen2Config(
-            vocab_size=644,
-            hidden_size=shape.hidden_size,
-            num_hidden_layers=shape.num_layers,
-            num_attention_heads=shape.num_heads,
-            num_key_value_heads=shape.num_kv_heads,
-            intermediate_size=shape.intermediate_size,
-            max_position_embeddings=shape.max_positions,
-            tie_word_embeddings=True,
-        )
-    )
+    model = Qwen2ForCausalLM(ModelShape(max_positions=args.block).qwen2_config(644))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
     x = torch.randint(0, 644, (args.batch, args.block))
 

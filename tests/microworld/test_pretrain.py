@@ -5,23 +5,12 @@ from safetensors.torch import load_file
 
 from r1lab.cli import main
 
-TINY = [
-    "steps=3",
-    "num_docs=30",
-    "probe_every=0",
-    "model.hidden_size=32",
-    "model.num_layers=1",
-    "model.num_heads=2",
-    "model.num_kv_heads=1",
-    "model.intermediate_size=32",
-    "block_size=64",
-    "batch_size=2",
-]
+TINY = ["steps=3", "probe_every=0"]
 
 
-def test_bf16_trains_under_autocast_and_keeps_fp32_weights(tmp_path):
-    assert main(["pretrain", f"out={tmp_path / 'fp32'}", *TINY]) == 0
-    assert main(["pretrain", f"out={tmp_path / 'bf16'}", "bf16=true", *TINY]) == 0
+def test_bf16_trains_under_autocast_and_keeps_fp32_weights(tmp_path, tiny_pretrain):
+    assert main(["pretrain", f"out={tmp_path / 'fp32'}", *TINY, *tiny_pretrain]) == 0
+    assert main(["pretrain", f"out={tmp_path / 'bf16'}", "bf16=true", *TINY, *tiny_pretrain]) == 0
     fp32 = load_file(tmp_path / "fp32" / "model.safetensors")
     bf16 = load_file(tmp_path / "bf16" / "model.safetensors")
     assert all(t.dtype == torch.float32 for t in bf16.values())  # the optimizer's weights

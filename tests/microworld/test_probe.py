@@ -94,26 +94,19 @@ def test_the_probe_tells_a_model_that_cannot_put_the_total_together():
     assert result["* read"] == result["* fact"] == pytest.approx(0.9)
 
 
-TINY = [
-    "steps=4",
-    "num_docs=40",
-    "model.hidden_size=32",
-    "model.num_layers=1",
-    "model.num_heads=2",
-    "model.num_kv_heads=1",
-    "model.intermediate_size=32",
-    "block_size=64",
-    "batch_size=2",
-]
-
-
-def test_pretraining_logs_the_probe_and_probing_never_changes_the_weights(tmp_path):
+def test_pretraining_logs_the_probe_and_probing_never_changes_the_weights(tmp_path, tiny_pretrain):
     from safetensors.torch import load_file
 
     from r1lab.cli import main
 
-    assert main(["pretrain", f"out={tmp_path / 'probed'}", "probe_every=2", *TINY]) == 0
-    assert main(["pretrain", f"out={tmp_path / 'plain'}", "probe_every=0", *TINY]) == 0
+    assert (
+        main(["pretrain", f"out={tmp_path / 'probed'}", "probe_every=2", "steps=4", *tiny_pretrain])
+        == 0
+    )
+    assert (
+        main(["pretrain", f"out={tmp_path / 'plain'}", "probe_every=0", "steps=4", *tiny_pretrain])
+        == 0
+    )
     probed = load_file(tmp_path / "probed" / "model.safetensors")
     plain = load_file(tmp_path / "plain" / "model.safetensors")
     assert probed.keys() == plain.keys()

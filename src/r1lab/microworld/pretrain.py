@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 
@@ -26,6 +26,9 @@ from r1lab.checkpoint import save_hf
 from r1lab.config import ensure, validate
 from r1lab.microworld.corpus import CorpusConfig, documents
 from r1lab.microworld.tokenizer import train_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import Qwen2Config
 
 
 @dataclass
@@ -61,6 +64,25 @@ class ModelShape:
             self.num_kv_heads,
         )
         ensure(self.max_positions >= 2, "max_positions", ">= 2", self.max_positions)
+
+    def qwen2_config(self, vocab_size: int, eos: int = 0) -> Qwen2Config:
+        """The transformers `Qwen2Config` of this shape (tied embeddings, `eos` as BOS and PAD)."""
+        from transformers import Qwen2Config
+
+        return Qwen2Config(
+            vocab_size=vocab_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_kv_heads,
+            intermediate_size=self.intermediate_size,
+            max_position_embeddings=self.max_positions,
+            tie_word_embeddings=True,
+            bos_token_id=eos,
+            eos_token_id=eos,
+            pad_token_id=eos,
+            rope_theta=10000.0,
+        )
 
 
 @dataclass
@@ -159,7 +181,7 @@ def _batches(ids: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator):
 
 def run(cfg: PretrainConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, Qwen2ForCausalLM
 
     from r1lab.microworld.probe import arithmetic_probe, probe_items
     from r1lab.run import check_free, claim, resolve_device
@@ -181,21 +203,7 @@ def run(cfg: PretrainConfig) -> int:
     data = torch.tensor(ids, dtype=torch.long)
     print(f"corpus: {len(docs)} documents, {len(data):,} tokens, vocab {len(tok)}")
 
-    shape = cfg.model
-    model_cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=shape.hidden_size,
-        num_hidden_layers=shape.num_layers,
-        num_attention_heads=shape.num_heads,
-        num_key_value_heads=shape.num_kv_heads,
-        intermediate_size=shape.intermediate_size,
-        max_position_embeddings=shape.max_positions,
-        tie_word_embeddings=True,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=eos,
-        rope_theta=10000.0,
-    )
+    model_cfg = cfg.model.qwen2_config(len(tok), eos)
     model = Qwen2ForCausalLM(model_cfg).to(cfg.device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: Qwen2, {n_params:,} parameters")
