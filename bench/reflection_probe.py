@@ -28,7 +28,9 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
 
 A last row, `all`, pools every kind: the demo target "reflective completions at least as
 accurate as the others" is read there, with the reflective ones that finished (not cut by the
-token limit) beside it, since a cut completion scores 0 whatever its checks found.
+token limit) beside it, since a cut completion scores 0 whatever its checks found. It also
+counts the format failures by what they lack: cut by the token limit, else the first of
+`<think>`, `</think>`, `<answer>` missing, else `other` (all there, in the wrong shape).
 """
 
 from __future__ import annotations
@@ -275,10 +277,19 @@ def main(paths: list[str]) -> None:
     refl = [s for s in everything if has_reflection(s["text"])]
     other = [s for s in everything if not has_reflection(s["text"])]
     finished = [s for s in refl if s["finish"] != "length"]
+    failed = defaultdict(int)  # format failures by their first missing piece
+    for s in everything:
+        if not s.get("format", True):
+            text = s["text"]
+            missing = [tag for tag in ("<think>", "</think>", "<answer>") if tag not in text]
+            cut = s["finish"] == "length"
+            failed["cut" if cut else f"no {missing[0]}" if missing else "other"] += 1
+    shape = ", ".join(f"{k} {n}" for k, n in sorted(failed.items()))
     print(
         f"| all | {len(everything)} | {acc(refl)} | {acc(other)} | {steps(refl)} "
         f"| {steps(other)} | reflective that finished: acc. {acc(finished)}, "
-        f"cut by the token limit {1 - len(finished) / max(len(refl), 1):.1%} |"
+        f"cut by the token limit {1 - len(finished) / max(len(refl), 1):.1%}, "
+        f"format failures {sum(failed.values())}: {shape or 'none'} |"
     )
 
 
