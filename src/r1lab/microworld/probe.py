@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+import time
 from dataclasses import dataclass
 
 import torch
@@ -156,7 +157,9 @@ def main(argv: list[str]) -> int:
     items = probe_items()
     for path in argv:
         model = AutoModelForCausalLM.from_pretrained(path)
+        t0 = time.perf_counter()
         result = arithmetic_probe(model, AutoTokenizer.from_pretrained(path), items)
+        print(f"{path}: probed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         if not any(k.startswith("+") for k in result):
             print(f"| {path} | (no single-digit tokens: not a micro-world model) |")
             continue
