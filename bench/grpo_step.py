@@ -11,7 +11,9 @@ same process, so their ratios are robust to a noisy machine:
 - `default`: mu = 1 reuses the rollout's policy as pi_old (no extra forward pass); beta > 0
   runs one no-grad reference forward;
 - `beta=0`: no reference model at all (the update's cost without the KL term);
-- `mu=2`: two optimisation passes over the batch (pi_old from the rollout's log-probs).
+- `mu=2`: two optimisation passes over the batch (pi_old from the rollout's log-probs);
+- `dtype=bfloat16`: the default under bf16 autocast over fp32 weights, as `r1lab zero
+  dtype=bfloat16` runs it (its samples differ from fp32's, so compare tokens/s).
 
 Peak memory: the process's peak RSS (CPU) or torch's peak allocated memory (CUDA), read after
 each variant (so the first row's figure is the default's own peak).
@@ -32,6 +34,7 @@ import torch
 from r1lab.rewards import RewardPool
 from r1lab.rl.config import AlgoConfig, ZeroConfig
 from r1lab.rl.trainer import build, train_step
+from r1lab.run.model import autocast
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -42,8 +45,9 @@ def peak_memory_mib(device: torch.device) -> float:
 
 def time_variant(name: str, cfg: ZeroConfig, steps: int, pool: RewardPool) -> dict:
     t = build(cfg, pool)
-    train_step(t, 0)  # warm-up: allocator, kernels, worker imports
-    rows = [train_step(t, s) for s in range(1, steps + 1)]
+    with autocast(t.dtype, t.device):  # as `r1lab zero` steps
+        train_step(t, 0)  # warm-up: allocator, kernels, worker imports
+        rows = [train_step(t, s) for s in range(1, steps + 1)]
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k.startswith("time/")}
     tokens = statistics.median(r["perf/tokens_per_s"] for r in rows)
     length = statistics.mean(r["response/length_mean"] for r in rows)
@@ -66,6 +70,7 @@ def main() -> None:
         "default": base,
         "beta=0": replace(base, algo=replace(base.algo, beta=0.0)),
         "mu=2": replace(base, algo=replace(base.algo, mu=2)),
+        "dtype=bfloat16": replace(base, dtype="bfloat16"),
     }
     results = []
     with RewardPool(workers=base.workers) as pool:

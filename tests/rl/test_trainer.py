@@ -374,3 +374,32 @@ def test_a_code_reward_requiring_full_isolation_refuses_the_run_before_the_model
             assert not out.exists() and loaded == []
     finally:
         sandbox.probe_isolation.cache_clear()
+
+
+def test_bf16_runs_step_fp32_weights_under_autocast(base_model, tmp_path):
+    # dtype=bfloat16 is mixed precision: the policy (and the reference it is compared with)
+    # stay fp32, so an lr-sized update lands on every weight; sampling and the update compute
+    # in bf16. Pure bf16 weights would keep most of them unchanged at this lr.
+    from safetensors.torch import load_file
+
+    old = load_file(str(Path(base_model) / "model.safetensors"))
+    weights, cfgs = {}, {}
+    for dtype in ("bfloat16", "float32"):
+        out = tmp_path / dtype
+        cfg = tiny_config(base_model, out, steps=1, eval_every=0, dtype=dtype)
+        cfg.rollout.max_new_tokens, cfg.algo.prompts_per_step, cfg.algo.lr = 64, 4, 1e-5
+        cfgs[dtype] = cfg
+        t = trainer.build(cfg, None)
+        assert t.dtype == getattr(torch, dtype) and t.ref.lm_head.weight.dtype == torch.float32
+        assert trainer.run(cfg) == 0
+        assert read_metrics(out)[0]["batch/zero_std_groups"] < 1  # a step that moves
+        weights[dtype] = load_file(str(checkpoints(out)[-1] / "model.safetensors"))
+    resumed = trainer.build(cfgs["bfloat16"], None, checkpoints(tmp_path / "bfloat16")[-1])
+    assert resumed.ref.lm_head.weight.dtype == torch.float32  # loaded, not copied: still fp32
+    new = weights["bfloat16"]
+    assert {v.dtype for v in new.values()} == {torch.float32}
+    moved = sum((new[k] != old[k]).sum().item() for k in new) / sum(v.numel() for v in new.values())
+    assert moved > 0.9, moved
+    fp32 = weights["float32"]
+    assert any(not torch.equal(new[k], fp32[k]) for k in new)  # computed in bf16
+    assert all(torch.allclose(new[k], fp32[k], atol=1e-4) for k in new)

@@ -224,3 +224,16 @@ def test_the_command_and_its_mistakes(tiny_model, pairs_file, tmp_path, capsys):
         assert not fresh.exists()
     assert main(["rm", "--help"]) == 0
     assert "center_coef" in capsys.readouterr().out
+
+
+def test_bf16_training_steps_fp32_weights_under_autocast(tiny_model, pairs_file, tmp_path):
+    from safetensors.torch import load_file
+
+    weights = {}
+    for dtype in ("bfloat16", "float32"):
+        out = tmp_path / dtype
+        assert trainer.run(config(tiny_model, pairs_file, out, steps=2, dtype=dtype)) == 0
+        weights[dtype] = load_file(str(checkpoints(out)[-1] / "model.safetensors"))
+    bf16, fp32 = weights["bfloat16"], weights["float32"]
+    assert {v.dtype for v in bf16.values()} == {torch.float32}  # master weights
+    assert any(not torch.equal(bf16[k], fp32[k]) for k in bf16)  # computed in bf16

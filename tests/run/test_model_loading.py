@@ -97,3 +97,31 @@ def test_trained_template_is_what_the_checkpoint_records_else_r1zero(tmp_path):
     assert trained_template(model) == "r1zero"
     (model / "r1lab.json").write_text(json.dumps({"template": "r1"}))
     assert trained_template(model) == "r1"
+
+
+def test_training_computes_in_bf16_over_fp32_weights_and_refuses_float16():
+    from r1lab.run import training_dtype, weights_dtype
+
+    assert training_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert training_dtype("auto", "cpu") == torch.float32
+    # fp16 mixed precision needs loss scaling (not done): refused, also where a GPU could run it.
+    with pytest.raises(ConfigError, match="float16 is not supported for training"):
+        training_dtype("float16", torch.device("cuda"))
+    assert weights_dtype("bfloat16", "cpu", train=True) == torch.float32
+    assert weights_dtype("bfloat16", "cpu") == torch.bfloat16
+    trained = load_model(DEFAULT_BASE, "cpu", "bfloat16", train=True)[0]
+    served = load_model(DEFAULT_BASE, "cpu", "bfloat16")[0]
+    assert {p.dtype for p in trained.parameters()} == {torch.float32}
+    assert {p.dtype for p in served.parameters()} == {torch.bfloat16}
+
+
+def test_autocast_is_on_only_below_fp32():
+    from r1lab.run import autocast
+
+    layer = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    with autocast(torch.bfloat16, "cpu"):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast(torch.float32, "cpu"):
+        assert layer(x).dtype == torch.float32
+    assert layer(x).dtype == torch.float32  # and off again after

@@ -271,3 +271,29 @@ def test_user_mistakes_are_one_line_and_write_nothing(tiny_qwen, qa_file, tmp_pa
     assert "'data' must be" in messages[0]
     assert "bad.jsonl, line 2: missing field 'completion'" in messages[2]
     assert "has no chat template" in messages[3]
+
+
+def _changed(model_dir: Path, base: Path) -> tuple[float, torch.dtype, dict]:
+    from safetensors.torch import load_file
+
+    new = load_file(str(model_dir / "model.safetensors"))
+    old = load_file(str(base / "model.safetensors"))
+    moved = sum((new[k].float() != old[k].float()).sum().item() for k in new)
+    return moved / sum(v.numel() for v in new.values()), {v.dtype for v in new.values()}, new
+
+
+def test_bf16_training_keeps_fp32_weights_so_small_updates_land(tiny_qwen, qa_file, tmp_path):
+    # An lr-sized update is far below a bf16 weight's resolution: stepping bf16 weights at
+    # lr 1e-5 leaves most of them unchanged. Mixed precision steps fp32 master weights.
+    runs = {}
+    for dtype in ("bfloat16", "float32"):
+        out = tmp_path / dtype
+        cfg = config(tiny_qwen, qa_file, out, dtype=dtype, lr=1e-5, epochs=1, eval_every=0)
+        assert trainer.run(cfg) == 0
+        runs[dtype] = _changed(checkpoints(out)[-1], tiny_qwen)
+    moved, dtypes, bf16 = runs["bfloat16"]
+    assert dtypes == {torch.float32} and moved > 0.9, moved
+    fp32 = runs["float32"][2]
+    # The forward and backward ran in bf16 (autocast): close to fp32's weights, not equal.
+    assert any(not torch.equal(bf16[k], fp32[k]) for k in bf16)
+    assert all(torch.allclose(bf16[k], fp32[k], atol=1e-4) for k in bf16)

@@ -88,6 +88,8 @@ class Trainer:
     task: Any
     stream: PromptStream
     device: torch.device
+    dtype: torch.dtype = torch.float32
+    """What the steps and evaluations compute in (`r1lab.run.model.autocast`); weights are fp32."""
     nan_streak: int = 0
     last_samples: list[dict[str, Any]] = field(default_factory=list)
     general_reward: Any = None
@@ -457,16 +459,16 @@ def _check_prompts(name: str, examples: Sequence[Mapping[str, Any]], cfg: ZeroCo
 
 
 def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer:
-    from r1lab.run.model import load_model, load_tokenizer, resolve_device, resolve_dtype
+    from r1lab.run.model import load_model, load_tokenizer, resolve_device, training_dtype
 
     device = resolve_device(cfg.device)
-    resolve_dtype(cfg.dtype, device)  # float16 on a CPU fails here, before anything loads
+    dtype = training_dtype(cfg.dtype, device)  # float16 fails here, before anything loads
     load_tokenizer(cfg.model, cfg.template)  # so does a model without a (chat) tokenizer
     task = make_task(cfg.task)
     reward = build_reward(cfg, task)
     reward.preflight()  # e.g. a code reward requiring full sandbox isolation the machine lacks
     policy, tokenizer = load_model(
-        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
+        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template, train=True
     )
     # Loaded weights sit at the offsets safetensors left them at, a deepcopy's at the
     # allocator's; CPU kernels round by alignment, so a resumed run (reference loaded from
@@ -477,7 +479,9 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     ref = None
     if cfg.algo.beta > 0:
         # The reference is the starting model, also when resuming from a later checkpoint.
-        ref = own_memory(load_model(cfg.model, str(device), cfg.dtype)[0]) if checkpoint else None
+        # fp32 as the policy, so a resumed run's reference computes what the deep copy did.
+        ref = load_model(cfg.model, str(device), cfg.dtype, train=True)[0] if checkpoint else None
+        ref = own_memory(ref) if ref is not None else None
         ref = ref if ref is not None else copy.deepcopy(policy)
         ref.requires_grad_(False)
         ref.eval()
@@ -521,6 +525,7 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         task=task,
         stream=PromptStream(train, cfg.seed, rank, world),
         device=device,
+        dtype=dtype,
         general_reward=general_reward,
         model_rewards=model_rewards,
     )
@@ -593,7 +598,7 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
     `command` names the CLI command in the resume hint printed on Ctrl-C."""
     from r1lab.rewards import RewardPool
     from r1lab.run.distributed import barrier, open_run, resumed_note, setup, teardown
-    from r1lab.run.model import resolve_device
+    from r1lab.run.model import autocast, resolve_device
 
     validate(cfg)
     rank, world = setup(resolve_device(cfg.device).type)
@@ -624,13 +629,14 @@ def run(cfg: ZeroConfig, command: str = "zero") -> int:
             for step in range(start, cfg.steps + 1):
                 row: dict[str, float] = {}
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-                    with gathered(t.policy):  # sharded: every rank takes part in the gather
+                    with gathered(t.policy), autocast(t.dtype, t.device):  # sharded: all gather
                         if main:
                             row.update(run_eval(t, pool))  # the others wait in the next step
                 if step == cfg.steps:
                     logger.log(step, row)
                     break
-                row.update(train_step(t, step))
+                with autocast(t.dtype, t.device):  # fp32 weights, bf16 compute (dtype=bfloat16)
+                    row.update(train_step(t, step))
                 stop_on_nan_streak(t.nan_streak, cfg.algo.max_nan_steps, run_dir)
                 logger.log(step, row)
                 if cfg.sample_every and step % cfg.sample_every == 0 and main:

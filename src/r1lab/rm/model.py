@@ -51,9 +51,14 @@ def sequence_rewards(
 
 
 def load_reward_model(
-    path: str | Path, device: str = "auto", dtype: str = "auto", template: str | None = None
+    path: str | Path,
+    device: str = "auto",
+    dtype: str = "auto",
+    template: str | None = None,
+    train: bool = False,
 ) -> tuple[Any, Any, bool]:
-    """A model with a one-output reward head, its tokenizer, and whether the head is new.
+    """A model with a one-output reward head, its tokenizer, and whether the head is new
+    (`train`: a trainer's, with fp32 weights; see `r1lab.run.model.weights_dtype`).
 
     A causal LM gets a fresh head (initialised from torch's RNG, so seed it first); a reward
     model keeps its own. The pad token is written into the model's config, so the saved model
@@ -61,10 +66,10 @@ def load_reward_model(
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging
 
-    from r1lab.run.model import check_model_dir, load_tokenizer, resolve_device, resolve_dtype
+    from r1lab.run.model import check_model_dir, load_tokenizer, resolve_device, weights_dtype
 
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dt = weights_dtype(dtype, dev, train)
     path = check_model_dir(path)
     tokenizer = load_tokenizer(path, template)
     verbosity = logging.get_verbosity()

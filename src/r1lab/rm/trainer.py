@@ -69,6 +69,8 @@ class Trainer:
     data: RMData
     total_steps: int
     device: torch.device
+    dtype: torch.dtype = torch.float32
+    """What the steps and evaluations compute in (`r1lab.run.model.autocast`); weights are fp32."""
     data_hash: str = ""
     pad_id: int = 0
     cut_cost: int = 64
@@ -231,10 +233,10 @@ def fingerprint(pairs: list[Pair]) -> str:
 
 def build(cfg: RMConfig, checkpoint: Path | None = None) -> Trainer:
     """Data first (its errors cost no weight loading), then the model and the optimizer."""
-    from r1lab.run.model import context_length, load_tokenizer, resolve_device, resolve_dtype
+    from r1lab.run.model import context_length, load_tokenizer, resolve_device, training_dtype
 
     device = resolve_device(cfg.device)
-    resolve_dtype(cfg.dtype, device)
+    dtype = training_dtype(cfg.dtype, device)  # float16 fails here, before anything loads
     tokenizer = load_tokenizer(cfg.model, cfg.template)
     max_length = cfg.max_length or context_length(cfg.model)
     fields = PairFields(cfg.prompt_field, cfg.chosen_field, cfg.rejected_field)
@@ -251,7 +253,7 @@ def build(cfg: RMConfig, checkpoint: Path | None = None) -> Trainer:
         noise=cfg.label_noise,
     )
     model, tokenizer, new_head = load_reward_model(
-        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
+        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template, train=True
     )
     model = own_memory(model)
     if cfg.fsdp:
@@ -278,6 +280,7 @@ def build(cfg: RMConfig, checkpoint: Path | None = None) -> Trainer:
         data=data,
         total_steps=total,
         device=device,
+        dtype=dtype,
         data_hash=fingerprint(data.train),
         pad_id=tokenizer.pad_token_id or 0,
         cut_cost=cfg.micro_batch_cut_cost or default_cut_cost(device.type),

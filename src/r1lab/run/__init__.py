@@ -28,12 +28,15 @@ from r1lab.run.checkpoints import (
     truncate_metrics,
 )
 from r1lab.run.model import (
+    autocast,
     check_model_dir,
     load_model,
     load_tokenizer,
     resolve_device,
     resolve_dtype,
     resolve_model_dir,
+    training_dtype,
+    weights_dtype,
 )
 from r1lab.run.rundir import (
     check_free,
@@ -46,6 +49,7 @@ from r1lab.run.rundir import (
 )
 
 __all__ = [
+    "autocast",
     "check_free",
     "check_model_dir",
     "checkpoint_meta",
@@ -65,5 +69,7 @@ __all__ = [
     "save_run_config",
     "save_training_checkpoint",
     "saved_config",
+    "training_dtype",
     "truncate_metrics",
+    "weights_dtype",
 ]

@@ -32,8 +32,9 @@ class RunConfig:
     device: str = "auto"
     """`auto` (cuda if available), `cpu`, `cuda` or `cuda:N`."""
     dtype: Dtype = "auto"
-    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32`, `bfloat16`, `float16`
-    (GPU only)."""
+    """What training computes in: `auto` (bf16 on GPUs that support it, fp32 on CPU), `float32`
+    or `bfloat16`. Mixed precision: the weights and optimizer state stay fp32 and the forward
+    and backward run under autocast (`r1lab.run.model`); float16 is refused (no loss scaling)."""
     threads: int = 2
     """torch CPU threads (0 leaves torch's default)."""
     tensorboard: bool = False

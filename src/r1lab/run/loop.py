@@ -7,7 +7,8 @@ open or resume a run, restore its state, then step, evaluate and checkpoint, the
     train_loop(t, opened, start, "sft", KEYS, train_step=..., evaluate=..., meta={...})
 
 A trainer object `t` has `cfg` (a `RunConfig` with `eval_every`, `checkpoint_every`,
-`keep_checkpoints`, `max_nan_steps`), `model`, `tokenizer`, `optimizer`, `scheduler`,
+`keep_checkpoints`, `max_nan_steps`), `model` (fp32 weights), `device`, `dtype` (what steps and
+evaluations compute in, under `r1lab.run.model.autocast`), `tokenizer`, `optimizer`, `scheduler`,
 `total_steps`, `data_hash` and `nan_streak`. Step `total_steps` is only evaluated, so a run's
 metrics end with the held-out numbers of its final weights.
 """
@@ -104,6 +105,7 @@ def train_loop(
     """Steps `start` .. total_steps - 1, held-out evaluation every `eval_every` steps and after
     the last, a checkpoint every `checkpoint_every` steps and at the end (`meta` goes into its
     r1lab.json), metrics and progress from rank 0; Ctrl-C prints the command that resumes."""
+    from r1lab.run.model import autocast
     from r1lab.run.progress import Display
 
     cfg, run_dir = t.cfg, opened.run_dir
@@ -114,12 +116,14 @@ def train_loop(
             row: dict[str, float] = {}
             last = step == t.total_steps
             if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or last):
-                row.update(evaluate())
+                with autocast(t.dtype, t.device):
+                    row.update(evaluate())
             if last:
                 if row:
                     logger.log(step, row)
                 break
-            row.update(train_step(step))
+            with autocast(t.dtype, t.device):  # fp32 weights, bf16 compute (dtype=bfloat16)
+                row.update(train_step(step))
             stop_on_nan_streak(t.nan_streak, cfg.max_nan_steps, run_dir)
             logger.log(step, row)
             display.update(step, row)

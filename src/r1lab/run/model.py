@@ -3,11 +3,19 @@
 Everything a user can get wrong here (a device this machine lacks, float16 on a CPU, a model
 directory without a tokenizer, `template=chat` with a tokenizer that has no chat template) is a
 `ConfigError` raised before the weights load and before any run directory is written.
+
+Training is mixed precision (`training_dtype`, `load_model(train=True)`, `autocast`): weights
+and optimizer state in fp32, the forward and backward under autocast in the run's dtype, as
+`bf16=True` in transformers' `TrainingArguments`. An update is lr-sized, far below a bf16
+weight's resolution (about 1e-4 at 0.02), so an optimizer stepping bf16 weights at the learning
+rates of RL and SFT (1e-6 .. 1e-5) leaves most of them unchanged.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +67,42 @@ def resolve_dtype(dtype: str, device: Any) -> Any:
             "sampling); use dtype=float32 or bfloat16"
         )
     return getattr(torch, dtype)
+
+
+def training_dtype(dtype: str, device: Any) -> Any:
+    """The dtype a trainer computes in (`autocast`); its weights stay fp32 (`load_model(train=
+    True)`). float16 is refused: without loss scaling its small gradients underflow to zero."""
+    import torch
+
+    dt = resolve_dtype(dtype, device)
+    if dt == torch.float16:
+        raise ConfigError(
+            "dtype=float16 is not supported for training (mixed precision in float16 needs loss "
+            "scaling, which r1lab does not do); use dtype=bfloat16 or float32"
+        )
+    return dt
+
+
+def weights_dtype(dtype: str, device: Any, train: bool = False) -> Any:
+    """The dtype a model's weights load in: a trainer's in fp32 whatever `dtype` (its compute
+    dtype, checked by `training_dtype`), any other model's in `dtype`."""
+    import torch
+
+    if train:
+        training_dtype(dtype, device)
+        return torch.float32
+    return resolve_dtype(dtype, device)
+
+
+@contextmanager
+def autocast(dtype: Any, device: Any) -> Iterator[None]:
+    """Forward passes (and their backward) in `dtype` where it is not fp32; fp32 weights are
+    cast per operation, norms and softmax stay fp32 (torch.autocast's lists)."""
+    import torch
+
+    low = dtype != torch.float32
+    with torch.autocast(torch.device(device).type, dtype=dtype if low else None, enabled=low):
+        yield
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -147,15 +191,19 @@ def context_length(model_dir: str | Path) -> int:
 
 
 def load_model(
-    path: str | Path, device: str = "auto", dtype: str = "auto", template: str | None = None
+    path: str | Path,
+    device: str = "auto",
+    dtype: str = "auto",
+    template: str | None = None,
+    train: bool = False,
 ) -> tuple[Any, Any]:
     """Load an HF causal LM and its tokenizer from a local directory (or a run's last
     checkpoint), checking everything a user can get wrong (see the module docstring) before the
-    weights load."""
+    weights load. `train`: a trainer's model (fp32 weights, `weights_dtype`)."""
     from transformers import AutoModelForCausalLM
 
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dt = weights_dtype(dtype, dev, train)
     path = check_model_dir(path)
     tokenizer = load_tokenizer(path, template)
     warn_template(path, template)

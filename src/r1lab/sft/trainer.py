@@ -63,6 +63,8 @@ class Trainer:
     data: SFTData
     total_steps: int
     device: torch.device
+    dtype: torch.dtype = torch.float32
+    """What the steps and evaluations compute in (`r1lab.run.model.autocast`); weights are fp32."""
     data_hash: str = ""
     """`fingerprint` of the training sequences, saved with every checkpoint."""
     pad_id: int = 0
@@ -230,11 +232,11 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
         load_model,
         load_tokenizer,
         resolve_device,
-        resolve_dtype,
+        training_dtype,
     )
 
     device = resolve_device(cfg.device)
-    resolve_dtype(cfg.dtype, device)  # float16 on a CPU fails here, before anything loads
+    dtype = training_dtype(cfg.dtype, device)  # float16 fails here, before anything loads
     tokenizer = load_tokenizer(cfg.model, cfg.template)  # so does a model without a tokenizer
     max_length = cfg.max_length or context_length(cfg.model)
     fields = Fields(cfg.prompt_field, cfg.completion_field, cfg.messages_field)
@@ -251,7 +253,7 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
         mix_ratio=cfg.mix_ratio,
     )
     model, tokenizer = load_model(
-        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template
+        str(checkpoint or cfg.model), str(device), cfg.dtype, cfg.template, train=True
     )
     # Loaded weights sit where safetensors left them; a resumed run must compute the same bits
     # as an uninterrupted one (see checkpoint.own_memory).
@@ -282,6 +284,7 @@ def build(cfg: SFTConfig, checkpoint: Path | None = None) -> Trainer:
         data=data,
         total_steps=total,
         device=device,
+        dtype=dtype,
         data_hash=fingerprint(data.train),
         pad_id=tokenizer.pad_token_id or 0,
         cut_cost=cfg.micro_batch_cut_cost or default_cut_cost(device.type),
