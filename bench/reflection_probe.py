@@ -22,6 +22,8 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
   against the leading digits,
 - first-guess accuracy (division): the share of checking completions whose first stated
   quotient is right, against their final accuracy.
+- why the checks cut by the token limit stalled: checking another dividend than the question's,
+  repeating a quotient already tried, or still walking towards it (`stall`),
 - for `+` and `*`, the completions worked in columns and where each first goes wrong: `read` (a
   column's operand digits), `fact` (its value), `total` (the written digits put together, last
   written first, in `So a + b = total`), `copy` (the question restated wrong), `unfinished`.
@@ -38,7 +40,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from fractions import Fraction
 from pathlib import Path
 
@@ -166,6 +168,17 @@ def first_error(a: int, op: str, b: int, text: str) -> str | None:
     return None if so.group(4) == "".join(reversed(written)) else "total"
 
 
+def stall(a: int, b: int, text: str) -> str:
+    """Why a division check ran out of tokens: it checks a dividend other than the question's
+    (`other dividend`: `354 / 4 = 89?` for 88 / 4, so no quotient can match), else it tries a
+    quotient it already tried (`repeats`), else it is still walking towards it (`walk`)."""
+    asked = {int(x) for x in re.findall(rf"(\d+) / {b} = \d+\?", text)}
+    if asked - {a}:
+        return "other dividend"
+    tried = re.findall(rf"(\d+) \* {b} = \d+", text)  # `So 89 * 4 = 356.`, not `9*4=36`
+    return "repeats" if len(set(tried)) < len(tried) else "walk"
+
+
 def kind_of(question: str) -> str:
     m = re.search(r"\d+ ([-+*/]) \d+", question)
     return m.group(1) if m and ("Compute" in question or "计算" in question) else "countdown"
@@ -228,6 +241,11 @@ def main(paths: list[str]) -> None:
                 extra += f", checks cut by the token limit {sum(cut) / len(cut):.1%}"
                 tries = sum(len(COMPARISON.findall(body)) for *_, body in checks) / len(checks)
                 extra += f", tries per check {tries:.1f}"
+                stalls = Counter(
+                    stall(a, b, s["text"]) for s, a, b, *_ in checks if s["finish"] == "length"
+                )
+                if stalls:
+                    extra += " (" + ", ".join(f"{k} {n}" for k, n in sorted(stalls.items())) + ")"
             firsts = []
             for s, a, b, _, _ in checks:
                 guess = re.search(rf"{a} / {b} = (\d+)", s["text"])
