@@ -86,3 +86,17 @@ def test_a_readable_teacher_is_graded_in_the_readable_format(tmp_path):
     assert distill.reject_config(cfg, "r1").out == str(tmp_path / "teacher.jsonl")
     named = cfg_of("teacher=/t", f"out={tmp_path}", "reject.task.format_reward=format")
     assert distill.reject_config(named, "r1").task.format_reward == "format"
+
+
+def test_a_float16_student_is_refused_before_the_teacher_is_sampled(tmp_path, monkeypatch):
+    import torch
+
+    import r1lab.run.model as model
+
+    # float16 is refused for training on any device (no loss scaling); on a "GPU" here, so the
+    # refusal is the training one, not the CPU's.
+    monkeypatch.setattr(model, "resolve_device", lambda device: torch.device("cuda"))
+    cfg = cfg_of("teacher=/t", "sft.dtype=float16", f"out={tmp_path / 'd'}")
+    with pytest.raises(ConfigError, match="float16 is not supported for training"):
+        distill.run(cfg)
+    assert not (tmp_path / "d").exists()

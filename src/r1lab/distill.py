@@ -129,11 +129,12 @@ def run(cfg: DistillConfig) -> int:
     the student, data-parallel under torchrun as `r1lab sft` is."""
     from r1lab.data import reject
     from r1lab.run.distributed import barrier, is_main, setup
-    from r1lab.run.model import check_model_dir, resolve_device
+    from r1lab.run.model import check_model_dir, resolve_device, training_dtype
     from r1lab.sft import trainer
 
     validate(cfg)
     check_model_dir(cfg.sft.model)  # a missing student fails before the teacher is sampled
+    training_dtype(cfg.sft.dtype, resolve_device(cfg.sft.device))  # so does sft.dtype=float16
     template = teacher_template(cfg)  # with data=, the template given (validated)
     setup(resolve_device(cfg.sft.device).type)
     if cfg.teacher:

@@ -145,3 +145,14 @@ def test_cli_lists_r1_and_refuses_a_wired_key(capsys):
 @pytest.mark.parametrize("stage", ["coldstart", "reject"])
 def test_dataset_paths_are_files_under_their_stage(stage, tmp_path):
     assert runner.output_path(tmp_path, stage) == tmp_path / stage / "rows.jsonl"
+
+
+def test_float16_is_refused_before_any_stage_runs(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import r1lab.run.model as model
+
+    monkeypatch.setattr(model, "resolve_device", lambda device: torch.device("cuda"))
+    assert main(["r1", "dtype=float16", f"out={tmp_path / 'r1'}"]) == 2
+    assert "float16 is not supported for training" in capsys.readouterr().err
+    assert not (tmp_path / "r1").exists()

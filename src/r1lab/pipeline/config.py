@@ -275,7 +275,8 @@ class R1Config:
     device: str = "auto"
     """`auto` (cuda if available), `cpu`, `cuda` or `cuda:N`, for every stage."""
     dtype: Literal[DTYPES] = "auto"  # type: ignore[valid-type]
-    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32`, `bfloat16`, `float16`."""
+    """`auto` (bf16 on GPUs that support it, fp32 on CPU), `float32` or `bfloat16`; the training
+    stages are mixed precision (fp32 weights, bf16 autocast), and float16 is refused."""
     threads: int = 2
     """torch CPU threads of every stage (0 leaves torch's default)."""
     progress: bool = True

@@ -211,10 +211,11 @@ def check_root(out: str) -> Path:
 def run(cfg: R1Config) -> int:
     """Run every stage not yet done under the same key, then write the report."""
     from r1lab.run.distributed import env_world_size
-    from r1lab.run.model import check_model_dir
+    from r1lab.run.model import check_model_dir, resolve_device, training_dtype
     from r1lab.run.rundir import move_aside, save_run_config
 
     validate(cfg)
+    training_dtype(cfg.dtype, resolve_device(cfg.device))  # stages train: float16 fails first
     if env_world_size() > 1:
         raise ConfigError(
             "r1lab r1 runs its stages in one process; under torchrun, run a trainer stage by "
