@@ -22,8 +22,9 @@ kind of question (`+`, `*`, `/` for arithmetic; `countdown`):
   against the leading digits,
 - first-guess accuracy (division): the share of checking completions whose first stated
   quotient is right, against their final accuracy.
-- why the checks cut by the token limit stalled: checking another dividend than the question's,
-  repeating a quotient already tried, or still walking towards it (`stall`),
+- why the checks cut by the token limit stalled: checking another dividend than the question's
+  (from the first try, or drifting to it in a later one), repeating a quotient already tried, or
+  still walking towards it (`stall`),
 - for `+` and `*`, the completions worked in columns and where each first goes wrong: `read` (a
   column's operand digits), `fact` (its value), `total` (the written digits put together, last
   written first, in `So a + b = total`), `copy` (the question restated wrong), `unfinished`.
@@ -169,12 +170,13 @@ def first_error(a: int, op: str, b: int, text: str) -> str | None:
 
 
 def stall(a: int, b: int, text: str) -> str:
-    """Why a division check ran out of tokens: it checks a dividend other than the question's
-    (`other dividend`: `354 / 4 = 89?` for 88 / 4, so no quotient can match), else it tries a
-    quotient it already tried (`repeats`), else it is still walking towards it (`walk`)."""
-    asked = {int(x) for x in re.findall(rf"(\d+) / {b} = \d+\?", text)}
-    if asked - {a}:
-        return "other dividend"
+    """Why a division check ran out of tokens: a try restates another dividend than the
+    question's, so no quotient can match: from the first try (`other dividend`: `354 / 4 = 89?`
+    for 88 / 4) or in a later one (`dividend drifts`: `736 / 8 = 85? ... Wait, 746 / 8 = 86?`);
+    else it tries a quotient it already tried (`repeats`), else it is still walking (`walk`)."""
+    asked = [int(x) for x in re.findall(rf"(\d+) / {b} = \d+\?", text)]
+    if set(asked) - {a}:
+        return "dividend drifts" if asked[0] == a else "other dividend"
     tried = re.findall(rf"(\d+) \* {b} = \d+", text)  # `So 89 * 4 = 356.`, not `9*4=36`
     return "repeats" if len(set(tried)) < len(tried) else "walk"
 
