@@ -479,10 +479,10 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
     ref = None
     if cfg.algo.beta > 0:
         # The reference is the starting model, also when resuming from a later checkpoint.
-        # fp32 as the policy, so a resumed run's reference computes what the deep copy did.
-        ref = load_model(cfg.model, str(device), cfg.dtype, train=True)[0] if checkpoint else None
-        ref = own_memory(ref) if ref is not None else None
-        ref = ref if ref is not None else copy.deepcopy(policy)
+        if checkpoint:  # fp32 as the policy, so it computes what a fresh run's deep copy does
+            ref = own_memory(load_model(cfg.model, str(device), cfg.dtype, train=True)[0])
+        else:
+            ref = copy.deepcopy(policy)
         ref.requires_grad_(False)
         ref.eval()
     n_train = cfg.train_pool if task.name in ("arithmetic", "countdown") else None
