@@ -273,7 +273,8 @@ def test_user_mistakes_are_one_line_and_write_nothing(tiny_qwen, qa_file, tmp_pa
     assert "has no chat template" in messages[3]
 
 
-def _changed(model_dir: Path, base: Path) -> tuple[float, torch.dtype, dict]:
+def _changed(model_dir: Path, base: Path) -> tuple[float, set[torch.dtype], dict]:
+    """The share of weights that moved from `base`, the dtypes saved, and the saved weights."""
     from safetensors.torch import load_file
 
     new = load_file(str(model_dir / "model.safetensors"))
