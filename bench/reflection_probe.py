@@ -90,7 +90,8 @@ MOVE = re.compile(
     r"(much less|much more|less|more|小很多|大很多|小|大)"
     r"(?: ?(?:by )?(\d+) = (\d+) \* (\d+))?[,，] ?(?:so|所以) (\d+) ([-+]) (\d+) = (\d+)"
 )
-NEXT_GUESS = re.compile(r"(?:Wait|等等)[,，] ?\d+ / \d+ = (\d+)")
+# A later try restates the division (`Wait, 294 / 7 = 42?`) or names the guess alone (`Wait, 42?`).
+NEXT_GUESS = re.compile(r"(?:Wait|等等)[,，] ?(?:\d+ / \d+ = )?(\d+)[?？]")
 PAIR = re.compile(r"(\d+) (?:vs|对比) (\d+)[:：]")
 
 
@@ -173,10 +174,15 @@ def stall(a: int, b: int, text: str) -> str:
     """Why a division check ran out of tokens: a try restates another dividend than the
     question's, so no quotient can match: from the first try (`other dividend`: `354 / 4 = 89?`
     for 88 / 4) or in a later one (`dividend drifts`: `736 / 8 = 85? ... Wait, 746 / 8 = 86?`);
-    else it tries a quotient it already tried (`repeats`), else it is still walking (`walk`)."""
-    asked = [int(x) for x in re.findall(rf"(\d+) / {b} = \d+\?", text)]
+    else it tries a quotient it already tried (`repeats`), else it is still walking (`walk`).
+    A check whose later tries name the guess alone (`Wait, 86?`) drifts in its comparisons
+    (`688 vs 746`)."""
+    asked = [int(x) for x in re.findall(rf"(\d+) / {b} = \d+[?？]", text)]
+    compared = [int(y) for _, y in PAIR.findall(split_tens(text, a, b)[1])]
     if set(asked) - {a}:
         return "dividend drifts" if asked[0] == a else "other dividend"
+    if set(compared) - {a}:
+        return "dividend drifts"
     tried = re.findall(rf"(\d+) \* {b} = \d+", text)  # `So 89 * 4 = 356.`, not `9*4=36`
     return "repeats" if len(set(tried)) < len(tried) else "walk"
 

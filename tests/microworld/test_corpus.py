@@ -650,6 +650,40 @@ def test_tens_by_digits_compares_each_multiple_digit_by_digit_and_leaves_v_uncha
     assert _corpus_sha256(v) == ("432402e487824a7f25bde0acc4ce819271c5238c184a17e56ca42400564ccc74")
 
 
+def test_short_retry_share_writes_the_dividend_once_and_retries_by_the_guess_alone():
+    _, _, checks = _multiples_checks(300, seed=17, short_retry_share=1.0)
+    retried = 0
+    for p, text in checks:
+        body = text[text.index(f"{p.a} / {p.b} = ") :]
+        # The division is stated once, by the first try; a later try names its guess alone.
+        assert body.count("/") == 1, text
+        guesses = [int(body.split(" = ", 1)[1].split("?")[0])]
+        guesses += [int(q) for q in re.findall(r"Wait, (\d+)\? \d\*", body)]
+        assert body.count("Wait,") == len(guesses) - 1, text
+        products = [int(q) for q in re.findall(rf"So (\d+) \* {p.b} = \d+\.", body)]
+        assert products == guesses and guesses[-1] == p.result, text
+        # Every try still compares its product with the dividend, read from the question.
+        assert [int(a) for a in re.findall(r"\d+ vs (\d+):", body)] == [p.a] * len(guesses)
+        retried += len(guesses) > 1
+    assert retried > 100
+    zh = CorpusConfig(division_work_share=1.0, short_retry_share=1.0)
+    rng, task = random.Random(3), ArithmeticTask(ops=("/",))
+    zh_texts = [
+        corpus._arith_trace(
+            task.sample(rng, "train"), "guess", zh, lambda i: corpus.PHRASES["zh"], rng
+        )[0]
+        for _ in range(50)
+    ]
+    assert any(re.search(r"等等，\d+？ \d\*", t) for t in zh_texts)
+    assert not any(re.search(r"等等，\d+ /", t) for t in zh_texts)
+    # At a share, a writer keeps one habit for the whole check; both habits occur.
+    _, _, half = _multiples_checks(400, seed=19, short_retry_share=0.5)
+    short = [bool(re.search(r"Wait, \d+\?", t)) for _, t in half]
+    restated = [bool(re.search(r"Wait, \d+ /", t)) for _, t in half]
+    assert not any(s and r for s, r in zip(short, restated, strict=True))
+    assert sum(short) > 40 and sum(restated) > 40
+
+
 def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
     task = ArithmeticTask()
     for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):

@@ -25,8 +25,8 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   (`tens_slip_rate`) slip on that fact and recover with one move by ten; or, at
   `tens_by_multiples`, find the tens by the divisor's multiples compared with the leading digits
   ("29 / 7: 4*7=28 < 29, 5*7=35 > 29, so 4."), where a slipped first try is corrected. Each
-  try opens by restating the dividend with its guess and is as short as its facts allow (~60
-  tokens), so that two or three fit in a rollout; the comparison never writes one number twice
+  try opens by restating the dividend with its guess (or, at `short_retry_share`, a later try
+  by the guess alone: "Wait, 42?") and is as short as its facts allow (~60 tokens), so that two or three fit in a rollout; the comparison never writes one number twice
   by rule (a model can copy the nearest number and be right whenever "294 is 294" is right, so
   it learns nothing from a match). The first guess is genuinely uncertain (right 40% of the
   time, else off by 1 to 3 or by ten).
@@ -104,6 +104,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "no": ", no.",
         "yes": ", yes.",
         "wait_div": "Wait, {a} / {b} = {q}?",
+        "wait_guess": "Wait, {q}?",
         "answer": "The answer is {answer}.",
         "try": "Try {expr}: {steps}.",
         "miss": "{value} vs {target}: no.",
@@ -138,6 +139,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "no": "，不对。",
         "yes": "，对。",
         "wait_div": "等等，{a} / {b} = {q}？",
+        "wait_guess": "等等，{q}？",
         "answer": "答案是 {answer}。",
         "try": "试 {expr}：{steps}。",
         "miss": "{value} 对比 {target}：不对。",
@@ -255,6 +257,14 @@ class CorpusConfig:
     last one by adding or taking away the divisor ("Wait, 365 / 5 = 74? 375 - 5 = 370.")
     instead of multiplying again; a try then costs ~35 tokens instead of ~60. Drill pages then
     practise these steps too (`287 + 7 = 294`)."""
+    short_retry_share: float = 0.0
+    """Share of division checkers whose later tries name only the new guess ("Wait, 42?")
+    instead of restating the division ("Wait, 294 / 7 = 42?"): the dividend is written once,
+    in the first try, and every comparison reads it from there or from the comparison before.
+    A restatement is one more copy of the dividend that can go wrong: of the 78 checks that
+    ran out of tokens in a trained policy of candidate V (seed 2, step 30), 18 restated a
+    drifted dividend in a later try (`736 / 8 = 85? ... Wait, 746 / 8 = 86?`), after which no
+    quotient can match."""
     division_work_share: float = 0.35
     """Share of division problems worked out (the quotient guessed and checked by multiplying
     back); the rest are guessed. Kept apart from the forward-arithmetic styles so that checking
@@ -564,13 +574,14 @@ def _division_check(p: arithmetic.Problem, cfg: CorpusConfig, P: Phrases, rng: r
         )
     by_gap = _by_gap(cfg, rng)
     stepper = _drawn(cfg.step_product_share, rng)
+    retry = "wait_guess" if _drawn(cfg.short_retry_share, rng) else "wait_div"
     guess, parts, i, last = first, [], 0, None
     if tens_first:
         parts.append(tens_line)
         i = 1
     while True:
         t = P(i)
-        opening = t["guess_div"] if guess == first else t["wait_div"]
+        opening = t["guess_div"] if guess == first else t[retry]
         parts.append(opening.format(a=p.a, b=p.b, q=guess))
         if last is not None and stepper and abs(guess - last[0]) == 1:
             # A move by one: the product moves by the divisor, one addition from the last.
