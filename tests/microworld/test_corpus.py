@@ -684,6 +684,16 @@ def test_short_retry_share_writes_the_dividend_once_and_retries_by_the_guess_alo
     assert sum(short) > 40 and sum(restated) > 40
 
 
+def test_base_mix_is_the_shipped_models_corpus_draw_for_draw():
+    # The mix `r1lab pretrain` trains on by default (candidate X): short retries and multiples
+    # compared digit by digit on top of V's mix with more templated documents in tags.
+    assert corpus.BASE_MIX.short_retry_share == corpus.BASE_MIX.tens_by_digits == 1.0
+    assert corpus.BASE_MIX.tags_given_template == 0.85
+    assert _corpus_sha256(corpus.BASE_MIX) == (
+        "708af962b367e9f51cc433251daa36a53a31c224cfa0e8ed20b96c662f6aecb7"
+    )
+
+
 def test_guess_opener_share_sets_how_often_a_guesser_writes_words_first():
     task = ArithmeticTask()
     for share, lo, hi in ((0.0, 0, 0), (0.1, 20, 60), (1.0, 400, 400)):

@@ -387,7 +387,8 @@ def test_bf16_runs_step_fp32_weights_under_autocast(base_model, tmp_path):
     for dtype in ("bfloat16", "float32"):
         out = tmp_path / dtype
         cfg = tiny_config(base_model, out, steps=1, eval_every=0, dtype=dtype)
-        cfg.rollout.max_new_tokens, cfg.algo.prompts_per_step, cfg.algo.lr = 64, 4, 1e-5
+        # 80 tokens: room for a worked addition (61) or multiplication (75), which score.
+        cfg.rollout.max_new_tokens, cfg.algo.prompts_per_step, cfg.algo.lr = 80, 4, 1e-5
         cfgs[dtype] = cfg
         t = trainer.build(cfg, None)
         assert t.dtype == getattr(torch, dtype) and t.ref.lm_head.weight.dtype == torch.float32

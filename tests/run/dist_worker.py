@@ -65,7 +65,9 @@ def step_config(model: str, out: str) -> ZeroConfig:
     return ZeroConfig(
         model=model,
         task=TaskConfig(name="arithmetic"),
-        rollout=RolloutConfig(group_size=4, max_new_tokens=24),
+        # 80 tokens: room for a worked addition (61) or multiplication (75), the completions
+        # of the base that score, so rewards differ within groups and the step moves.
+        rollout=RolloutConfig(group_size=4, max_new_tokens=80),
         # token-mean and the batch scale: both need sums over every rank's rows
         algo=AlgoConfig(
             prompts_per_step=4, micro_batch=3, beta=0.04, scale="batch", loss_agg="token-mean"

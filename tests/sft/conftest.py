@@ -19,6 +19,8 @@ from r1lab.microworld import DEFAULT_BASE
 from ._helpers import QA, write_jsonl
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+VOCAB = json.loads((Path(DEFAULT_BASE) / "config.json").read_text())["vocab_size"]
+"""The micro-world tokenizer's size: the tiny models embed every id it can produce."""
 
 BOS_CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
@@ -47,7 +49,7 @@ def tiny_qwen(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=516,
+        vocab_size=VOCAB,
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -69,7 +71,7 @@ def tiny_llama(tmp_path_factory) -> Path:
 
     torch.manual_seed(1)
     config = LlamaConfig(
-        vocab_size=516,
+        vocab_size=VOCAB,
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,

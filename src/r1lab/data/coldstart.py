@@ -126,7 +126,7 @@ class ColdStartConfig:
     not is passed over and counted)."""
     context: int = 0
     """Tokens a prompt and its completion may take; 0 = what the model was trained on (the
-    micro-world's r1lab.json block_size, 256; else max_position_embeddings)."""
+    micro-world's r1lab.json block_size, 1,024; else max_position_embeddings)."""
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     """Stop strings (kept in the completion)."""
     filters: list[str] = field(default_factory=lambda: list(RULES))

@@ -191,7 +191,7 @@ def direct_prompt(
 
 def trained_context(path: str | Path, model: Any) -> int:
     """Tokens a prompt and its completion may take together: the sequence length the model was
-    pretrained on when its r1lab.json records one (`r1lab pretrain`'s block_size: the
+    pretrained on when its r1lab.json records one (`r1lab pretrain`'s block_size: v1's
     micro-world models were trained on 256-token blocks, so positions past 256 were never
     trained though max_position_embeddings is 512), else max_position_embeddings."""
     from r1lab.run.checkpoints import checkpoint_meta

@@ -424,6 +424,24 @@ def _column_check(
     return [text, ending]
 
 
+BASE_MIX = CorpusConfig(
+    tags_given_template=0.85,
+    guess_opener_share=0.1,
+    tags_given_guess=0.15,
+    division_work_share=0.2,
+    mix_share=0.3,
+    tens_first_share=1.0,
+    far_divisors=6,
+    tens_slip_rate=0.2,
+    tens_by_multiples=1.0,
+    tens_by_digits=1.0,
+    short_retry_share=1.0,
+)
+"""The shipped models' mix (candidate X in docs/microworld.md), what `r1lab pretrain` trains on
+by default. `CorpusConfig()` stays the mix every knob was introduced against (H2's), so each
+knob's documented effect can be replayed from it."""
+
+
 def _digits(x: int, y: int, t: dict[str, str]) -> str:
     """How a careful writer decides `x` against `y` by one-digit facts: by their widths when
     those differ ("3 digits > 2 digits"), else digit by digit from the left up to the first that
