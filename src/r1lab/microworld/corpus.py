@@ -27,8 +27,9 @@ What it does contain is the variety of a real corpus, so that R1-Zero's phenomen
   ("29 / 7: 4*7=28 < 29, 5*7=35 > 29, so 4."), where a slipped first try is corrected. Each
   try opens by restating the dividend with its guess (or, at `short_retry_share`, a later try
   by the guess alone: "Wait, 42?") and is as short as its facts allow (~60 tokens), so that
-  two or three fit in a rollout; the comparison never writes one number twice by rule (a model can copy the nearest number and be right whenever "294 is 294" is right, so
-  it learns nothing from a match). The first guess is genuinely uncertain (right 40% of the
+  two or three fit in a rollout; the comparison never writes one number twice by rule (a model
+  can copy the nearest number and be right whenever "294 is 294" is right, so it learns nothing
+  from a match). The first guess is genuinely uncertain (right 40% of the
   time, else off by 1 to 3 or by ten).
 - **Verification pages.** Exercises with no question of any task: "Does 41 * 7 make 294?" worked
   by multiplying back and comparing ("287 vs 294: 2 = 2, 8 < 9, less, no.", or the move a
