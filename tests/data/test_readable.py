@@ -10,7 +10,6 @@ from r1lab.data.readable import (
     final_equations,
     format_readable,
     parse_readable,
-    reflection_paragraphs,
     rule_rewrite,
     summarize,
 )
@@ -165,8 +164,7 @@ def test_the_rule_rewrite_is_readable_right_and_keeps_the_reasoning(
     row = rule_rewrite(completion, answer, language)
     parts, why = parse_readable(row)
     assert why == ""
-    assert parts.reasoning == reflection_paragraphs(clean_reasoning(completion))
-    assert parts.reasoning.split() == clean_reasoning(completion).split()  # words untouched
+    assert parts.reasoning == clean_reasoning(completion)
     assert parts.answer == answer
     assert metrics.readability(row, language)["readable"]
     assert not metrics.mixed_language(row, language)
@@ -189,53 +187,3 @@ def test_reasoning_spans_every_think_block_and_tidies_whitespace():
     # From the first <think> to the last </think>, as every metric reads it.
     assert clean_reasoning(completion) == "a b c\n\nd between e"
     assert clean_reasoning("<think> x \n y </think>") == "x\ny"
-
-
-# A division checked in four tries, as the trained v2 micro-world policy wrote it (held-out,
-# `Compute 736 / 8`): one paragraph of 154 words, over metrics.PARAGRAPH_WORDS.
-FOUR_TRIES = (
-    "<think> 73 / 8: 9*8=72 vs 73: 7 = 7, 2 < 3, less; 10*8=80 vs 73: 8 > 7, more, so 9. "
-    "736 / 8 = 95? 5*8=40, write 0 carry 4. 9*8+4=76, write 76. So 95 * 8 = 760. 760 vs 736: "
-    "7 = 7, 6 > 3, more, so 95 - 1 = 94. Wait, 94? 4*8=32, write 2 carry 3. 9*8+3=75, write "
-    "75. So 94 * 8 = 752. 752 vs 736: 7 = 7, 5 > 3, more, so 94 - 1 = 93. Wait, 93? 3*8=24, "
-    "write 4 carry 2. 9*8+2=74, write 74. So 93 * 8 = 744. 744 vs 736: 7 = 7, 4 > 3, more, so "
-    "93 - 1 = 92. Wait, 92? 2*8=16, write 6 carry 1. 9*8+1=73, write 73. So 92 * 8 = 736. "
-    "736 vs 736: 7 = 7, 3 = 3, 6 = 6, same, so 92 is right. </think> <answer> 92 </answer>"
-)
-
-
-def test_a_check_of_several_tries_is_written_a_paragraph_per_try_and_stays_readable():
-    one_paragraph = clean_reasoning(FOUR_TRIES)
-    assert not metrics.readability(f"<think> {one_paragraph} </think> So 92.", "en")["paragraphs"]
-    row = rule_rewrite(FOUR_TRIES, "92", "en")
-    reasoning = parse_readable(row)[0].reasoning
-    paragraphs = reasoning.split("\n\n")
-    assert [p.split()[0] for p in paragraphs] == ["73", "Wait,", "Wait,", "Wait,"]
-    assert reasoning.split() == one_paragraph.split()
-    assert metrics.readability(row, "en") == {
-        "one_language": True,
-        "no_repetition": True,
-        "paragraphs": True,
-        "summary": True,
-        "readable": True,
-    }
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("So 45 is wrong. Wait, 46? Yes.", "So 45 is wrong.\n\nWait, 46? Yes."),
-        ("所以 54 - 1 = 53。 等等，53？ 对。", "所以 54 - 1 = 53。\n\n等等，53？ 对。"),
-        ("It is 6. Let me check: 2*3=6.", "It is 6.\n\nLet me check: 2*3=6."),
-        # not at a sentence's start, not a whole word, already a paragraph, or first: unchanged
-        ("I will verify it. So 6.", "I will verify it. So 6."),
-        ("It is 6. Waiting is over.", "It is 6. Waiting is over."),
-        ("It is 6.\n\nWait, 7?", "It is 6.\n\nWait, 7?"),
-        ("Wait, 7? It is 7.", "Wait, 7? It is 7."),
-        ("Is it 37? Let me check: no.", "Is it 37? Let me check: no."),
-    ],
-)
-def test_reflection_paragraphs_breaks_only_before_a_sentence_that_opens_a_reflection(
-    text, expected
-):
-    assert reflection_paragraphs(text) == expected

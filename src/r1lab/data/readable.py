@@ -16,15 +16,14 @@ r1lab's concrete tokens (docs/coldstart.md says why):
 It lives with the format rewards (`r1lab.rewards.format`), whose `format_readable` reward is it as
 a score, so the cold-start data and the RL stage after it read the format alike; it is imported
 here for the data code. `rule_rewrite` writes a completion's reasoning, verbatim but for
-whitespace (a paragraph break before each sentence that opens a reflection, `reflection_paragraphs`),
-with a summary built by rule from that reasoning (`summarize`).
+whitespace, with a summary built by rule from that reasoning (`summarize`).
 """
 
 from __future__ import annotations
 
 import re
 
-from r1lab.metrics import DEFAULT_REFLECTION_PHRASES, arithmetic_claims, evaluate_expression
+from r1lab.metrics import arithmetic_claims, evaluate_expression
 from r1lab.rewards.format import (  # noqa: F401 - Readable, parse_readable: re-exported
     ANSWER_CLOSE,
     ANSWER_OPEN,
@@ -56,14 +55,6 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _LINE_SPACE = re.compile(r" ?\n ?")
 _INTEGER = re.compile(r"-?\d+")
-# Where a statement ends and the next sentence opens with a reflection phrase ("... so 46 is
-# wrong. Wait, 47?", "... 所以 54 - 1 = 53。 等等，53？"): the spaces between them, or the empty
-# gap. Not after a question: a guess and its "Let me check:" are one try.
-_REFLECTION_START = re.compile(
-    r"(?<=[.!。！])[ \t]*(?=(?i:"
-    + "|".join(r"\s+".join(map(re.escape, p.split())) for p in DEFAULT_REFLECTION_PHRASES)
-    + r")(?![A-Za-z]))"
-)
 
 
 def format_readable(reasoning: str, summary: str, answer: str) -> str:
@@ -91,16 +82,6 @@ def clean_reasoning(completion: str) -> str:
     paragraphs = _BLANK_LINES.split(text.strip())
     tidy = [_LINE_SPACE.sub("\n", _SPACES.sub(" ", p)).strip() for p in paragraphs]
     return "\n\n".join(p for p in tidy if p)
-
-
-def reflection_paragraphs(reasoning: str) -> str:
-    """`reasoning` with a paragraph break (a blank line) before every sentence after a statement
-    (not a question) that opens with a reflection phrase (`metrics.DEFAULT_REFLECTION_PHRASES`: `Wait, 47?`, `等等，53？`), so each
-    retry of a check is a paragraph of its own. Only whitespace changes. A check of three tries
-    written as one paragraph runs past `metrics.PARAGRAPH_WORDS` words, which the readability
-    rule (and the `long_paragraph` drop) calls unreadable: without the breaks the cold start
-    would drop exactly the reasoning that checks itself (docs/coldstart.md)."""
-    return _REFLECTION_START.sub("\n\n", reasoning)
 
 
 def _value(expression: str) -> int | None:
@@ -159,8 +140,7 @@ def summarize(reasoning: str, answer: str, language: str) -> str:
 
 
 def rule_rewrite(completion: str, answer: str, language: str) -> str:
-    """A completion in the readable format: its reasoning (`clean_reasoning`, a paragraph per
-    reflection: `reflection_paragraphs`), a summary by rule (`summarize`) and `answer`, the
-    answer the task extracted from it."""
-    reasoning = reflection_paragraphs(clean_reasoning(completion))
+    """A completion in the readable format: its reasoning (`clean_reasoning`), a summary by rule
+    (`summarize`) and `answer`, the answer the task extracted from it."""
+    reasoning = clean_reasoning(completion)
     return format_readable(reasoning, summarize(reasoning, answer, language), answer)
