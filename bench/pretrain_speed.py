@@ -61,22 +61,23 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
     x = torch.randint(0, 644, (args.batch, args.block))
 
-    compiled = torch.compile(model) if args.compile else None
+    # variant -> (the module to call, under bf16 autocast or not)
+    variants = {"fp32": (model, False), "bf16 autocast": (model, True)}
+    if args.compile:
+        variants["bf16 autocast + torch.compile"] = (torch.compile(model), True)
 
     def step(variant: str) -> None:
-        net = compiled if variant == "bf16 autocast + torch.compile" else model
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant != "fp32"):
+        net, bf16 = variants[variant]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = net(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    variants = ["fp32", "bf16 autocast"]
-    if compiled is not None:
-        variants.append("bf16 autocast + torch.compile")
+    if args.compile:
         t0 = time.perf_counter()
-        step(variants[-1])
+        step("bf16 autocast + torch.compile")
         print(f"torch.compile: first step {time.perf_counter() - t0:.1f} s")
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.rounds):
