@@ -33,6 +33,8 @@ from transformers import (
 
 from r1lab.rollout import Sampler, SamplingParams
 from r1lab.rollout.batch import collate, completion_logprobs
+from r1lab.tasks import render_prompt
+from r1lab.tasks.arithmetic import ArithmeticTask
 
 ASSET_BASE = Path(__file__).resolve().parents[1] / "src" / "r1lab" / "assets" / "base"
 
@@ -88,8 +90,13 @@ def load(model_path: str | None) -> tuple[torch.nn.Module, object, str]:
     return model, tok, f"random-init Qwen2 micro-world config ({n:.1f}M params, char vocab)"
 
 
-def make_prompts(count: int, seed: int = 0) -> list[str]:
-    """Countdown-style prompts of varied length, so the batch is really left-padded."""
+def make_prompts(count: int, seed: int = 0, kind: str = "countdown") -> list[str]:
+    """Countdown-style prompts of varied length, so the batch is really left-padded; or
+    `arithmetic`: the demo's training questions (+, *, /; a fifth in Chinese) in the R1-Zero
+    template, what `r1lab demo` samples (for a demo checkpoint given as --model)."""
+    if kind == "arithmetic":
+        task = ArithmeticTask(seed=seed, ops="+*/", zh_fraction=0.2)
+        return [render_prompt(ex["question"]) for ex in task.examples("train", count)]
     rng = random.Random(seed)
     prompts = []
     for _ in range(count):
@@ -166,26 +173,37 @@ def compare(model, tok, sampler, prompts, group, max_new, ignore_eos, rounds) ->
     }
 
 
-def shared_vs_plain(model, tok, prompts, group, max_new, rounds) -> None:
-    """The sampler with each prompt's KV kept and attended to once per group (the CPU default)
-    against the same sampler with the prompt's KV repeated for every sample; same tokens."""
-    samplers = {
-        "repeated": Sampler(model, tok, shared_prefix=False),
-        "shared": Sampler(model, tok, shared_prefix=True),
-    }
-    print("| EOS | mean tokens | prompt KV repeated (s) | shared (s) | speed-up |")
-    print("|---|---:|---:|---:|---:|")
-    for ignore_eos in (False, True):
-        run_r1lab(samplers["shared"], prompts, group, max_new, ignore_eos, seed=0)  # warm-up
+def sampler_variants(model, tok, prompts, group, max_new, rounds, variants, eos_modes) -> None:
+    """The same sampler built several ways (`variants`: name -> Sampler keyword arguments), same
+    prompts and seeds, rounds alternating; speed-ups against the first, and whether every
+    variant sampled the first one's tokens."""
+    samplers = {name: Sampler(model, tok, **kw) for name, kw in variants.items()}
+    names = list(samplers)
+    print(
+        "| EOS | mean tokens | "
+        + " | ".join(f"{name} (s)" for name in names)
+        + " | "
+        + " | ".join(f"{names[0]} / {name}" for name in names[1:])
+        + " | same tokens |"
+    )
+    print("|---|---:|" + "---:|" * (2 * len(names) - 1) + "---|")
+    for ignore_eos in eos_modes:
+        run_r1lab(samplers[names[-1]], prompts, group, max_new, ignore_eos, seed=0)  # warm-up
         times: dict[str, list[float]] = {name: [] for name in samplers}
-        for r in range(rounds):  # alternating, the same seed for both
+        same = True
+        for r in range(rounds):  # alternating, the same seed for all
+            tokens = []
             for name, sampler in samplers.items():
-                dt, n, _ = run_r1lab(sampler, prompts, group, max_new, ignore_eos, seed=r)
+                dt, n, groups = run_r1lab(sampler, prompts, group, max_new, ignore_eos, seed=r)
                 times[name].append(dt)
-        plain, shared = (statistics.median(times[k]) for k in ("repeated", "shared"))
+                tokens.append([c.token_ids for g in groups for c in g])
+            same = same and all(t == tokens[0] for t in tokens)
+        med = [statistics.median(times[name]) for name in names]
         eos = "ignored" if ignore_eos else "natural"
         mean = n / (len(prompts) * group)
-        print(f"| {eos} | {mean:.1f} | {plain:.3f} | {shared:.3f} | {plain / shared:.2f}x |")
+        cells = " | ".join(f"{t:.3f}" for t in med)
+        ratios = " | ".join(f"{med[0] / t:.2f}x" for t in med[1:])
+        print(f"| {eos} | {mean:.1f} | {cells} | {ratios} | {same} |")
 
 
 def logprob_agreement(model, sampler, prompts, group, max_new) -> float:
@@ -214,11 +232,25 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prompt-set", choices=["countdown", "arithmetic"], default="countdown")
+    ap.add_argument(
+        "--eos",
+        choices=["both", "natural", "ignored"],
+        default="both",
+        help="the EOS rows of --shared-vs-plain / --plain-step",
+    )
     ap.add_argument("--no-scaling", action="store_true", help="skip the G and length sweeps")
     ap.add_argument(
         "--shared-vs-plain",
         action="store_true",
-        help="instead: the sampler with and without the shared-prefix KV cache and attention",
+        help="instead: the sampler with and without the shared-prefix KV cache and attention "
+        "(both through the model's forward)",
+    )
+    ap.add_argument(
+        "--plain-step",
+        action="store_true",
+        help="instead: decode steps through the model's forward against the plain-ops step "
+        "(with and without the shared-prefix cache)",
     )
     args = ap.parse_args()
 
@@ -227,10 +259,24 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     sampler = Sampler(model, tok)
-    prompts = make_prompts(args.prompts)
+    prompts = make_prompts(args.prompts, kind=args.prompt_set)
+    variants = None
     if args.shared_vs_plain:
+        variants = {
+            "prompt KV repeated": {"shared_prefix": False, "plain_step": False},
+            "shared": {"shared_prefix": True, "plain_step": False},
+        }
+    if args.plain_step:
+        variants = {
+            "model forward": {"plain_step": False},  # with the shared prefix on the CPU
+            "plain step, shared prefix": {"plain_step": True, "shared_prefix": True},
+            "plain step": {"plain_step": True},  # the default: prompt KV per row
+        }
+    if variants is not None:
         print(f"model: {desc}; {args.prompts} prompts x G = {args.group}, {args.max_new} tokens")
-        shared_vs_plain(model, tok, prompts, args.group, args.max_new, max(args.rounds, 5))
+        rounds = max(args.rounds, 5)
+        eos_modes = {"both": (False, True), "natural": (False,), "ignored": (True,)}[args.eos]
+        sampler_variants(model, tok, prompts, args.group, args.max_new, rounds, variants, eos_modes)
         return
     # Warm-up both paths once (lazy inits, allocator) outside the timings.
     compare(model, tok, sampler, prompts[:2], 2, 8, False, 1)

@@ -453,3 +453,10 @@ def test_the_step_logs_the_self_correction_rate_of_its_samples(tiny_model, monke
     out = trainer.train_step(t, 0)
     assert out["response/self_correction_rate"] == 0.5
     assert out["response/reflection_rate"] == 1.0
+
+
+@pytest.mark.parametrize("plain_step", [None, False, True])
+def test_rollout_plain_step_reaches_the_sampler(tiny_model, plain_step):
+    rollout = RolloutConfig(group_size=4, max_new_tokens=24, plain_step=plain_step)
+    t = trainer.build(make_config(tiny_model, rollout=rollout), ToyPool(by_length))
+    assert t.sampler.plain_step is plain_step

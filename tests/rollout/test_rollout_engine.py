@@ -208,17 +208,26 @@ def test_compaction_drops_finished_rows_without_changing_results(model, tokenize
 
 
 def test_shared_prefix_and_stock_dynamic_cache_give_same_tokens(model, tokenizer, monkeypatch):
-    # The shared-prefix cache and attention (the CPU default), the preallocated cache with the
-    # prompt repeated per sample, and transformers' own DynamicCache: same samples, same
-    # log-probs. Rows finish at different steps, so batch compaction is exercised too.
+    # Through the model's forward (plain_step=False): the shared-prefix cache and attention (the
+    # CPU default there), the preallocated cache with the prompt repeated per sample, and
+    # transformers' own DynamicCache: same samples, same log-probs. Rows finish at different
+    # steps, so batch compaction is exercised too.
     params = SamplingParams(n=3, max_new_tokens=16, top_p=0.9)
-    shared_sampler = Sampler(model, tokenizer)
-    assert shared_sampler._shares_prefix(params.n)
+    shared_sampler = Sampler(model, tokenizer, plain_step=False)
+    assert shared_sampler._shares_prefix(params.n, plain=False)
     shared = _flat(shared_sampler.generate(PROMPTS, params, seed=4))
     assert model.config._attn_implementation == "sdpa"  # restored after decoding
-    plain = _flat(Sampler(model, tokenizer, shared_prefix=False).generate(PROMPTS, params, seed=4))
+    plain = _flat(
+        Sampler(model, tokenizer, shared_prefix=False, plain_step=False).generate(
+            PROMPTS, params, seed=4
+        )
+    )
     monkeypatch.setattr(engine_module, "make_cache", lambda *_a, **_k: DynamicCache())
-    stock = _flat(Sampler(model, tokenizer, shared_prefix=False).generate(PROMPTS, params, seed=4))
+    stock = _flat(
+        Sampler(model, tokenizer, shared_prefix=False, plain_step=False).generate(
+            PROMPTS, params, seed=4
+        )
+    )
     assert len({len(c.token_ids) for c in shared}) > 1
     for other in (plain, stock):
         assert [c.token_ids for c in shared] == [c.token_ids for c in other]

@@ -37,6 +37,10 @@ class RolloutConfig:
     """Completion length cap (L_max of the overlong handling)."""
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     """Stop strings; the completion keeps the stop string, so the format reward sees it."""
+    plain_step: bool | None = None
+    """Decode steps in plain torch ops instead of the model's forward (`rollout.fast_decode`,
+    Qwen2 and Llama architectures; same samples): null = where measured to pay (the CPU),
+    true = always (an error for other architectures), false = never."""
 
     def validate(self) -> None:
         ensure(

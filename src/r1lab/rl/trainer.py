@@ -518,7 +518,7 @@ def build(cfg: ZeroConfig, pool: Any, checkpoint: Path | None = None) -> Trainer
         tokenizer=tokenizer,
         optimizer=optimizer,
         scheduler=scheduler,
-        sampler=Sampler(policy, tokenizer),
+        sampler=Sampler(policy, tokenizer, plain_step=r.plain_step),
         sampling=sampling,
         pool=pool,
         reward=reward,

@@ -1,10 +1,12 @@
 """The rollout engine: batched sampling from any Hugging Face causal LM with a KV cache.
 
-GRPO samples G completions of each prompt, so the sampler prefills every prompt once and shares
-its KV cache among the G rows (prefix sharing: on a CPU the prompt is kept and attended to once
-per group, see `kv_cache.shared_prefix_attention`; elsewhere it is repeat-interleaved to G
-rows), decodes with a hand-written loop (no logits processors or stopping-criteria objects),
-and drops finished rows from the batch so they stop costing compute. A vLLM backend can stand
+GRPO samples G completions of each prompt, so the sampler prefills every prompt once and copies
+its KV cache to the G rows, decodes with a hand-written loop (no logits processors or
+stopping-criteria objects), and drops finished rows from the batch so they stop costing compute.
+On a CPU, for Qwen2 and Llama models, each decode step runs `fast_decode.PlainStep` (the model's
+math in plain torch ops, without the forward's per-call Python) instead of the model's forward;
+for other models there the prompt is kept and attended to once per group instead
+(`kv_cache.shared_prefix_attention`). A vLLM backend can stand
 behind the same `RolloutBackend` protocol later: it takes prompts and `SamplingParams` and
 returns `Completion`s.
 """
@@ -20,6 +22,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
+from r1lab.rollout.fast_decode import PlainStep, plain_step_unsupported
 from r1lab.rollout.kv_cache import (
     SHARED_PREFIX_ATTENTION,
     full_attention_only,
@@ -186,7 +189,14 @@ class Sampler:
 
     shared_prefix: keep each prompt's KV once for its n samples and attend to it once per group
     while decoding (`kv_cache.shared_prefix_attention`). None (default) turns it on where it was
-    measured to pay: on the CPU, for models with SDPA or eager attention in every layer.
+    measured to pay: on the CPU, for models with SDPA or eager attention in every layer, when
+    the decode steps go through the model's forward (the plain step's own attention over each
+    row's whole cache was faster than the shared prefix).
+
+    plain_step: decode steps (not the prefill) in plain torch ops instead of the model's forward
+    (`fast_decode.PlainStep`: the same math without the forward's per-call Python). None
+    (default) uses it where it was measured to pay, on the CPU, for the architectures it covers;
+    True asks for it and raises if the model is not one of them; False never uses it.
     """
 
     def __init__(
@@ -195,10 +205,12 @@ class Sampler:
         tokenizer,
         eos_token_ids: Sequence[int] | None = None,
         shared_prefix: bool | None = None,
+        plain_step: bool | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.shared_prefix = shared_prefix
+        self.plain_step = plain_step
         self.eos_token_ids = (
             list(eos_token_ids) if eos_token_ids is not None else resolve_eos_ids(model, tokenizer)
         )
@@ -278,10 +290,12 @@ class Sampler:
             out.append(group)
         return out
 
-    def _shares_prefix(self, n: int) -> bool:
+    def _shares_prefix(self, n: int, plain: bool) -> bool:
         model = self.model
         implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
-        auto = self.device.type == "cpu" and implementation in ("sdpa", "eager")
+        # With the plain step, SDPA over each row's whole cache (one fused kernel, GQA native)
+        # beat the shared prefix's separate parts (docs/benchmarks.md, the rollout's decode step).
+        auto = self.device.type == "cpu" and implementation in ("sdpa", "eager") and not plain
         wanted = auto if self.shared_prefix is None else self.shared_prefix
         return (
             wanted
@@ -289,6 +303,16 @@ class Sampler:
             and full_attention_only(model)
             and hasattr(model, "set_attn_implementation")
         )
+
+    def _plain_step(self) -> PlainStep | None:
+        if self.plain_step is False:
+            return None
+        why_not = plain_step_unsupported(self.model)
+        if self.plain_step and why_not is not None:
+            raise ValueError(f"plain_step=True, but this model's forward is needed: {why_not}")
+        if why_not is not None or (self.plain_step is None and self.device.type != "cpu"):
+            return None
+        return PlainStep(self.model)
 
     def _forward(
         self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, cache, **kw
@@ -324,7 +348,8 @@ class Sampler:
             mask[i, lp - len(p) :] = 1  # completion columns are real tokens for live rows
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask[:, :lp].cumsum(-1) - 1).clamp(min=0)  # [P, Lp] left padding -> 0
-        shared = self._shares_prefix(n)
+        plain = self._plain_step()
+        shared = self._shares_prefix(n, plain is not None)
         cache = make_cache(self.model, lp + max_new, shared_prefix=shared)
         logits = self._forward(input_ids, mask[:, :lp], positions, cache)  # [P, V]
 
@@ -338,6 +363,11 @@ class Sampler:
             mask = mask.repeat_interleave(n, dim=0)  # [P x G, Lp + max_new]
         next_pos = torch.tensor([len(p) for p in prompt_ids], device=device)  # [P]
         next_pos = next_pos.repeat_interleave(n)  # [P x G]
+        # The plain step's additive key mask: -inf on prompt padding, none without padding.
+        key_bias = None
+        if plain is not None and not shared and bool((mask[:, :lp] == 0).any()):
+            key_bias = torch.zeros(mask.shape, dtype=torch.float32, device=device)
+            key_bias = key_bias.masked_fill(mask == 0, float("-inf"))[:, None, None, :]
 
         rows = list(range(num_rows))  # batch row -> completion index
         live = [True] * num_rows  # per batch row; finished rows wait for the next compaction
@@ -368,14 +398,19 @@ class Sampler:
                     keep_t = torch.tensor(keep, device=device)
                     cache.batch_select_indices(keep_t)
                     mask, next_pos, row_index = mask[keep_t], next_pos[keep_t], row_index[keep_t]
+                    key_bias = key_bias[keep_t] if key_bias is not None else None
                     next_tok = next_tok[keep_t]
                     rows = [rows[b] for b in keep]
                     live = [True] * len(rows)
 
                 kv_len = lp + step + 1
-                logits = self._forward(
-                    next_tok[:, None], mask[:, :kv_len], next_pos[:, None], cache, **extra
-                )  # [B, V]
+                if plain is not None:
+                    bias = key_bias[..., :kv_len] if key_bias is not None else None
+                    logits = plain(next_tok, next_pos, cache, bias, shared)  # [B, V]
+                else:
+                    logits = self._forward(
+                        next_tok[:, None], mask[:, :kv_len], next_pos[:, None], cache, **extra
+                    )  # [B, V]
                 next_pos = next_pos + 1
         if bar is not None:
             bar.close()
