@@ -57,8 +57,9 @@ class EvalConfig:
     """Sampling temperature (the report's 0.6)."""
     top_p: float = 0.95
     """Nucleus sampling (the report's 0.95)."""
-    max_new_tokens: int = 200
-    """Completion length cap."""
+    max_new_tokens: int = 600
+    """Completion length cap (600: the shipped micro-world model's division checks run to
+    three or four tries; docs/zero.md)."""
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     """Stop strings: generation of a completion ends right after one of them."""
     greedy: bool = True
@@ -128,7 +129,7 @@ def evaluate(
     ks: Sequence[int] = (1, 4, 8),
     temperature: float = 0.6,
     top_p: float = 0.95,
-    max_new_tokens: int = 200,
+    max_new_tokens: int = 600,
     stop: Sequence[str] = ("</answer>",),
     greedy: bool = True,
     template: str = "r1zero",

@@ -84,6 +84,7 @@ def test_the_defaults_validate_and_every_key_is_documented():
 
     cfg = cfg_of()
     assert cfg.rows == 1000 and cfg.languages == ["en", "zh"] and cfg.ops == "+*/"
+    assert cfg.balance_ops
     docs = _field_docs(ColdStartConfig)
     assert {f for f in vars(cfg) if f not in docs} == set()
 
@@ -112,11 +113,11 @@ def test_a_bad_value_is_one_line_naming_the_key(key, value, message):
 
 
 def test_cells_share_the_rows_equally():
-    cells = make_cells(cfg_of(rows=10))
+    cells = make_cells(cfg_of(rows=10, balance_ops=False))
     assert [(c.key, c.quota) for c in cells] == [
         ("arithmetic/en", 3),
-        ("arithmetic/zh", 3),
-        ("countdown/en", 2),
+        ("arithmetic/zh", 2),
+        ("countdown/en", 3),
         ("countdown/zh", 2),
     ]
     assert sum(c.quota for c in make_cells(cfg_of())) == 1000
@@ -125,6 +126,26 @@ def test_cells_share_the_rows_equally():
     assert all(ex["language"] == "zh" and ex["question"].startswith("计算") for ex in zh)
     assert {ex["op"] for ex in zh} == {"+", "*", "/"}
     assert len({ex["question"] for ex in zh + cells[1].take(40)}) == 80
+
+
+def test_arithmetic_cells_are_split_by_operation_and_tasks_get_equal_shares():
+    cells = make_cells(cfg_of(rows=100))
+    assert [(c.key, c.quota) for c in cells] == [
+        ("arithmetic[+]/en", 9),
+        ("arithmetic[+]/zh", 9),
+        ("arithmetic[*]/en", 8),
+        ("arithmetic[*]/zh", 8),
+        ("arithmetic[/]/en", 8),
+        ("arithmetic[/]/zh", 8),
+        ("countdown/en", 25),
+        ("countdown/zh", 25),
+    ]
+    for cell in cells[:6]:  # each cell asks only its operation, in its language
+        examples = cell.take(30)
+        assert {ex["op"] for ex in examples} == {cell.op}
+        assert {ex["language"] for ex in examples} == {cell.language}
+    one_op = make_cells(cfg_of(rows=10, tasks=["arithmetic"], ops="/"))
+    assert [c.key for c in one_op] == ["arithmetic/en", "arithmetic/zh"]
 
 
 # --- the rules, the rows and their provenance -------------------------------------------------
@@ -146,7 +167,9 @@ def hostile(ex: dict) -> list[str]:
 
 
 def test_every_candidate_is_kept_or_dropped_for_its_first_failing_rule():
-    cfg = cfg_of(rows=4, tasks=["arithmetic"], languages=["en"], questions_per_batch=4)
+    cfg = cfg_of(
+        rows=4, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
+    )
     (cell,) = make_cells(cfg)
     source = Scripted("direct", hostile, finished=lambda i: i != 7)
     b = builder(cfg)
@@ -166,7 +189,7 @@ def test_every_candidate_is_kept_or_dropped_for_its_first_failing_rule():
 
 
 def test_a_row_carries_its_prompt_completion_and_provenance():
-    cfg = cfg_of(rows=1, tasks=["arithmetic"], languages=["zh"])
+    cfg = cfg_of(rows=1, tasks=["arithmetic"], languages=["zh"], balance_ops=False)
     (cell,) = make_cells(cfg)
     b = builder(cfg)
     b.fill(cell, [Scripted("fewshot", lambda ex: [worked(ex, answer="0"), worked(ex)])])
@@ -179,11 +202,12 @@ def test_a_row_carries_its_prompt_completion_and_provenance():
     assert parse_readable(row["completion"])[0].summary.startswith("所以 ")
     assert metrics.readability(row["completion"], "zh")["readable"]
     assert row["raw_completion"] == raw
-    assert {k: row[k] for k in ("answer", "id", "task", "language")} == {
+    assert {k: row[k] for k in ("answer", "id", "task", "language", "cell")} == {
         "answer": ex["answer"],
         "id": ex["id"],
         "task": "arithmetic",
         "language": "zh",
+        "cell": "arithmetic/zh",
     }
     assert (row["source"], row["model"], row["sample_index"]) == ("fewshot", "model-fewshot", 1)
     assert row["source_prompt"] == f"PROMPT {ex['question']}"
@@ -192,6 +216,7 @@ def test_a_row_carries_its_prompt_completion_and_provenance():
     assert set(row) == {
         "prompt",
         "completion",
+        "cell",
         "answer",
         "id",
         "task",
@@ -207,14 +232,18 @@ def test_a_row_carries_its_prompt_completion_and_provenance():
 
 
 def test_rows_per_question_are_capped_and_the_rest_is_surplus():
-    cfg = cfg_of(rows=3, tasks=["arithmetic"], languages=["en"], questions_per_batch=3)
+    cfg = cfg_of(
+        rows=3, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=3
+    )
     (cell,) = make_cells(cfg)
     variants = lambda ex: [worked(ex), worked(ex).replace("Check", "Verify")]  # noqa: E731
     b = builder(cfg)
     b.fill(cell, [Scripted("direct", variants)])
     t = b.tallies[("arithmetic/en", "direct")]
     assert (t.kept, t.surplus, len({r["prompt"] for r in b.rows})) == (3, 3, 3)
-    cfg = cfg_of(rows=6, tasks=["arithmetic"], languages=["en"], questions_per_batch=3)
+    cfg = cfg_of(
+        rows=6, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=3
+    )
     cfg.max_per_question = 2
     (cell,) = make_cells(cfg)
     b = builder(cfg)
@@ -226,7 +255,9 @@ def test_rows_per_question_are_capped_and_the_rest_is_surplus():
 
 
 def test_switched_off_rules_keep_what_they_would_drop():
-    cfg = cfg_of(rows=8, tasks=["arithmetic"], languages=["en"], questions_per_batch=4)
+    cfg = cfg_of(
+        rows=8, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
+    )
     cfg.filters = [f for f in cfg.filters if f != "short_reasoning"]
     cfg.max_per_question = 2
     (cell,) = make_cells(cfg)
@@ -240,7 +271,7 @@ def test_switched_off_rules_keep_what_they_would_drop():
 
 
 def test_sources_share_a_cell_equally():
-    cfg = cfg_of(rows=40, questions_per_batch=4)
+    cfg = cfg_of(rows=48, questions_per_batch=4)
     cells = make_cells(cfg)
     b = builder(cfg)
     one, two = (
@@ -249,19 +280,26 @@ def test_sources_share_a_cell_equally():
     )
     for cell in cells:
         b.fill(cell, [one, two])
-    assert Counter((r["task"], r["language"]) for r in b.rows) == {
-        ("arithmetic", "en"): 10,
-        ("arithmetic", "zh"): 10,
-        ("countdown", "en"): 10,
-        ("countdown", "zh"): 10,
+    # Half the rows each task, arithmetic's split by operation and language, countdown's by
+    # language; every row's question is of its cell.
+    assert Counter(r["cell"] for r in b.rows) == {
+        **{f"arithmetic[{op}]/{lang}": 4 for op in "+*/" for lang in ("en", "zh")},
+        "countdown/en": 12,
+        "countdown/zh": 12,
     }
-    assert Counter(r["source"] for r in b.rows) == {"fewshot": 20, "direct": 20}
-    for cell in cells:  # 5 each: ceil(10 / 2)
-        assert b.tallies[(cell.key, "fewshot")].kept == b.tallies[(cell.key, "direct")].kept == 5
+    for r in b.rows:
+        if r["task"] == "arithmetic":
+            assert f" {r['cell'][11]} " in r["prompt"] and r["cell"].endswith(r["language"])
+    assert Counter(r["source"] for r in b.rows) == {"fewshot": 24, "direct": 24}
+    for cell in cells:  # half of each cell's quota each
+        want = cell.quota // 2
+        assert b.tallies[(cell.key, "fewshot")].kept == b.tallies[(cell.key, "direct")].kept == want
 
 
 def test_a_source_that_gives_up_leaves_its_share_to_the_others():
-    cfg = cfg_of(rows=10, tasks=["arithmetic"], languages=["en"], questions_per_batch=4)
+    cfg = cfg_of(
+        rows=10, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
+    )
     cfg.give_up_after = 8
     (cell,) = make_cells(cfg)
     bad = Scripted("zero", lambda ex: [worked(ex, answer="0")])
@@ -281,7 +319,9 @@ def test_a_source_that_gives_up_leaves_its_share_to_the_others():
 
 
 def test_a_spent_budget_stops_a_source_and_the_shortfall_is_reported():
-    cfg = cfg_of(rows=50, tasks=["arithmetic"], languages=["en"], questions_per_batch=4)
+    cfg = cfg_of(
+        rows=50, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
+    )
     cfg.max_candidates, cfg.give_up_after = 16, 1000
     (cell,) = make_cells(cfg)
     rare = lambda ex: [worked(ex) if ex["id"].endswith("-0") else worked(ex, answer="0")]  # noqa: E731
@@ -294,7 +334,7 @@ def test_a_spent_budget_stops_a_source_and_the_shortfall_is_reported():
 
 
 def test_a_source_serves_only_its_cells_and_samples_are_read_once():
-    cfg = cfg_of(rows=4, questions_per_batch=2)
+    cfg = cfg_of(rows=4, questions_per_batch=2, balance_ops=False)
     cells = make_cells(cfg)
     pool = cells[0].task.examples("train", 3)
     samples = [ZeroSample(ex["question"], worked(ex), "P", ex, "f, line 1") for ex in pool]
@@ -307,6 +347,15 @@ def test_a_source_serves_only_its_cells_and_samples_are_read_once():
     ]  # one row: the cell's share of 4 rows, read once; no Chinese samples, no countdown ones
     assert b.tallies[("arithmetic/en", "zero_samples")].surplus == 2
     assert ("countdown/en", "zero_samples") not in b.tallies
+    # An operation's cell is served that operation's samples only.
+    by_op = make_cells(cfg_of(rows=12, tasks=["arithmetic"], languages=["en"]))
+    mixed = cells[0].task.examples("train", 30)
+    source = SamplesSource(
+        [ZeroSample(ex["question"], worked(ex), "P", ex, "f") for ex in mixed], "arithmetic", "r"
+    )
+    for cell in by_op:
+        got = source.batch(cell, 30, 0)
+        assert got and {c.example["op"] for c in got} == {cell.op}
 
 
 # --- a rewriter model -------------------------------------------------------------------------
@@ -339,7 +388,9 @@ def test_a_rewriter_model_is_used_only_where_its_text_passes_every_rule():
             good.replace(reasoning, "Trust me."),  # the reasoning dropped
         ][i]
 
-    cfg = cfg_of(rows=6, tasks=["arithmetic"], languages=["en"], questions_per_batch=6)
+    cfg = cfg_of(
+        rows=6, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=6
+    )
     (cell,) = make_cells(cfg)
     fake = FakeRewriter(answer)
     b = builder(cfg, rewriter=fake)
@@ -446,6 +497,7 @@ def test_the_command_builds_a_dataset_and_its_stats_from_a_model_and_a_zero_run(
         f"model={tiny_lm}",
         "tasks=[arithmetic]",
         "languages=[en]",
+        "balance_ops=false",
         "sources=[direct,zero,zero_samples]",
         f"zero_samples={run}",
         "rows=4",

@@ -14,7 +14,8 @@ completions (r1lab.data.filters), and each kept completion is rewritten into the
 `<think> reasoning </think> summary <answer> answer </answer>` (r1lab.data.readable), by rule or
 by a rewriter model (r1lab.data.rewriter).
 
-Rows are balanced: every (task, language) cell gets the same quota, shared equally by the
+Rows are balanced: every task gets the same share, split equally by its (language) cells, or
+(operation, language) cells for arithmetic; a cell's quota is shared equally by the
 sources that serve it; a source that runs out of budget leaves its share to the others. Sampling
 goes on in batches until a cell is full or its sources are spent. The dataset has `prompt` and
 `completion` columns (`r1lab sft` trains on them as they are) and each row's provenance; a stats
@@ -73,6 +74,11 @@ class ColdStartConfig:
     `file` (the questions of task_path)."""
     ops: str = "+*/"
     """For `arithmetic`: its operations, any of `+`, `*` and `/`."""
+    balance_ops: bool = True
+    """For `arithmetic`: a cell per operation as well as per language, so each operation gets
+    the same share of the task's rows. Without it the rows follow what the sources answer right
+    and readably: 400 rows from the micro-world's R1-Zero held 40 divisions, though a third of
+    its questions divide (docs/r1.md)."""
     languages: list[str] = field(default_factory=lambda: ["en", "zh"])
     """Question languages, each given the same share of every task (the generated tasks ask in
     `en` and `zh`; a file task's rows say theirs in a `language` column, else `en`)."""
@@ -101,7 +107,8 @@ class ColdStartConfig:
     zero_samples: str = ""
     """`zero_samples`: a `r1lab zero` run directory (or one of its samples/*.jsonl files)."""
     rows: int = 1000
-    """Rows to build, shared equally by the (task, language) cells."""
+    """Rows to build, shared equally by the tasks, each task's equally by its cells (see
+    balance_ops)."""
     samples_per_question: int = 8
     """Candidates sampled per question (the good ones are kept)."""
     questions_per_batch: int = 32
@@ -121,9 +128,10 @@ class ColdStartConfig:
     """Sampling temperature of the candidates."""
     top_p: float = 0.95
     """Nucleus sampling of the candidates."""
-    max_new_tokens: int = 128
+    max_new_tokens: int = 600
     """Completion length cap; prompt + this must fit `context` (a question whose prompt does
-    not is passed over and counted)."""
+    not is passed over and counted). 600: room for the micro-world R1-Zero's division checks
+    (docs/zero.md); a truncated candidate is dropped."""
     context: int = 0
     """Tokens a prompt and its completion may take; 0 = what the model was trained on (the
     micro-world's r1lab.json block_size, 1,024; else max_position_embeddings)."""
@@ -257,7 +265,8 @@ class ColdStartConfig:
 
 @dataclass
 class Cell:
-    """One (task, language) share of the rows, with its questions."""
+    """One (task, language) share of the rows, or (task, operation, language), with its
+    questions."""
 
     task_name: str
     language: str
@@ -267,10 +276,13 @@ class Cell:
     pool: list[dict[str, Any]] = field(default_factory=list)
     finite: bool = False
     """A file task: its questions can run out."""
+    op: str = ""
+    """The one operation of an arithmetic cell (`balance_ops`); empty: all of `ops`."""
 
     @property
     def key(self) -> str:
-        return f"{self.task_name}/{self.language}"
+        op = f"[{self.op}]" if self.op else ""
+        return f"{self.task_name}{op}/{self.language}"
 
     def take(self, n: int) -> list[dict[str, Any]]:
         """The next n training questions of this cell (fewer when a file runs out)."""
@@ -466,6 +478,7 @@ class Builder:
             "id": str(ex.get("id", "")),
             "task": cell.task_name,
             "language": item.language,
+            "cell": cell.key,
             "source": cand.source,
             "model": cand.model,
             "source_prompt": cand.prompt,
@@ -555,33 +568,45 @@ def _pct(a: int, b: int) -> str:
 
 
 def make_cells(cfg: ColdStartConfig) -> list[Cell]:
-    """One cell per (task, language), quotas summing to cfg.rows (the first get the rest)."""
-    pairs = [(t, lang) for t in cfg.tasks for lang in cfg.languages]
-    base, extra = divmod(cfg.rows, len(pairs))
+    """The cells and their quotas: cfg.rows shared equally by the tasks, each task's share
+    equally by its cells (a language each, times an operation each for arithmetic with
+    `balance_ops`); where a share does not divide, the first cells get the rest."""
+    shares = _split(cfg.rows, len(cfg.tasks))
     cells = []
     file_task = None
-    for i, (name, lang) in enumerate(pairs):
-        quota = base + (i < extra)
-        if name == "file":
-            if file_task is None:
-                file_task = make_task(
-                    TaskConfig(
-                        name="file", path=cfg.task_path, format=cfg.task_format, seed=cfg.task_seed
+    for name, share in zip(cfg.tasks, shares, strict=True):
+        by_op = name == "arithmetic" and cfg.balance_ops and len(cfg.ops) > 1
+        ops = list(cfg.ops) if by_op else [""]
+        parts = [(op, lang) for op in ops for lang in cfg.languages]
+        for (op, lang), quota in zip(parts, _split(share, len(parts)), strict=True):
+            if name == "file":
+                if file_task is None:
+                    file_task = make_task(
+                        TaskConfig(
+                            name="file",
+                            path=cfg.task_path,
+                            format=cfg.task_format,
+                            seed=cfg.task_seed,
+                        )
                     )
-                )
-            pool = [ex for ex in file_task.train if ex.get("language", "en") == lang]
-            cells.append(Cell(name, lang, file_task, quota, pool=pool, finite=True))
-        else:
+                pool = [ex for ex in file_task.train if ex.get("language", "en") == lang]
+                cells.append(Cell(name, lang, file_task, quota, pool=pool, finite=True))
+                continue
             task = make_task(
                 TaskConfig(
                     name=name,
-                    ops=cfg.ops,
+                    ops=op or cfg.ops,
                     zh_fraction=1.0 if lang == "zh" else 0.0,
                     seed=cfg.task_seed,
                 )
             )
-            cells.append(Cell(name, lang, task, quota))
+            cells.append(Cell(name, lang, task, quota, op=op))
     return cells
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
 
 
 def stats_paths(out: str | Path) -> tuple[Path, Path]:

@@ -101,10 +101,10 @@ class RejectConfig:
     """Sampling temperature."""
     top_p: float = 0.95
     """Nucleus sampling."""
-    max_new_tokens: int = 160
+    max_new_tokens: int = 600
     """Longest completion; a completion cut by it is dropped (`truncated`). Prompt and
     completion must fit the context the model was trained on (the shipped micro-world model's:
-    256 tokens, of which the R1-Zero prompt takes about 90)."""
+    1,024 tokens, of which the R1-Zero prompt takes about 90)."""
     stop: list[str] = field(default_factory=lambda: ["</answer>"])
     """Strings that end a completion (kept in it)."""
     batch_prompts: int = 32

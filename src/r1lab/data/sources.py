@@ -429,6 +429,7 @@ class SamplesSource:
             Candidate(self.name, self.model, s.example, s.prompt, i, s.completion, True)
             for i, s in enumerate(self.samples)
             if s.example.get("language", "en") == cell.language
+            and (not cell.op or s.example.get("op") == cell.op)
         ]
 
 
