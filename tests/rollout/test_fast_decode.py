@@ -130,6 +130,7 @@ def test_what_the_plain_step_does_not_implement_is_refused(tokenizer, model, mak
     vocab = len(tokenizer)
     qwen3 = _random(Qwen3ForCausalLM, Qwen3Config, vocab, head_dim=16)  # q/k norms
     assert "qwen3" in plain_step_unsupported(qwen3)
+    assert "not a causal LM" in plain_step_unsupported(model.model)  # the body without its head
     sliding = make_model(vocab)
     sliding.config.layer_types = ["sliding_attention", "full_attention"]
     assert "full attention" in plain_step_unsupported(sliding)

@@ -45,8 +45,9 @@ def plain_step_unsupported(model: torch.nn.Module) -> str | None:
     if getattr(config, "pretraining_tp", 1) != 1:
         return "pretraining_tp > 1 splits the projections"
     base = getattr(model, "model", None)
-    if base is None or not hasattr(base, "layers") or not hasattr(base, "rotary_emb"):
-        return "no model.model.layers / rotary_emb"
+    parts = ("layers", "rotary_emb", "embed_tokens", "norm")
+    if base is None or not all(hasattr(base, p) for p in parts) or not hasattr(model, "lm_head"):
+        return "not a causal LM of model.model.{layers, rotary_emb, embed_tokens, norm} + lm_head"
     for name, module in model.named_modules():
         if module._forward_hooks or module._forward_pre_hooks:
             return f"{name or 'the model'} has forward hooks (sharding, offloading, adapters)"
