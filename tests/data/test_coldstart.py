@@ -121,6 +121,8 @@ def test_cells_share_the_rows_equally():
         ("countdown/zh", 2),
     ]
     assert sum(c.quota for c in make_cells(cfg_of())) == 1000
+    for rows in (11, 13):  # what does not divide goes to the first tasks and cells, none lost
+        assert sum(c.quota for c in make_cells(cfg_of(rows=rows))) == rows
     # Every question of a cell is a training question in the cell's language, division included.
     zh = cells[1].take(40)
     assert all(ex["language"] == "zh" and ex["question"].startswith("计算") for ex in zh)
