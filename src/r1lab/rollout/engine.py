@@ -293,8 +293,8 @@ class Sampler:
     def _shares_prefix(self, n: int, plain: bool) -> bool:
         model = self.model
         implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
-        # With the plain step, SDPA over each row's whole cache (one fused kernel, GQA native)
-        # beat the shared prefix's separate parts (docs/benchmarks.md, the rollout's decode step).
+        # With the plain step, its grouped attention over each row's whole cache beat the shared
+        # prefix's two parts (docs/benchmarks.md, the decode step in plain torch ops).
         auto = self.device.type == "cpu" and implementation in ("sdpa", "eager") and not plain
         wanted = auto if self.shared_prefix is None else self.shared_prefix
         return (
