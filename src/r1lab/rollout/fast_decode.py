@@ -68,7 +68,7 @@ def _is_rms_norm(module: torch.nn.Module) -> bool:
 
 
 class PlainStep:
-    """`step(ids, positions, cache, key_mask, shared)` -> next-token logits, as the model's forward.
+    """`step(ids, positions, cache, key_bias, shared)` -> next-token logits, as the model's forward.
 
     Build one per `generate` call: it holds the model's parameter tensors (which an optimizer
     updates in place) and drives the cache layers the prefill created.
@@ -171,10 +171,11 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) 
     """Softmax attention of one query per row: q [B, H, 1, D] over k, v [B, H_kv, T, D].
 
     Query head i reads KV head i // r (r = H / H_kv), so the r query heads of each KV head
-    are one [r, D] block against that head's keys: two batched products, no repeated keys.
-    On 2 CPU cores this ran 1.6-2.3x faster than SDPA's kernel, whose blocking is made for
-    many queries (128 rows x 100-300 keys). Returns [B, H_kv, r, D], in the same memory order
-    as [B, 1, H, D]. Scores and softmax are fp32, as in Hugging Face's eager attention.
+    are one [r, D] block against that head's keys: two batched products, no repeated keys
+    (chosen over SDPA's CPU kernel, whose blocking is made for many queries, in a scratch
+    comparison; bench/rollout.py --plain-step measures it against the shared prefix). Returns
+    [B, H_kv, r, D], in the same memory order as [B, 1, H, D]. Scores and softmax are fp32,
+    as in Hugging Face's eager attention.
     """
     b, h_kv, _, d = k.shape
     q = q.view(b, h_kv, -1, d)  # [B, H_kv, r, D]
