@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/grpo_step.py                # shipped base model, `r1lab zero` defaults
     .venv/bin/python bench/grpo_step.py --steps 8 --model PATH
+    .venv/bin/python bench/grpo_step.py --demo --model runs/demo/checkpoints/step-000030
 
 Builds the trainer exactly as `r1lab zero` does (default ZeroConfig: P = 16 prompts, G = 8,
-160 new tokens, mu = 1, beta = 0.001), warms up one step, then times N steps and reports the
+160 new tokens, mu = 1, beta = 0.001; with --demo, `r1lab demo`'s: division and Chinese
+questions, 600 new tokens), warms up one step, then times N steps and reports the
 median of each part (rollout, reward, update) and of the whole. Variants run back to back in the
 same process, so their ratios are robust to a noisy machine:
 
@@ -28,13 +30,18 @@ import resource
 import statistics
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
+from r1lab.demo import DemoConfig
 from r1lab.rewards import RewardPool
 from r1lab.rl.config import AlgoConfig, ZeroConfig
 from r1lab.rl.trainer import build, train_step
 from r1lab.run.model import autocast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrain_speed import cpu_flags  # noqa: E402  (a sibling script, not a package)
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -59,11 +66,12 @@ def main() -> None:
     ap.add_argument("--model", default="", help="model directory (default: shipped base)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per variant")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--demo", action="store_true", help="`r1lab demo`'s settings, not zero's")
     ap.add_argument("--json", default="", help="also write the results here")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    base = ZeroConfig(progress=False)
+    base = DemoConfig(progress=False) if args.demo else ZeroConfig(progress=False)
     if args.model:
         base = replace(base, model=args.model)
     variants = {
@@ -83,12 +91,13 @@ def main() -> None:
     a: AlgoConfig = base.algo
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}, Python {platform.python_version()}, {device}"
+        f"threads, torch {torch.__version__}, Python {platform.python_version()}, {device}; "
+        f"CPU flags: {cpu_flags()} (bf16 needs avx512_bf16 or amx_bf16)"
     )
     print(
         f"settings: P={a.prompts_per_step} G={base.rollout.group_size} "
         f"max_new_tokens={base.rollout.max_new_tokens} micro_batch={a.micro_batch} "
-        f"mu={a.mu} beta={a.beta}; median of {args.steps} steps after 1 warm-up\n"
+        f"mu={a.mu} beta={a.beta} ops={base.task.ops} zh={base.task.zh_fraction}; median of {args.steps} steps after 1 warm-up\n"
     )
     print(
         "| variant | step (s) | rollout (s) | reward (s) | update (s) | tokens/s | mean length "
