@@ -11,7 +11,9 @@ r1lab's seeded epochs take them), batch B sequences per optimizer step, r1lab's 
 warm-up + cosine on both sides. TRL runs its defaults otherwise: micro-batches of M rows padded
 to their longest, B / M accumulation steps. r1lab cuts each batch by length (`batching=grouped`,
 at most M x the longest sequence's positions per micro-batch, so never more than TRL's largest)
-and, as a third side, packs it (`batching=packed`, the same budget per pack).
+and, as a third side, packs it (`batching=packed`, the same budget per pack); a fourth,
+`whole`, is grouped with `share_prefix=false` (every row computes the template's instruction
+itself, as before the shared prefix), to measure what the shared prefix saves.
 
 The sides alternate in one process: every TRL optimizer step ends in a callback that runs one
 step of each r1lab side, so load from other processes hits all alike. A TRL step is the wall
@@ -89,7 +91,17 @@ def make_rows(n: int) -> list[dict[str, str]]:
     return rows
 
 
-def r1lab_config(args: argparse.Namespace, data: str, batching: str, budget: int) -> SFTConfig:
+R1LAB_SIDES = {
+    "grouped": ("grouped", True),
+    "whole": ("grouped", False),
+    "packed": ("packed", True),
+}
+"""r1lab's sides: (batching, share_prefix)."""
+
+
+def r1lab_config(
+    args: argparse.Namespace, data: str, batching: str, budget: int, share_prefix: bool = True
+) -> SFTConfig:
     return SFTConfig(
         model=args.model,
         data=data,
@@ -98,6 +110,7 @@ def r1lab_config(args: argparse.Namespace, data: str, batching: str, budget: int
         batch_size=args.batch,
         micro_batch_tokens=budget,
         batching=batching,
+        share_prefix=share_prefix,
         steps=args.steps,
         lr=args.lr,
         warmup_steps=2,
@@ -190,7 +203,8 @@ def memory_child(side: str, args: argparse.Namespace) -> None:
         if side == "trl":
             build_trl(args, ordered, d).train()
         else:
-            t = build(r1lab_config(args, data, side.split("-")[1], budget))
+            batching, share = R1LAB_SIDES[side.split("-")[1]]
+            t = build(r1lab_config(args, data, batching, budget, share))
             for s in range(3):
                 train_step(t, s)
     print(json.dumps({"side": side, "peak_rss_mib": peak_rss_mib()}))
@@ -198,7 +212,7 @@ def memory_child(side: str, args: argparse.Namespace) -> None:
 
 def measure_memory(args: argparse.Namespace) -> dict[str, float]:
     out = {}
-    for side in ("r1lab-grouped", "r1lab-packed", "trl"):
+    for side in (*(f"r1lab-{k}" for k in R1LAB_SIDES), "trl"):
         cmd = [sys.executable, __file__, "--memory-child", side, "--model", args.model]
         cmd += ["--batch", str(args.batch), "--micro-batch", str(args.micro_batch)]
         cmd += ["--threads", str(args.threads)]
@@ -219,11 +233,14 @@ def side_by_side(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     rec: dict = {"loss": {}, "cpu": {}, "tokens": [], "padding": []}
-    for side in ("trl", "grouped", "packed"):
+    for side in ("trl", *R1LAB_SIDES):
         rec[side], rec["loss"][side], rec["cpu"][side] = [], [], []
     with tempfile.TemporaryDirectory() as d:
         data, ordered, budget = prepare(args, d)
-        sides = {b: build(r1lab_config(args, data, b, budget)) for b in ("grouped", "packed")}
+        sides = {
+            name: build(r1lab_config(args, data, batching, budget, share))
+            for name, (batching, share) in R1LAB_SIDES.items()
+        }
         clock = {"t": 0.0, "cpu": 0.0}
 
         class Alternate(TrainerCallback):
@@ -243,11 +260,8 @@ def side_by_side(args: argparse.Namespace) -> dict:
                     if name == "grouped":
                         rec["tokens"].append(row["batch/tokens"])
                         rec["padding"].append(row["batch/padding_frac"])
-                print(
-                    f"step {step}: trl {rec['trl'][-1]:.2f}s grouped {rec['grouped'][-1]:.2f}s "
-                    f"packed {rec['packed'][-1]:.2f}s load {os.getloadavg()[0]:.2f}",
-                    file=sys.stderr,
-                )
+                times = " ".join(f"{k} {rec[k][-1]:.2f}s" for k in ("trl", *R1LAB_SIDES))
+                print(f"step {step}: {times} load {os.getloadavg()[0]:.2f}", file=sys.stderr)
                 clock["t"], clock["cpu"] = time.perf_counter(), time.process_time()
 
             def on_log(self, targs, state, control, logs=None, **kw):
@@ -276,7 +290,7 @@ def _trl_padding(trainer, args) -> float:
 
 def report(args: argparse.Namespace, rec: dict, mem: dict) -> dict:
     w = args.warmup
-    sides = ("trl", "grouped", "packed")
+    sides = ("trl", *R1LAB_SIDES)
     med = {k: statistics.median(rec[k][w:]) for k in sides}
     cpu = {k: statistics.median(rec["cpu"][k][w:]) for k in sides}
     tokens = statistics.mean(rec["tokens"][w:])
@@ -288,10 +302,10 @@ def report(args: argparse.Namespace, rec: dict, mem: dict) -> dict:
         "steps_timed": len(rec["trl"]) - w,
         "step_s": med,
         "tokens_per_s": tps,
-        "speedup_vs_trl": {k: tps[k] / tps["trl"] for k in ("grouped", "packed")},
+        "speedup_vs_trl": {k: tps[k] / tps["trl"] for k in R1LAB_SIDES},
         "cpu_s": cpu,
         "tokens_per_cpu_s": tps_cpu,
-        "speedup_vs_trl_cpu": {k: tps_cpu[k] / tps_cpu["trl"] for k in ("grouped", "packed")},
+        "speedup_vs_trl_cpu": {k: tps_cpu[k] / tps_cpu["trl"] for k in R1LAB_SIDES},
         "tokens_per_step": tokens,
         "padding_frac": {"grouped": statistics.mean(rec["padding"]), "trl": rec["trl_padded_frac"]},
         "peak_rss_mib": mem,
@@ -310,7 +324,7 @@ def plot(loss: dict, path: str, caption: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for (side, ys), style in zip(loss.items(), ("o-", "s--", "x:"), strict=False):
+    for (side, ys), style in zip(loss.items(), ("o-", "s--", "x:", "d-."), strict=False):
         ax.plot(range(len(ys)), ys, style, ms=4, label=side)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("train loss (completion tokens)")

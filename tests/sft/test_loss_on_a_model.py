@@ -10,9 +10,9 @@ import torch
 
 from r1lab.config import ConfigError
 from r1lab.run import load_model
-from r1lab.sft.data import collate_grouped, collate_packed, load_data, micro_batches
+from r1lab.sft.data import Example, collate_grouped, collate_packed, load_data, micro_batches
 from r1lab.sft.loss import sft_loss
-from r1lab.sft.trainer import check_packing, target_logits
+from r1lab.sft.trainer import check_packing, shared_prefix, target_logits
 
 from ._helpers import QA
 
@@ -48,13 +48,13 @@ def reference(model, examples):
     return loss_sum, grads
 
 
-def ours(model, examples, batching, budget, cut_cost=0):
+def ours(model, examples, batching, budget, cut_cost=0, share_prefix=False):
     model.zero_grad(set_to_none=True)
     micro = micro_batches(examples, batching, budget, cut_cost)
     total = sum(e.num_targets for e in examples)
     loss_sum = 0.0
     for mb in micro:
-        logits, targets = target_logits(model, mb)
+        logits, targets = target_logits(model, mb, share_prefix)
         loss = sft_loss(logits, targets, total)
         loss.backward()
         loss_sum += loss.item()
@@ -80,11 +80,12 @@ def test_loss_and_gradients_equal_hf_reference_whatever_the_micro_batching(
         ("packed", 10**6, 0),  # one pack
         ("packed", longest + 10, 0),  # several packs
     ):
-        loss, grads, n = ours(model, examples, batching, budget, cut_cost)
-        counts.add((batching, n))
-        assert loss == pytest.approx(ref_loss, rel=1e-5), (batching, budget)
-        for name, g in ref_grads.items():
-            torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+        for share in (False, True):  # the rows' common prefix computed once, or per row
+            loss, grads, n = ours(model, examples, batching, budget, cut_cost, share)
+            counts.add((batching, n))
+            assert loss == pytest.approx(ref_loss, rel=1e-5), (batching, budget, share)
+            for name, g in ref_grads.items():
+                torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
     # The cases above really cut the batch differently.
     assert {n for b, n in counts if b == "grouped"} >= {1, len(examples) // 2, len(examples)}
     assert len({n for b, n in counts if b == "packed"}) == 2
@@ -139,6 +140,56 @@ def test_packing_is_refused_for_a_model_that_lets_packed_sequences_attend_to_eac
     check_packing(model)  # the real one keeps them apart
     with pytest.raises(ConfigError, match="lets packed sequences attend to each other"):
         check_packing(IgnoresPositions(model))
+
+
+def test_a_shared_prefix_goes_through_the_model_once(model_and_tok, tmp_path):
+    """share_prefix: one forward over the rows' common first tokens, then one over every
+    row's rest continuing from its cache; the logits are the whole rows'."""
+    model, tok = model_and_tok
+    examples = qa_examples(tok, tmp_path)  # r1zero: the template's instruction is shared
+    mb = collate_grouped(examples)
+    ids = mb.input_ids
+    common = int((ids == ids[:1]).all(0).long().cumprod(0).sum())
+    first_target = int((mb.targets != -100).any(0).nonzero().min())
+    assert (len(examples) - 1) * min(common, first_target) >= 64  # the case shares
+    calls = []
+    handle = model.register_forward_pre_hook(
+        lambda m, a, kw: calls.append(kw["input_ids"].shape), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            plain = target_logits(model, mb)
+            n_plain = len(calls)
+            shared = target_logits(model, mb, share_prefix=True)
+            packed = target_logits(model, collate_packed(examples), share_prefix=True)
+    finally:
+        handle.remove()
+    c = min(common, first_target)
+    assert n_plain == 1 and calls[1:3] == [(1, c), (len(examples), ids.shape[1] - c)]
+    assert len(calls) == 4  # a packed row (positions restart) is never split
+    torch.testing.assert_close(shared[0], plain[0], rtol=1e-4, atol=1e-5)
+    assert torch.equal(shared[1], plain[1])
+    assert packed[0].shape[:2] == packed[1].shape
+    # One prompt, completions that begin alike: the rows share more than the prompt, and the
+    # prefix stops where the first target column starts (its logits are needed).
+    e = examples[0]
+    same = [Example(e.ids[: e.prompt_len] + (7, 8, 9, t), e.prompt_len, "x") for t in (3, 4, 5)]
+    mb = collate_grouped(same)
+    with torch.no_grad():
+        plain, shared = target_logits(model, mb), target_logits(model, mb, share_prefix=True)
+    assert plain[0].shape[1] == 4
+    torch.testing.assert_close(shared[0], plain[0], rtol=1e-4, atol=1e-5)
+
+
+def test_no_prefix_is_shared_where_a_cache_would_not_hold_every_key(model_and_tok, tmp_path):
+    model, tok = model_and_tok
+    mb = collate_grouped(qa_examples(tok, tmp_path))
+    cols = (mb.targets != -100).any(0).nonzero().squeeze(1)
+    assert shared_prefix(model, mb, cols) > 0
+    windowed = copy.deepcopy(model)  # a sliding-window layer keeps only its window's keys
+    n = windowed.config.num_hidden_layers
+    windowed.config.layer_types = ["sliding_attention"] + ["full_attention"] * (n - 1)
+    assert shared_prefix(windowed, mb, cols) == 0
 
 
 def test_only_target_columns_go_through_the_lm_head(model_and_tok, tmp_path, monkeypatch):

@@ -212,6 +212,27 @@ def test_a_step_trains_the_same_whatever_the_micro_batching(tiny_qwen, qa_file, 
     assert rows["one"][0]["eval/loss"] == pytest.approx(hf_token_mean(tiny_qwen, data.train), 1e-5)
 
 
+def test_share_prefix_reaches_the_steps_and_the_evaluations(
+    tiny_qwen, qa_file, tmp_path, monkeypatch
+):
+    seen = []
+    real = trainer.target_logits
+
+    def spy(model, mb, share_prefix=False):
+        seen.append((share_prefix, torch.is_grad_enabled()))
+        return real(model, mb, share_prefix)
+
+    monkeypatch.setattr(trainer, "target_logits", spy)
+    losses = {}
+    for share in (True, False):
+        seen.clear()
+        out = tmp_path / str(share)
+        trainer.run(config(tiny_qwen, qa_file, out, epochs=1, eval_every=3, share_prefix=share))
+        assert set(seen) == {(share, True), (share, False)}  # training and held-out passes
+        losses[share] = [r.get("loss/sft", r.get("eval/loss")) for r in read_metrics(out)]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+
 def test_a_llama_with_its_own_chat_template_is_fine_tuned(tiny_llama, qa_file, tmp_path):
     out = tmp_path / "run"
     cfg = config(tiny_llama, qa_file, out, template="chat", epochs=1, steps=2, eval_every=0)

@@ -150,7 +150,7 @@ def default_cut_cost(device_type: str) -> int:
 
 # A common prefix (the prompt template) gets a forward pass of its own when that saves at least
 # this many prompt tokens: about one extra call's fixed cost on 2 CPU cores (see micro_batches).
-_MIN_SHARED_TOKENS = 64
+MIN_SHARED_TOKENS = 64
 
 
 class PromptCache:
@@ -185,7 +185,7 @@ class PromptCache:
         lengths = batch.attention_mask[heads, :lp].sum(1)  # [U]
         u = ids.shape[0]
         common = _common_prefix(ids, lengths)
-        if (u - 1) * common < _MIN_SHARED_TOKENS:
+        if (u - 1) * common < MIN_SHARED_TOKENS:
             common = 0
         cache = DynamicCache()
         if common:

@@ -24,8 +24,9 @@ import torch
 
 from r1lab.checkpoint import own_memory
 from r1lab.config import ConfigError
-from r1lab.rollout.batch import default_cut_cost
-from r1lab.rollout.engine import logits_to_keep_kwargs
+from r1lab.rollout.batch import MIN_SHARED_TOKENS, default_cut_cost
+from r1lab.rollout.engine import cache_kwargs, logits_to_keep_kwargs
+from r1lab.rollout.kv_cache import full_attention_only
 from r1lab.run.distributed import all_max, all_sum, is_main, shard, teardown
 from r1lab.run.fsdp import accumulate, gathered, shard_model
 from r1lab.run.loop import open_or_resume, optimizer_step, restore, train_loop
@@ -104,7 +105,7 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
     loss_sum = 0.0
     with accumulate(t.model) as comm:
         for mb in micro:
-            logits, targets = target_logits(t.model, mb.to(t.device))  # [R, C, V], [R, C]
+            logits, targets = target_logits(t.model, mb.to(t.device), cfg.share_prefix)  # [R, C, V]
             loss = sft_loss(logits, targets, num_targets)
             loss.backward()
             loss_sum += loss.item()
@@ -144,7 +145,9 @@ def train_step(t: Trainer, step: int) -> dict[str, float]:
 # Helpers of the step
 
 
-def target_logits(model: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+def target_logits(
+    model: Any, mb: MicroBatch, share_prefix: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The logits of the positions that have a target, and the targets: [R, C, V] and [R, C],
     where C are the columns in which some row has one. Only those columns go through the LM
     head when the model takes `logits_to_keep` (the prompts' and padding's never do).
@@ -152,12 +155,47 @@ def target_logits(model: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tenso
     No attention mask: a grouped row is one causal sequence (its padding comes after it); a
     packed row restarts its position ids per sequence, from which transformers builds the
     block-diagonal mask (or the varlen call of flash attention). That detection needs no mask
-    and no KV cache, hence use_cache=False."""
+    and no KV cache, hence use_cache=False.
+
+    share_prefix: the first tokens every row of a grouped micro-batch starts with (the
+    template's instruction: 83 of ~167 tokens a micro-world row) go through the model once, as
+    one row whose KV cache every row continues from; the same logits, and the gradient reaches
+    the prefix's pass through the cache (`shared_prefix`)."""
     cols = (mb.targets != IGNORE).any(0).nonzero().squeeze(1)  # [C]
-    keep = {k: v for k, v in logits_to_keep_kwargs(model, cols).items() if k == "logits_to_keep"}
-    out = model(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False, **keep)
-    logits = out.logits if keep else out.logits[:, cols]
+    c = shared_prefix(model, mb, cols) if share_prefix else 0
+    ids, positions = mb.input_ids[:, c:], mb.position_ids[:, c:]
+    extra: dict[str, Any] = {"use_cache": False}
+    if c:
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        model(
+            input_ids=mb.input_ids[:1, :c],
+            position_ids=mb.position_ids[:1, :c],
+            **cache_kwargs(model, cache),
+            use_cache=True,
+            **logits_to_keep_kwargs(model, 1),
+        )
+        cache.batch_repeat_interleave(ids.shape[0])  # autograd follows the copy to the one pass
+        extra = {**cache_kwargs(model, cache), "use_cache": True}
+    keep = {
+        k: v for k, v in logits_to_keep_kwargs(model, cols - c).items() if k == "logits_to_keep"
+    }
+    out = model(input_ids=ids, position_ids=positions, **extra, **keep)
+    logits = out.logits if keep else out.logits[:, cols - c]
     return logits, mb.targets[:, cols]
+
+
+def shared_prefix(model: Any, mb: MicroBatch, cols: torch.Tensor) -> int:
+    """Leading tokens every row of `mb` shares and that no target column reaches (0: compute
+    the rows whole): only for models whose layers are all full attention, grouped rows (a
+    packed row restarts its positions), and a prefix that saves `MIN_SHARED_TOKENS`."""
+    rows = mb.input_ids.shape[0]
+    if rows < 2 or not len(cols) or not full_attention_only(model):
+        return 0
+    same = (mb.input_ids == mb.input_ids[:1]).all(0).long().cumprod(0)  # [L]: 1 while shared
+    c = min(int(same.sum()), int(cols.min()))  # logits of positions >= c are computed
+    return c if (rows - 1) * c >= MIN_SHARED_TOKENS else 0
 
 
 def eval_loss(t: Trainer) -> dict[str, float]:
@@ -170,7 +208,7 @@ def eval_loss(t: Trainer) -> dict[str, float]:
     with torch.no_grad(), gathered(t.model):
         micro = micro_batches(mine, cfg.batching, cfg.micro_batch_tokens, t.cut_cost, t.pad_id)
         for mb in micro:
-            logits, targets = target_logits(t.model, mb.to(t.device))
+            logits, targets = target_logits(t.model, mb.to(t.device), cfg.share_prefix)
             nll += token_nll(logits, targets).item()
             n += int((targets != IGNORE).sum().item())
     nll, n = all_sum([nll, n])
