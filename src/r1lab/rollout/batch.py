@@ -187,18 +187,8 @@ class PromptCache:
         common = _common_prefix(ids, lengths)
         if (u - 1) * common < MIN_SHARED_TOKENS:
             common = 0
-        cache = DynamicCache()
-        if common:
-            # The shared part once, [1, c], then its KV repeated for the U prompts (a copy
-            # that autograd follows back to the single pass).
-            model(
-                input_ids=ids[:1, lp - int(lengths[0]) :][:, :common],
-                position_ids=torch.arange(common, device=ids.device)[None],
-                **cache_kwargs(model, cache),
-                use_cache=True,
-                **logits_to_keep_kwargs(model, 1),
-            )
-            cache.batch_repeat_interleave(u)
+        first = ids[:1, lp - int(lengths[0]) :]  # the first prompt, unpadded
+        cache = prefix_cache(model, first[:, :common], u) if common else DynamicCache()
         # The rest of every prompt, left-padded to the longest rest: its last `width` columns.
         rest = lengths - common  # [U] >= 1
         width = int(rest.max())
@@ -246,6 +236,24 @@ class PromptCache:
         if pairs:
             torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
         self._outputs = []  # the graph is spent; free it
+
+
+def prefix_cache(model, prefix: Tensor, rows: int) -> Any:
+    """A DynamicCache holding the KV of `prefix` [1, c] (positions 0..c-1), computed once and
+    repeated for `rows` rows: a copy that autograd follows back to the single pass, so the
+    rows' losses reach the prefix's computation."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    model(
+        input_ids=prefix,
+        position_ids=torch.arange(prefix.shape[1], device=prefix.device)[None],
+        **cache_kwargs(model, cache),
+        use_cache=True,
+        **logits_to_keep_kwargs(model, 1),
+    )
+    cache.batch_repeat_interleave(rows)
+    return cache
 
 
 def _common_prefix(ids: Tensor, lengths: Tensor) -> int:

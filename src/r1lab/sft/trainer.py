@@ -24,7 +24,7 @@ import torch
 
 from r1lab.checkpoint import own_memory
 from r1lab.config import ConfigError
-from r1lab.rollout.batch import MIN_SHARED_TOKENS, default_cut_cost
+from r1lab.rollout.batch import MIN_SHARED_TOKENS, default_cut_cost, prefix_cache
 from r1lab.rollout.engine import cache_kwargs, logits_to_keep_kwargs
 from r1lab.rollout.kv_cache import full_attention_only
 from r1lab.run.distributed import all_max, all_sum, is_main, shard, teardown
@@ -165,18 +165,8 @@ def target_logits(
     c = shared_prefix(model, mb, cols) if share_prefix else 0
     ids, positions = mb.input_ids[:, c:], mb.position_ids[:, c:]
     extra: dict[str, Any] = {"use_cache": False}
-    if c:
-        from transformers import DynamicCache
-
-        cache = DynamicCache()
-        model(
-            input_ids=mb.input_ids[:1, :c],
-            position_ids=mb.position_ids[:1, :c],
-            **cache_kwargs(model, cache),
-            use_cache=True,
-            **logits_to_keep_kwargs(model, 1),
-        )
-        cache.batch_repeat_interleave(ids.shape[0])  # autograd follows the copy to the one pass
+    if c:  # grouped rows' positions start at 0, as the prefix's
+        cache = prefix_cache(model, mb.input_ids[:1, :c], ids.shape[0])
         extra = {**cache_kwargs(model, cache), "use_cache": True}
     keep = {
         k: v for k, v in logits_to_keep_kwargs(model, cols - c).items() if k == "logits_to_keep"
