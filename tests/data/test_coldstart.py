@@ -58,6 +58,9 @@ class Scripted:
     def serves(self, cell) -> bool:
         return self._serves(cell)
 
+    def model_for(self, cell) -> str:
+        return self.model
+
     def batch(self, cell, size, seed):
         self.calls += 1
         self.sizes.append(size)
@@ -541,6 +544,56 @@ def test_the_command_builds_a_dataset_and_its_stats_from_a_model_and_a_zero_run(
     # Run again: the outputs are there, so it refuses before loading anything.
     assert main(argv) == 2
     assert "cold.parquet exists" in capsys.readouterr().err
+
+
+def zero_checkpoint_run(tmp_path: Path, model: Path, name: str, task: str) -> Path:
+    """A `r1lab zero` run directory on `task` whose last checkpoint is `model`'s files."""
+    from r1lab.rl.config import ZeroConfig
+    from r1lab.run.rundir import save_run_config
+    from r1lab.tasks import TaskConfig
+
+    run = tmp_path / name
+    ckpt = run / "checkpoints" / "step-000010"
+    ckpt.mkdir(parents=True)
+    for f in Path(model).iterdir():
+        (ckpt / f.name).symlink_to(f)
+    (ckpt / "trainer_state.pt").write_bytes(b"")
+    save_run_config(ZeroConfig(task=TaskConfig(task), out=str(run)), run)
+    return run
+
+
+def test_the_command_asks_each_cell_the_zero_model_of_its_task(tmp_path, tiny_lm):
+    from r1lab.cli import main
+
+    arith = zero_checkpoint_run(tmp_path, tiny_lm, "demo", "arithmetic")
+    count = zero_checkpoint_run(tmp_path, tiny_lm, "zero-countdown", "countdown")
+    out = tmp_path / "cold.jsonl"
+    argv = [
+        "coldstart",
+        f"model={tiny_lm}",
+        "tasks=[arithmetic,countdown]",
+        "languages=[en]",
+        "balance_ops=false",
+        "sources=[zero]",
+        f"zero_model=[{count},{arith}]",  # not in the cells' order: the task decides
+        "rows=2",
+        "samples_per_question=1",
+        "questions_per_batch=2",
+        "give_up_after=2",
+        "max_new_tokens=4",
+        f"out={out}",
+        "device=cpu",
+        "threads=1",
+        "progress=false",
+    ]
+    assert main(argv) == 0
+    stats = json.loads((tmp_path / "cold.stats.json").read_text())
+    models = {key: c["sources"]["zero"]["model"] for key, c in stats["cells"].items()}
+    assert models == {"arithmetic/en": str(arith), "countdown/en": str(count)}
+    assert stats["sources"]["zero"]["candidates"] == 4 and stats["config"]["zero_model"] == [
+        str(count),
+        str(arith),
+    ]
 
 
 def test_the_command_rewrites_with_an_endpoint_and_fails_early_when_it_is_dead(tmp_path, tiny_lm):

@@ -18,6 +18,7 @@ from r1lab.data.sources import (
     DEFAULT_EXEMPLARS,
     DIRECT_INSTRUCTION,
     Exemplar,
+    ZeroSource,
     direct_prompt,
     direct_source,
     fewshot_prompt,
@@ -28,7 +29,7 @@ from r1lab.data.sources import (
     read_zero_samples,
     resolve_zero_model,
     trained_context,
-    zero_source,
+    zero_model_task,
 )
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.tasks import (
@@ -320,6 +321,19 @@ def test_zero_model_is_a_model_directory_or_a_run_s_last_checkpoint(tmp_path, ti
         resolve_zero_model(str(tmp_path / "runs" / "missing"))
 
 
+def test_a_zero_model_s_task_is_what_its_run_trained_on(tmp_path, tiny_lm):
+    from r1lab.rl.config import ZeroConfig
+    from r1lab.run.rundir import save_run_config
+
+    run = tmp_path / "zero-countdown"
+    ckpt = run / "checkpoints" / "step-000030"
+    ckpt.mkdir(parents=True)
+    save_run_config(ZeroConfig(task=TaskConfig("countdown"), out=str(run)), run)
+    assert zero_model_task(str(run), ckpt) == "countdown"  # the run given
+    assert zero_model_task(str(ckpt), ckpt) == "countdown"  # a checkpoint of it
+    assert zero_model_task(str(tiny_lm), Path(tiny_lm)) == ""  # a bare model says nothing
+
+
 # --- sampling sources -------------------------------------------------------------------------
 
 
@@ -383,11 +397,46 @@ def test_questions_whose_prompt_does_not_fit_are_passed_over_and_counted():
     assert direct.notes == {"prompt does not fit the context": 2}
 
 
+def test_the_zero_source_asks_each_cell_the_model_trained_on_its_task():
+    arith, count = FakeGenerator(10_000), FakeGenerator(10_000)
+    arith.name, count.name, count.template = "runs/demo", "runs/zero-countdown", "raw"
+    source = ZeroSource([(arith, None, "arithmetic"), (count, None, "countdown")], n=2)
+    countdown, division = cell_of("en", "countdown"), cell_of("zh")
+    cd, ar = source.batch(countdown, 1, 5), source.batch(division, 1, 6)
+    # Each model is asked its own cells' questions, in the template it was trained with.
+    assert [c.model for c in cd] == ["runs/zero-countdown"] * 2 and len(count.calls) == 1
+    assert count.calls[0][0] == [cd[0].example["question"]] == [cd[0].prompt]
+    assert [c.model for c in ar] == ["runs/demo"] * 2 and len(arith.calls) == 1
+    assert ar[0].prompt == R1_ZERO_TEMPLATE.format(prompt=ar[0].example["question"])
+    assert ar[0].example["language"] == "zh" and {c.source for c in cd + ar} == {"zero"}
+    assert source.model_for(countdown) == "runs/zero-countdown"
+    assert source.model_for(division) == "runs/demo" and source.serves(countdown)
+    # A cell no model was trained on asks the first given; the order decides between two of
+    # the same task, and a model of unknown task ("") is never preferred to a matching one.
+    first = ZeroSource([(count, None, "countdown"), (arith, None, "")], 1)
+    assert first.model_for(division) == "runs/zero-countdown"
+    assert first.model_for(countdown) == "runs/zero-countdown"
+    late = ZeroSource([(arith, None, ""), (count, None, "countdown")], 1)
+    assert (
+        late.model_for(countdown) == "runs/zero-countdown"
+        and late.model_for(division) == "runs/demo"
+    )
+    # One count of passed-over questions for the source, whichever model was asked.
+    tight = FakeGenerator(limit=10)
+    both = ZeroSource(
+        [(tight, None, "arithmetic"), (FakeGenerator(limit=10), None, "countdown")], 1
+    )
+    assert both.batch(division, 2, 0) == [] and both.batch(countdown, 1, 0) == []
+    assert both.notes == {"prompt does not fit the context": 3}
+    with pytest.raises(ValueError, match="at least one model"):
+        ZeroSource([], 1)
+
+
 def test_the_direct_and_zero_sources_ask_the_plain_question():
     gen = FakeGenerator(limit=10_000)
     cell = cell_of("en", "countdown")
     direct = direct_source(gen, DIRECT_INSTRUCTION, 1, None).batch(cell, 1, 0)
-    zero = zero_source(gen, 1, None).batch(cell, 1, 0)
+    zero = ZeroSource([(gen, None, "")], 1).batch(cell, 1, 0)
     assert "Work it out step by step" in direct[0].prompt
     assert zero[0].prompt == R1_ZERO_TEMPLATE.format(prompt=zero[0].example["question"])
     assert direct[0].example != zero[0].example  # the cell's next question, not the same one

@@ -44,7 +44,7 @@ def test_each_stage_starts_from_the_model_the_recipe_names(cfg, tmp_path):
 
 def test_datasets_and_reward_models_go_where_the_next_stage_reads_them(cfg, tmp_path):
     cold = stage_config(cfg, "coldstart", tmp_path)
-    assert cold.zero_model == str(tmp_path / "zero")
+    assert cold.zero_model == [str(tmp_path / "zero")]
     assert cold.out == str(output_path(tmp_path, "coldstart"))
     assert stage_config(cfg, "sft_coldstart", tmp_path).data == cold.out
     reject = stage_config(cfg, "reject", tmp_path)

@@ -48,10 +48,10 @@ from r1lab.data.sources import (
     ModelGenerator,
     SamplesSource,
     Source,
+    ZeroSource,
     direct_source,
     fewshot_source,
     trained_context,
-    zero_source,
 )
 from r1lab.microworld import DEFAULT_BASE
 from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
@@ -101,9 +101,11 @@ class ColdStartConfig:
     direct_instruction: dict[str, str] = field(default_factory=lambda: dict(DIRECT_INSTRUCTION))
     """`direct`: the request per question language, with a {question} placeholder (a language
     without one uses `en`'s)."""
-    zero_model: str = ""
-    """`zero`: an R1-Zero model directory or a `r1lab zero` run (its last checkpoint; `r1lab
-    demo` writes runs/demo), sampled with the template recorded in its r1lab.json."""
+    zero_model: list[str] = field(default_factory=list)
+    """`zero`: R1-Zero models, each a model directory or a `r1lab zero` run (its last
+    checkpoint; `r1lab demo` writes runs/demo), sampled with the template recorded in its
+    r1lab.json. With one per task (`zero_model=[runs/demo,runs/zero-countdown]`) a cell
+    samples the first trained on its task (its run's config.yaml says), else the first given."""
     zero_samples: str = ""
     """`zero_samples`: a `r1lab zero` run directory (or one of its samples/*.jsonl files)."""
     rows: int = 1000
@@ -320,6 +322,8 @@ class Tally:
     seconds: float = 0.0
     done: str = ""
     """Why the source stopped sampling this cell (empty: it filled its share)."""
+    model: str = ""
+    """The model that answered (a zero source's differs by cell)."""
 
     @property
     def surplus(self) -> int:
@@ -509,6 +513,8 @@ class Builder:
         cfg = self.cfg
         serving = [s for s in sources if s.serves(cell)]
         tallies = {s.name: self.tallies.setdefault((cell.key, s.name), Tally()) for s in serving}
+        for s in serving:
+            tallies[s.name].model = s.model_for(cell)
         kept = 0
         rounds: Counter = Counter()
         while kept < cell.quota:
@@ -694,7 +700,12 @@ def summarize_stats(
             "rows": sum(t.kept for t in mine.values()),
             "candidates": sum(t.candidates for t in mine.values()),
             "sources": {
-                name: {"rows": t.kept, "candidates": t.candidates, "stopped": t.done}
+                name: {
+                    "rows": t.kept,
+                    "candidates": t.candidates,
+                    "stopped": t.done,
+                    "model": t.model,
+                }
                 for name, t in mine.items()
             },
         }
@@ -784,7 +795,12 @@ def stats_markdown(stats: Mapping[str, Any]) -> str:
 def run(cfg: ColdStartConfig) -> int:
     from r1lab.config import validate
     from r1lab.data.rewriter import make_rewriter
-    from r1lab.data.sources import read_exemplars, read_zero_samples, resolve_zero_model
+    from r1lab.data.sources import (
+        read_exemplars,
+        read_zero_samples,
+        resolve_zero_model,
+        zero_model_task,
+    )
     from r1lab.run.model import check_model_dir, load_model
 
     validate(cfg)
@@ -795,10 +811,10 @@ def run(cfg: ColdStartConfig) -> int:
     check_model_dir(cfg.model)
     skipped: dict[str, str] = {}
     exemplars = read_exemplars(cfg.exemplars) if "fewshot" in cfg.sources else []
-    zero_path = None
+    zero_paths = []
     if "zero" in cfg.sources:
         if cfg.zero_model:
-            zero_path = resolve_zero_model(cfg.zero_model)
+            zero_paths = [(given, resolve_zero_model(given)) for given in cfg.zero_model]
         else:
             skipped["zero"] = (
                 "no zero_model given (an R1-Zero checkpoint or run: `r1lab demo` writes "
@@ -845,16 +861,17 @@ def run(cfg: ColdStartConfig) -> int:
             sources.append(fewshot_source(base, exemplars, cfg.shots, n, tokenizer, cfg.seed))
         if "direct" in cfg.sources:
             sources.append(direct_source(base, cfg.direct_instruction, n, tokenizer))
-    if zero_path is not None:
+    if zero_paths:
         from r1lab.run.checkpoints import checkpoint_meta
 
-        template = checkpoint_meta(zero_path).get("template") or cfg.template
-        zmodel, ztok = load_model(zero_path, cfg.device, cfg.dtype, template)
-        context = cfg.context or trained_context(zero_path, zmodel)
-        zgen = ModelGenerator(
-            str(cfg.zero_model), zmodel, ztok, template, context=context, **sampling
-        )
-        sources.append(zero_source(zgen, n, ztok))
+        zero_models = []
+        for given, path in zero_paths:
+            template = checkpoint_meta(path).get("template") or cfg.template
+            zmodel, ztok = load_model(path, cfg.device, cfg.dtype, template)
+            context = cfg.context or trained_context(path, zmodel)
+            zgen = ModelGenerator(given, zmodel, ztok, template, context=context, **sampling)
+            zero_models.append((zgen, ztok, zero_model_task(given, path)))
+        sources.append(ZeroSource(zero_models, n))
     if "zero_samples" in cfg.sources:
         sources.append(SamplesSource(samples, samples_task, cfg.zero_samples))
 

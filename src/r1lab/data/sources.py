@@ -3,8 +3,9 @@
 - `fewshot`: a model continues long-CoT exemplars (`read_exemplars`, `fewshot_prompt`);
 - `direct`: a model is asked outright for a detailed answer that reflects and verifies
   (`direct_prompt`);
-- `zero`: an R1-Zero checkpoint is sampled with the template it was trained with
-  (`resolve_zero_model`), or a `r1lab zero` run's saved samples are read (`read_zero_samples`).
+- `zero`: R1-Zero checkpoints are sampled with the template each was trained with
+  (`resolve_zero_model`, `ZeroSource`: a cell asks the one trained on its task), or a `r1lab
+  zero` run's saved samples are read (`read_zero_samples`).
 
 The fourth method, post-processing, is `r1lab.data.filters` and `r1lab.data.readable`. Each
 sampling source hands the build loop (`r1lab.data.coldstart`) `Candidate`s for the next
@@ -218,6 +219,19 @@ def resolve_zero_model(path: str) -> Path:
     return check_model_dir(path)
 
 
+def zero_model_task(given: str | Path, checkpoint: Path) -> str:
+    """The task an R1-Zero model was trained on (`task.name` of its run's config.yaml): the run
+    directory given, or the run a checkpoint sits in (RUN/checkpoints/step-N); "" when no run
+    config says (a bare model directory)."""
+    from r1lab.rl.config import ZeroConfig
+    from r1lab.run.rundir import CONFIG_FILE, saved_config
+
+    for run in (Path(given), checkpoint.parent.parent):
+        if (run / CONFIG_FILE).is_file() and (run / "checkpoints").is_dir():
+            return saved_config(ZeroConfig, run).task.name
+    return ""
+
+
 @dataclass(frozen=True)
 class ZeroSample:
     question: str
@@ -361,6 +375,10 @@ class Source(Protocol):
 
     def serves(self, cell: Any) -> bool: ...
 
+    def model_for(self, cell: Any) -> str:
+        """The model that answers `cell` (the stats name it per cell)."""
+        ...
+
     def batch(self, cell: Any, size: int, seed: int) -> list[Candidate] | None:
         """Candidates of the next `size` questions of `cell` (`Cell.take`), or of the cell's
         share of a fixed pool; None when the source has no more."""
@@ -385,6 +403,9 @@ class PromptSource:
 
     def serves(self, cell: Any) -> bool:
         return self._serves(cell)
+
+    def model_for(self, cell: Any) -> str:
+        return self.model
 
     def batch(self, cell: Any, size: int, seed: int) -> list[Candidate] | None:
         questions = cell.take(size)
@@ -420,6 +441,9 @@ class SamplesSource:
 
     def serves(self, cell: Any) -> bool:
         return cell.task_name == self.task_name
+
+    def model_for(self, cell: Any) -> str:
+        return self.model
 
     def batch(self, cell: Any, size: int, seed: int) -> list[Candidate] | None:
         if cell.key in self._served:
@@ -473,11 +497,48 @@ def direct_source(
     return PromptSource("direct", generator, prompt, n)
 
 
-def zero_source(generator: Generator, n: int, tokenizer: Any) -> PromptSource:
-    """`zero`: each question in the template the R1-Zero checkpoint was trained with."""
+class ZeroSource:
+    """`zero`: R1-Zero models, each question in the template its model was trained with.
 
+    `models` are (generator, tokenizer, task) in the order given, task being the one the model
+    was trained on ("" when unknown: `zero_model_task`). A cell samples the first model trained
+    on its task, else the first model given: an R1-Zero trained on one task still answers some
+    questions of another, and a model per task (the micro-world trains arithmetic and countdown
+    apart) lets every cell sample the model that learned it."""
+
+    name = "zero"
+
+    def __init__(self, models: Sequence[tuple[Generator, Any, str]], n: int):
+        if not models:
+            raise ValueError("ZeroSource needs at least one model")
+        self.notes: Counter = Counter()
+        self.by_task: list[tuple[str, PromptSource]] = []
+        for generator, tokenizer, task in models:
+            source = PromptSource("zero", generator, _plain_prompt(generator, tokenizer), n)
+            source.notes = self.notes  # one count for the source, whichever model asked
+            self.by_task.append((task, source))
+        self.model = ", ".join(s.model for _, s in self.by_task)
+
+    def pick(self, cell: Any) -> PromptSource:
+        """The model that samples `cell`."""
+        mine = (s for task, s in self.by_task if task == cell.task_name)
+        return next(mine, self.by_task[0][1])
+
+    def serves(self, cell: Any) -> bool:
+        return True
+
+    def model_for(self, cell: Any) -> str:
+        return self.pick(cell).model
+
+    def batch(self, cell: Any, size: int, seed: int) -> list[Candidate] | None:
+        return self.pick(cell).batch(cell, size, seed)
+
+
+def _plain_prompt(
+    generator: Generator, tokenizer: Any
+) -> Callable[[dict[str, Any], str], str | None]:
     def prompt(ex: dict[str, Any], task_name: str) -> str | None:
         text = render_prompt(ex["question"], generator.template, tokenizer)
         return text if generator.fits(text) else None
 
-    return PromptSource("zero", generator, prompt, n)
+    return prompt

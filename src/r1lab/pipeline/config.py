@@ -191,7 +191,7 @@ def _coldstart() -> ColdStartConfig:
     # as one long paragraph), and the cold start then checks badly (docs/r1.md, section 4).
     return ColdStartConfig(
         model=BASE,
-        zero_model=_at("zero"),
+        zero_model=[_at("zero")],
         sources=["zero", "fewshot"],
         rows=400,
         filters=[f for f in RULES if f != "long_paragraph"],

@@ -127,7 +127,7 @@ def stage_config(cfg: R1Config, stage: str, root: Path) -> Any:
     elif stage == "coldstart":
         wired = {
             "model": cfg.base,
-            "zero_model": str(root / "zero"),
+            "zero_model": [str(root / "zero")],
             "tasks": [cfg.task.name],
             "ops": cfg.task.ops,
             "languages": ["en", "zh"] if cfg.task.zh_fraction > 0 else ["en"],
