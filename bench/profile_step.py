@@ -3,10 +3,12 @@
     .venv/bin/python bench/profile_step.py                 # vs_trl settings, shipped base model
     .venv/bin/python bench/profile_step.py --rows 25 --out /tmp/trace.json
     .venv/bin/python bench/profile_step.py --phases --model runs/demo/checkpoints/step-000040
+    .venv/bin/python bench/profile_step.py --phases --demo --model runs/demo/checkpoints/step-000030
 
 Builds the trainer with bench/vs_trl.py's settings (P = 16, G = 8, 128 new tokens, EOS or length,
-beta = 0.001, micro-batch 32, 2 threads), runs one warm-up step, then profiles one step and prints
-the operators by self CPU time. With --phases, two tables instead: the operators inside the
+beta = 0.001, micro-batch 32, 2 threads), or with --demo `r1lab demo`'s (division and Chinese
+questions, 600 new tokens, the stop string), runs one warm-up step, then profiles one step and
+prints the operators by self CPU time. With --phases, two tables instead: the operators inside the
 rollout (`Sampler.generate`; its "python" row is the time between operators: the sampler's loop
 and the model's Python) and those of the rest of the step (reward scoring and the update).
 """
@@ -55,12 +57,18 @@ def main() -> None:
     ap.add_argument("--out", default="", help="also write a Chrome trace here")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--phases", action="store_true", help="split into rollout and the rest")
+    ap.add_argument("--demo", action="store_true", help="`r1lab demo`'s settings")
     args = ap.parse_args()
-    ns = argparse.Namespace(
-        model=args.model, group=8, max_new=128, prompts=16, micro_batch=32, threads=args.threads
-    )
     torch.set_num_threads(args.threads)
-    cfg = r1lab_config(ns)
+    if args.demo:
+        from r1lab.demo import DemoConfig
+
+        cfg = DemoConfig(model=args.model, threads=args.threads, progress=False, eval_every=0)
+    else:
+        ns = argparse.Namespace(
+            model=args.model, group=8, max_new=128, prompts=16, micro_batch=32, threads=args.threads
+        )
+        cfg = r1lab_config(ns)
     if args.phases:  # mark the rollout so its operators can be told apart
         generate = trainer_module.Sampler.generate
 
