@@ -562,11 +562,20 @@ def zero_checkpoint_run(tmp_path: Path, model: Path, name: str, task: str) -> Pa
     return run
 
 
-def test_the_command_asks_each_cell_the_zero_model_of_its_task(tmp_path, tiny_lm):
+def test_the_command_asks_each_cell_the_zero_model_of_its_task(
+    tmp_path, tiny_lm, capsys, monkeypatch
+):
     from r1lab.cli import main
+    from r1lab.run import model as run_model
 
+    loaded = []
+    load = run_model.load_model
+    monkeypatch.setattr(
+        run_model, "load_model", lambda path, *a: loaded.append(path) or load(path, *a)
+    )
     arith = zero_checkpoint_run(tmp_path, tiny_lm, "demo", "arithmetic")
     count = zero_checkpoint_run(tmp_path, tiny_lm, "zero-countdown", "countdown")
+    again = zero_checkpoint_run(tmp_path, tiny_lm, "zero-countdown-2", "countdown")
     out = tmp_path / "cold.jsonl"
     argv = [
         "coldstart",
@@ -575,7 +584,7 @@ def test_the_command_asks_each_cell_the_zero_model_of_its_task(tmp_path, tiny_lm
         "languages=[en]",
         "balance_ops=false",
         "sources=[zero]",
-        f"zero_model=[{count},{arith}]",  # not in the cells' order: the task decides
+        f"zero_model=[{count},{arith},{again}]",  # not in the cells' order: the task decides
         "rows=2",
         "samples_per_question=1",
         "questions_per_batch=2",
@@ -590,10 +599,14 @@ def test_the_command_asks_each_cell_the_zero_model_of_its_task(tmp_path, tiny_lm
     stats = json.loads((tmp_path / "cold.stats.json").read_text())
     models = {key: c["sources"]["zero"]["model"] for key, c in stats["cells"].items()}
     assert models == {"arithmetic/en": str(arith), "countdown/en": str(count)}
-    assert stats["sources"]["zero"]["candidates"] == 4 and stats["config"]["zero_model"] == [
-        str(count),
-        str(arith),
-    ]
+    assert stats["sources"]["zero"]["candidates"] == 4
+    assert stats["config"]["zero_model"] == [str(count), str(arith), str(again)]
+    # The second countdown model is asked by no cell: not loaded, and said so.
+    why = "trained on countdown, and every cell asks another model"
+    assert stats["skipped_sources"] == {f"zero_model {again}": why}
+    assert f"zero_model {again}: not loaded, {why}" in capsys.readouterr().err
+    step = Path("checkpoints") / "step-000010"
+    assert loaded == [str(tiny_lm), count / step, arith / step]  # the base, then the two asked
 
 
 def test_the_command_rewrites_with_an_endpoint_and_fails_early_when_it_is_dead(tmp_path, tiny_lm):

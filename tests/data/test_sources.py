@@ -29,6 +29,7 @@ from r1lab.data.sources import (
     read_zero_samples,
     resolve_zero_model,
     trained_context,
+    zero_model_for,
     zero_model_task,
 )
 from r1lab.microworld import DEFAULT_BASE
@@ -430,6 +431,8 @@ def test_the_zero_source_asks_each_cell_the_model_trained_on_its_task():
     assert both.notes == {"prompt does not fit the context": 3}
     with pytest.raises(ValueError, match="at least one model"):
         ZeroSource([], 1)
+    tasks = ["", "countdown", "arithmetic", "countdown"]
+    assert [zero_model_for(tasks, t) for t in ("countdown", "arithmetic", "file")] == [1, 2, 0]
 
 
 def test_the_direct_and_zero_sources_ask_the_plain_question():

@@ -799,6 +799,7 @@ def run(cfg: ColdStartConfig) -> int:
         read_exemplars,
         read_zero_samples,
         resolve_zero_model,
+        zero_model_for,
         zero_model_task,
     )
     from r1lab.run.model import check_model_dir, load_model
@@ -825,6 +826,16 @@ def run(cfg: ColdStartConfig) -> int:
     if "zero_samples" in cfg.sources:
         samples, samples_task = read_zero_samples(cfg.zero_samples)
     cells = make_cells(cfg)
+    # A zero model that no cell would ask (a second model of one task, or one of a task not
+    # asked for) is not loaded.
+    tasks = [zero_model_task(given, path) for given, path in zero_paths]
+    asked = {zero_model_for(tasks, cell.task_name) for cell in cells} if tasks else set()
+    for i, (given, _) in enumerate(zero_paths):
+        if i not in asked:
+            trained = f"trained on {tasks[i]}" if tasks[i] else "no run config names its task"
+            why = skipped[f"zero_model {given}"] = f"{trained}, and every cell asks another model"
+            print(f"zero_model {given}: not loaded, {why}", file=sys.stderr)
+    zero_used = [(zero_paths[i], tasks[i]) for i in sorted(asked)]
 
     import torch
 
@@ -861,16 +872,16 @@ def run(cfg: ColdStartConfig) -> int:
             sources.append(fewshot_source(base, exemplars, cfg.shots, n, tokenizer, cfg.seed))
         if "direct" in cfg.sources:
             sources.append(direct_source(base, cfg.direct_instruction, n, tokenizer))
-    if zero_paths:
+    if zero_used:
         from r1lab.run.checkpoints import checkpoint_meta
 
         zero_models = []
-        for given, path in zero_paths:
+        for (given, path), task in zero_used:
             template = checkpoint_meta(path).get("template") or cfg.template
             zmodel, ztok = load_model(path, cfg.device, cfg.dtype, template)
             context = cfg.context or trained_context(path, zmodel)
             zgen = ModelGenerator(given, zmodel, ztok, template, context=context, **sampling)
-            zero_models.append((zgen, ztok, zero_model_task(given, path)))
+            zero_models.append((zgen, ztok, task))
         sources.append(ZeroSource(zero_models, n))
     if "zero_samples" in cfg.sources:
         sources.append(SamplesSource(samples, samples_task, cfg.zero_samples))

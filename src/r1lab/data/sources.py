@@ -521,8 +521,7 @@ class ZeroSource:
 
     def pick(self, cell: Any) -> PromptSource:
         """The model that samples `cell`."""
-        mine = (s for task, s in self.by_task if task == cell.task_name)
-        return next(mine, self.by_task[0][1])
+        return self.by_task[zero_model_for([task for task, _ in self.by_task], cell.task_name)][1]
 
     def serves(self, cell: Any) -> bool:
         return True
@@ -532,6 +531,12 @@ class ZeroSource:
 
     def batch(self, cell: Any, size: int, seed: int) -> list[Candidate] | None:
         return self.pick(cell).batch(cell, size, seed)
+
+
+def zero_model_for(tasks: Sequence[str], task_name: str) -> int:
+    """Which of the zero models (by the tasks they were trained on, in the order given) a cell
+    of `task_name` asks: the first trained on it, else the first."""
+    return next((i for i, task in enumerate(tasks) if task == task_name), 0)
 
 
 def _plain_prompt(
