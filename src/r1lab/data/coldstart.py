@@ -90,7 +90,7 @@ class ColdStartConfig:
     """For `file`: how its questions and answers are read (as task.format)."""
     sources: list[str] = field(default_factory=lambda: ["fewshot", "direct", "zero"])
     """Sources to sample: `fewshot` (exemplars), `direct` (asked for detail, reflection and
-    verification), `zero` (the zero_model checkpoint), `zero_samples` (a zero run's saved
+    verification), `zero` (the zero_model checkpoints), `zero_samples` (a zero run's saved
     samples). `zero` without zero_model is skipped with a notice."""
     exemplars: str = str(DEFAULT_EXEMPLARS)
     """`fewshot`: JSONL of {question, completion (readable format), task, language}; the
