@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from r1lab.metrics import (
     DEFAULT_REFLECTION_PHRASES,
     Claim,
+    Comparison,
     _reflection_pattern,
     arithmetic_claims,
+    comparisons,
     evaluate_expression,
     has_reflection,
     length_stats,
@@ -26,6 +28,7 @@ from r1lab.metrics import (
     reflection_rate,
     self_correction_rate,
     self_corrects,
+    unrevised_steps,
 )
 
 # --- pass@k -----------------------------------------------------------------------------------
@@ -387,6 +390,120 @@ def test_self_correction_rate():
         self_correction_rate(texts, [True])
     with pytest.raises(ValueError):
         self_correction_rate([], [])
+
+
+# --- comparisons and revised steps -----------------------------------------------------------
+
+
+def compared(text: str) -> list[tuple[int, int, str, bool]]:
+    return [(c.a, c.b, c.relation, c.holds) for c in comparisons(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "287 vs 294: 2 = 2, 8 < 9, less, no.",
+            [(287, 294, "<", True), (2, 2, "=", True), (8, 9, "<", True)],
+        ),
+        ("294 vs 294: same", [(294, 294, "=", True)]),
+        ("300 vs 294: 3 = 2, more", [(300, 294, ">", True), (3, 2, "=", False)]),
+        (
+            "35 对比 41：4 = 4，5 = 5，相等，所以 8。",
+            [(35, 41, "=", False), (4, 4, "=", True), (5, 5, "=", True)],
+        ),
+        ("8 对比 11：1 位 > 1 位，大", [(8, 11, ">", False), (1, 1, ">", False)]),
+        ("3 digits < 2 digits", [(3, 2, "<", False)]),
+        (
+            "-1 vs 15: no. 15 vs 15: yes! 16 vs 15: yes!",
+            [(-1, 15, "≠", True), (15, 15, "=", True), (16, 15, "=", False)],
+        ),
+        (
+            "28 对比 42：不对。 42 对比 42：对！ 41 对比 42：对！",
+            [(28, 42, "≠", True), (42, 42, "=", True), (41, 42, "=", False)],
+        ),
+        (
+            "150 vs 168: 1 = 1, 5 < 6, less by 18 = 3 * 6",
+            [(150, 168, "<", True), (1, 1, "=", True), (5, 6, "<", True)],
+        ),
+        ("12 vs 10: much less", [(12, 10, "<", False)]),
+        ("12 vs 10: more, yes", [(12, 10, ">", False)]),  # every verdict of the clause must hold
+        ("12 vs 10: 1 = 1. Less is more.", [(1, 1, "=", True)]),  # the clause ended at `.`
+        ("12 vs 10: 1 = 1, nothing said", [(1, 1, "=", True)]),  # no verdict: no `vs` claim
+        (
+            "4 != 5, 4 <= 4, 5 >= 6, 7 ≠ 7",
+            [(4, 5, "≠", True), (4, 4, "≤", True), (5, 6, "≥", False), (7, 7, "≠", False)],
+        ),
+        ("4, 12, 3 = 19", [(3, 19, "=", False)]),
+    ],
+)
+def test_comparisons_are_read_and_judged(text, expected):
+    assert compared(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "6 + 1 = 7",  # an expression's last operand is no number compared
+        "7 - 8 = -1",
+        "3*4 = 12 = 13",  # a chain, as arithmetic_claims reads it
+        "1 < 2 < 3",
+        "2^3 = 8",
+        "f(2) = 4",
+        "1,000 = 1000",
+        "3.5 = 7",
+        "x = 3 < 4",
+        "x2 = 5",
+        "3 < 2 + 5",
+        "12 vs 10 less",  # no colon
+    ],
+)
+def test_what_is_no_comparison(text):
+    assert comparisons(text) == []
+
+
+def wrong_left(text: str, *phrases: str) -> list[str]:
+    steps = unrevised_steps(text, phrases) if phrases else unrevised_steps(text)
+    return [text[s.start : s.end] for s in steps]
+
+
+def test_a_wrong_step_is_revised_only_by_restating_it_right_after_a_reflection():
+    assert wrong_left("3+4=8. Wait, 3+4=7.") == []
+    assert wrong_left("3+4=8. 等等，3 + 4 = 7。") == []  # spaces do not change the expression
+    assert wrong_left("3+4=8. So 3+4=7.") == ["3+4=8"]  # no reflection
+    assert wrong_left("Wait. 3+4=8. 3+4=7.") == ["3+4=8"]  # the reflection came before it
+    assert wrong_left("3+4=8. Wait, 3+4=9.") == ["3+4=8", "3+4=9"]  # restated wrong again
+    # a reflection about something else excuses nothing (self_corrects would)
+    text = "9*2=28, so 9. 186 / 2 = 95? Wait, 96? 96*2=192."
+    assert wrong_left(text) == ["9*2=28"]
+    assert self_corrects(text, True)
+    # comparisons: the same two numbers compared again, in either order
+    assert wrong_left("35 vs 41: same. Wait, 35 vs 41: less.") == []
+    assert wrong_left("35 vs 41: same. Wait, 41 vs 35: more.") == []
+    assert wrong_left("35 vs 41: same. Wait, 35 vs 42: less.") == ["35 vs 41: same"]
+    assert wrong_left("35 vs 41: same. Wait, 35 vs 41: more.") == [
+        "35 vs 41: same",
+        "35 vs 41: more",
+    ]
+    assert wrong_left("5 < 4. Let me check: 5 > 4.") == []
+    # a claim is not revised by a comparison nor the other way round
+    assert wrong_left("3+4=8. Wait, 8 = 7.") == ["3+4=8", "8 = 7"]
+    assert wrong_left("3+4=8. Hmm, 3+4=7.", "hmm") == []
+    assert wrong_left("3+4=8. Hmm, 3+4=7.") == ["3+4=8"]
+
+
+def test_a_wrong_guess_needs_a_reflection_then_a_right_step():
+    assert wrong_left("288 / 3 = 95? 95*3=285, less. Wait, 96? 96*3=288.") == []
+    assert wrong_left("30 * 9 = 360 吗？ 所以 30 * 9 = 270。等等，40 * 9 = 360。") == []
+    assert wrong_left("288 / 3 = 95? 95*3=285, less, so 96.") == ["288 / 3 = 95"]
+    assert wrong_left("288 / 3 = 95? Wait, 96?") == ["288 / 3 = 95"]  # nothing checked after
+    assert wrong_left("288 / 3 = 95. Wait, 96*3=288.") == ["288 / 3 = 95"]  # stated, not asked
+
+
+def test_right_steps_need_no_revision():
+    assert wrong_left("7+5=12, write 2 carry 1. 287 vs 294: 2 = 2, 8 < 9, less, no.") == []
+    assert isinstance(unrevised_steps("3+4=8.")[0], Claim)
+    assert isinstance(unrevised_steps("4 > 8.")[0], Comparison)
 
 
 # --- language and readability -----------------------------------------------------------------

@@ -45,6 +45,27 @@ Conventions (R1_SYSTEM.md section 3):
     remainder when E is `a / b` of two integers: right iff a = v * b + k with 0 <= k < b (`r`
     and `R` must stand apart: `= 4 rows` is the claim 4). After any other E the remainder is
     not read and `E = v` is checked as usual, so `3 + 4 = 8 r 1` is a wrong claim.
+- A comparison states how two integers relate; `comparisons` finds two kinds:
+  - `a R b`, R one of `< > = ≠ ≤ ≥ != <= >=`, a and b integers (`-?digits`) standing alone:
+    nothing glued to them (a digit, letter, `_`, `.`, `,`, `^`, `(`, `\\`, an operator) and,
+    across spaces, no operator, parenthesis, relation or `!` beside the pair, so no expression
+    is read as a number (`6 + 1 = 7` holds no comparison `1 = 7`, nor `1 < 2 < 3`, nor
+    `3*4 = 12 = 13`). The same unit may follow each number (`3 digits > 2 digits`,
+    `1 位 > 2 位`): the numbers are compared. `4, 12, 3 = 19` states `3 = 19` (wrong);
+  - `a vs b: ...` (also `versus`, `对比`, either colon) up to the end of its clause (`.`, `;`,
+    `!`, `?`, a newline, or their full-width forms), whose comma-separated items include a
+    verdict (`VERDICTS`: `less`/`much less`/`小`/`小很多` say a < b, `more`/`大` a > b,
+    `same`/`equal`/`yes`/`相等`/`对` a = b, `no`/`不对` a ≠ b), alone or starting its item
+    (`less by 18 = 3 * 6`). It holds iff every verdict of the clause does
+    (`287 vs 294: 2 = 2, 8 < 9, less, no.` holds; its digit pairs are comparisons too).
+- A wrong step is a wrong arithmetic claim or a comparison that does not hold; it is revised
+  (`unrevised_steps` lists those that are not) iff a reflection phrase starts after it and,
+  after that phrase, the same step is stated again and is right: a claim of the same
+  expression (spaces ignored), a comparison of the same two numbers (either order). A wrong
+  guess (a claim whose value is followed by `?`, `？` or `吗？`: `288 / 3 = 95?`) asks rather than
+  states: after a reflection phrase, any right step revises it. Stricter than self-correction,
+  where one reflection excuses every wrong claim before it; the cold-start data's `wrong_step`
+  rule (r1lab.data.filters) uses this one.
 - Language metrics take the target language from each example's `language` (missing: "en").
   A completion mixes languages iff its reasoning holds a count_words word outside the
   target's scripts: a Han word for English, a Latin word (2+ letters) for Chinese.
@@ -408,6 +429,134 @@ def arithmetic_claims(text: str) -> list[Claim]:
             continue  # not an expression: 2 3+4, 2**3, 2(3+4)
         claims.append(Claim(lhs[0], rhs[0], lhs[1], rhs[1], exact == rhs[1]))
     return claims
+
+
+class Comparison(NamedTuple):
+    """A comparison of two integers stated in a text (`a < b`, `a vs b: less`), and whether it
+    holds."""
+
+    start: int
+    end: int
+    a: int
+    b: int
+    relation: str  # <, >, =, ≠, ≤ or ≥ (a verdict word says which)
+    holds: bool
+
+
+_RELATIONS: dict[str, Callable[[int, int], bool]] = {
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "=": lambda a, b: a == b,
+    "≠": lambda a, b: a != b,
+    "≤": lambda a, b: a <= b,
+    "≥": lambda a, b: a >= b,
+}
+_RELATION_ALIASES = {"!=": "≠", "<=": "≤", ">=": "≥"}
+VERDICTS: dict[str, str] = {
+    "much less": "<",
+    "much more": ">",
+    "less": "<",
+    "more": ">",
+    "same": "=",
+    "equal": "=",
+    "yes": "=",
+    "no": "≠",
+    "小很多": "<",
+    "大很多": ">",
+    "小": "<",
+    "大": ">",
+    "相等": "=",
+    "对": "=",
+    "不对": "≠",
+}
+"""The words that end a `vs` comparison, and the relation each one states."""
+_INT = r"[-−]?\d+"
+# `a REL b` of bare integers, each with the same unit word or none (`1 digits < 2 digits`).
+_RELATION = re.compile(
+    rf"({_INT})((?:[ \t]+[A-Za-z]+|[ \t]*[{CJK}])?)[ \t]*(!=|<=|>=|[<>=≠≤≥])[ \t]*({_INT})\2"
+)
+_VS = re.compile(
+    rf"({_INT})[ \t]*(?:vs\.?|versus|对比)[ \t]*({_INT})[ \t]*[:：]([^.;!?\n。；！？]*)"
+)
+_VERDICT_ITEM = re.compile(
+    "(" + "|".join(map(re.escape, sorted(VERDICTS, key=len, reverse=True))) + r")(?:$|[ \t!！])"
+)
+_WHITESPACE = re.compile(r"\s+")
+_QUESTION = re.compile(r"[ \t]*(?:吗[ \t]*)?[?？]")  # after a claim's value: a guess
+_OPERAND_GLUE = re.compile(r"[0-9A-Za-z_.,^+\-−*×/÷(\\]")  # glued to an integer: an operand
+_OPERAND_SIDE = "+-−*×/÷^()=<>≠≤≥!"  # before or after it across spaces: an operand
+
+
+def _alone_before(text: str, start: int) -> bool:
+    """Whether nothing before text[start:] makes the integer there an operand: no digit,
+    letter, `.`/`,` glued to it, and no operator, `(` or relation before it (across spaces)."""
+    glued = text[start - 1 : start]
+    before = text[:start].rstrip(" \t")[-1:]
+    return not (glued and _OPERAND_GLUE.match(glued)) and not (before and before in _OPERAND_SIDE)
+
+
+def _alone_after(text: str, end: int) -> bool:
+    """Whether nothing after text[:end] makes the integer there an operand (as above)."""
+    glued = text[end : end + 2]
+    if glued[:1] and (_GLUE.match(glued[:1]) or (glued[:1] in ".," and glued[1:].isdigit())):
+        return False
+    after = text[end:].lstrip(" \t")[:1]
+    return not (after and after in _OPERAND_SIDE)
+
+
+def comparisons(text: str) -> list[Comparison]:
+    """The comparisons of integers stated in `text`, in order (the exact rule: the module
+    docstring)."""
+    found: list[Comparison] = []
+    for m in _RELATION.finditer(text):
+        if not (_alone_before(text, m.start()) and _alone_after(text, m.end())):
+            continue
+        a, b = (int(m[i].replace("−", "-")) for i in (1, 4))
+        relation = _RELATION_ALIASES.get(m[3], m[3])
+        found.append(Comparison(m.start(), m.end(), a, b, relation, _RELATIONS[relation](a, b)))
+    for m in _VS.finditer(text):
+        a, b = (int(m[i].replace("−", "-")) for i in (1, 2))
+        verdicts = []
+        for item in re.split(r"[,，]", m[3]):
+            v = _VERDICT_ITEM.match(item.strip(" \t").lower())
+            if v:
+                verdicts.append(VERDICTS[v[1]])
+        if verdicts:
+            holds = all(_RELATIONS[r](a, b) for r in verdicts)
+            found.append(Comparison(m.start(), m.end(), a, b, verdicts[0], holds))
+    return sorted(found)
+
+
+def unrevised_steps(
+    text: str, phrases: Sequence[str] = DEFAULT_REFLECTION_PHRASES
+) -> list[Claim | Comparison]:
+    """The wrong steps of `text` that it never revises (the exact rule: the module docstring)."""
+    steps: list[Claim | Comparison] = [*arithmetic_claims(text), *comparisons(text)]
+    steps.sort(key=lambda s: s.start)
+    pattern = _reflection_pattern(tuple(phrases))
+
+    def right(s: Claim | Comparison) -> bool:
+        return s.right if isinstance(s, Claim) else s.holds
+
+    def what(s: Claim | Comparison) -> object:  # what a step states, to know it restated
+        if isinstance(s, Claim):
+            return _WHITESPACE.sub("", s.expression)
+        return frozenset((s.a, s.b))
+
+    left = []
+    for s in steps:
+        if right(s):
+            continue
+        phrase = pattern.search(text, s.end)
+        later = [t for t in steps if phrase is not None and t.start >= phrase.end()]
+        guess = isinstance(s, Claim) and _QUESTION.match(text, s.end) is not None
+        if guess:  # a question, checked after a reflection: no claim to restate
+            revised = any(right(t) for t in later)
+        else:
+            revised = any(right(t) and what(t) == what(s) for t in later)
+        if not revised:
+            left.append(s)
+    return left
 
 
 def self_corrects(

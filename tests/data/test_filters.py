@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from r1lab import metrics
 from r1lab.data.filters import CANDIDATE_RULES, ROW_RULES, RULES, candidate_reason, row_reason
 from r1lab.data.readable import rule_rewrite
 from r1lab.tasks import ArithmeticTask
@@ -118,6 +119,36 @@ def test_an_uncorrected_wrong_step_is_dropped_a_corrected_one_kept():
     assert (
         row(rule_rewrite(f"<think> {slipped} </think>", "82", "en"), rules={"repetition"}) is None
     )
+
+
+def test_a_wrong_step_is_revised_only_when_restated_right_after_a_reflection():
+    # One reflection does not excuse a wrong claim it never revisits (metrics.self_corrects,
+    # the eval metric, would call this a self-correction; a row would teach 7+5=13).
+    slipped = "7+5=13, write 2 carry 1. 4+3+1=8, write 8. So 47 + 35 = 82."
+    text = slipped + " Let me check: 4+3+1=8. Correct."
+    assert metrics.self_corrects(text, True)
+    assert row(rule_rewrite(f"<think> {text} </think>", "82", "en")) == "wrong_step"
+    # A wrong comparison is a wrong step, every claim right or not.
+    compared = WORK + " Check: 82 vs 80: 8 = 8, 2 > 0, less."
+    assert row(rule_rewrite(f"<think> {compared} </think>", "82", "en")) == "wrong_step"
+    fixed = compared + " Wait, 82 vs 80: more."
+    assert row(rule_rewrite(f"<think> {fixed} </think>", "82", "en")) is None
+    assert row(rule_rewrite(f"<think> {compared} </think>", "82", "en"), rules={"x"}) is None
+
+
+def test_a_checked_guess_is_no_wrong_step():
+    ex = {"question": "Compute 288 / 3", "answer": "96"}
+    guessed = (
+        "288 / 3 = 95? 5*3=15, write 5 carry 1. 9*3+1=28, write 28. So 95 * 3 = 285. 285 vs 288: "
+        "2 = 2, 8 = 8, 5 < 8, less, so 95 + 1 = 96. Wait, 96? 6*3=18, write 8 carry 1. "
+        "9*3+1=28, write 28. So 96 * 3 = 288. 288 vs 288: 2 = 2, 8 = 8, 8 = 8, same."
+    )
+    text = rule_rewrite(f"<think> {guessed} </think>", "96", "en")
+    ok = lambda t: TASK.is_correct(t, ex)  # noqa: E731
+    assert row_reason(text, language="en", is_correct=ok) is None
+    unchecked = guessed.replace("Wait, 96?", "So 96?")
+    text = rule_rewrite(f"<think> {unchecked} </think>", "96", "en")
+    assert row_reason(text, language="en", is_correct=ok) == "wrong_step"
 
 
 def test_repeated_text_is_repetition():

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from r1lab.config import ConfigError
-from r1lab.metrics import has_reflection
+from r1lab.metrics import arithmetic_claims, has_reflection, unrevised_steps
 from r1lab.microworld import corpus
 from r1lab.microworld.corpus import CorpusConfig, documents
 from r1lab.microworld.tokenizer import TAGS, train_tokenizer
@@ -122,6 +122,24 @@ def test_careless_writers_slip_and_never_check():
         slipped += bool(wrong)
         assert (answer == p.result) == (not wrong), text
     assert 0.15 < slipped / 600 < 0.25
+
+
+def test_every_wrong_step_a_writer_takes_back_reads_as_revised_and_no_other():
+    """The cold-start data's wrong_step rule (metrics.unrevised_steps) against the corpus: what
+    careful writers write (their slips caught, every comparison decided right, guesses checked)
+    leaves nothing unrevised; a careless writer's slip, carried to the answer, is left."""
+    careful = CorpusConfig(slip_rate=0.0, careful_slip_rate=1.0, guess_share=0.0, general_share=0)
+    slips = 0
+    for doc in documents(careful, 600):
+        assert unrevised_steps(doc) == [], doc
+        slips += any(not c.right for c in arithmetic_claims(doc))
+    assert slips > 50  # the slips were there to revise (70 of 600)
+    rng = random.Random(2)
+    task = ArithmeticTask(ops=("+", "*"))
+    for _ in range(300):
+        p = task.sample(rng, "train")
+        text, answer = corpus._arith_trace(p, "step", CFG, EN, rng)
+        assert bool(unrevised_steps(text)) == (answer != p.result), text
 
 
 WORKS = CorpusConfig(division_work_share=1.0)
