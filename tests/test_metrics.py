@@ -471,6 +471,7 @@ def test_a_wrong_step_is_revised_only_by_restating_it_right_after_a_reflection()
     assert wrong_left("3+4=8. Wait, 3+4=7.") == []
     assert wrong_left("3+4=8. 等等，3 + 4 = 7。") == []  # spaces do not change the expression
     assert wrong_left("3+4=8. So 3+4=7.") == ["3+4=8"]  # no reflection
+    assert wrong_left("3+4=8. 等等3+4=7。") == []  # restated right where the phrase ends
     assert wrong_left("Wait. 3+4=8. 3+4=7.") == ["3+4=8"]  # the reflection came before it
     assert wrong_left("3+4=8. Wait, 3+4=9.") == ["3+4=8", "3+4=9"]  # restated wrong again
     # a reflection about something else excuses nothing (self_corrects would)
@@ -498,6 +499,55 @@ def test_a_wrong_guess_needs_a_reflection_then_a_right_step():
     assert wrong_left("288 / 3 = 95? 95*3=285, less, so 96.") == ["288 / 3 = 95"]
     assert wrong_left("288 / 3 = 95? Wait, 96?") == ["288 / 3 = 95"]  # nothing checked after
     assert wrong_left("288 / 3 = 95. Wait, 96*3=288.") == ["288 / 3 = 95"]  # stated, not asked
+
+
+def _unrevised_by_definition(text: str) -> list[tuple[int, int]]:
+    """The module docstring's rule, written the slow and obvious way."""
+    steps = sorted([*arithmetic_claims(text), *comparisons(text)], key=lambda s: s.start)
+    pattern = _reflection_pattern(DEFAULT_REFLECTION_PHRASES)
+    ok = [s.right if isinstance(s, Claim) else s.holds for s in steps]
+    key = [
+        "".join(s.expression.split()) if isinstance(s, Claim) else frozenset((s.a, s.b))
+        for s in steps
+    ]
+    left = []
+    for i, s in enumerate(steps):
+        if ok[i]:
+            continue
+        phrase = pattern.search(text, s.end)
+        after = [j for j, t in enumerate(steps) if phrase and t.start >= phrase.end()]
+        question = isinstance(s, Claim) and text[s.end :].lstrip(" ").startswith(("?", "吗？"))
+        if not any(ok[j] and (question or key[j] == key[i]) for j in after):
+            left.append((s.start, s.end))
+    return left
+
+
+PIECES = st.sampled_from(
+    [
+        "3+4=7.",
+        "3+4=8.",
+        "3 + 4 = 9?",
+        "2*5=10",
+        "2*5=11 吗？",
+        "5 < 4.",
+        "4 < 5,",
+        "9 vs 9: same.",
+        "9 vs 8: less, no.",
+        "8 vs 9: less.",
+        "Wait,",
+        "等等，",
+        "let me check",
+        "so",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=14))
+def test_unrevised_steps_is_its_definition(pieces):
+    text = " ".join(pieces)
+    assert [(s.start, s.end) for s in unrevised_steps(text)] == _unrevised_by_definition(text)
 
 
 def test_right_steps_need_no_revision():

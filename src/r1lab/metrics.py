@@ -543,18 +543,25 @@ def unrevised_steps(
             return _WHITESPACE.sub("", s.expression)
         return frozenset((s.a, s.b))
 
-    left = []
+    # Where each statement is last made right, and any right step at all: a wrong step is
+    # revised iff that is after the first reflection following it. Linear in the text.
+    last_right: dict[object, int] = {}
+    for s in steps:
+        if right(s):
+            last_right[what(s)] = last_right[None] = s.start
+    left: list[Claim | Comparison] = []
+    phrase: re.Match[str] | None = None
+    none_after = False  # no phrase after an earlier wrong step: none after this one either
     for s in steps:
         if right(s):
             continue
-        phrase = pattern.search(text, s.end)
-        later = [t for t in steps if phrase is not None and t.start >= phrase.end()]
+        if not none_after and (phrase is None or phrase.start() < s.end):
+            phrase = pattern.search(text, s.end)  # else the one found is still the first
+            none_after = phrase is None
         guess = isinstance(s, Claim) and _QUESTION.match(text, s.end) is not None
-        if guess:  # a question, checked after a reflection: no claim to restate
-            revised = any(right(t) for t in later)
-        else:
-            revised = any(right(t) and what(t) == what(s) for t in later)
-        if not revised:
+        # a guess asks, so any right step after a reflection checks it; else the same step
+        after = last_right.get(None if guess else what(s), -1)
+        if phrase is None or after < phrase.end():
             left.append(s)
     return left
 
