@@ -136,6 +136,16 @@ def test_a_wrong_step_is_revised_only_when_restated_right_after_a_reflection():
     assert row(rule_rewrite(f"<think> {compared} </think>", "82", "en"), rules={"x"}) is None
 
 
+def test_a_summary_that_states_a_wrong_step_is_dropped():
+    # A rewriter model writes the summary: its equation is a step the user reads.
+    assert row(f"<think> {WORK} </think> So 47 + 35 = 82. <answer> 82 </answer>") is None
+    wrong = f"<think> {WORK} </think> So 47 + 35 = 83. <answer> 82 </answer>"
+    assert row(wrong) == "wrong_step"
+    assert row(f"<think> {WORK} </think> So 82 vs 80: same. <answer> 82 </answer>") == (
+        "wrong_step"
+    )
+
+
 def test_a_checked_guess_is_no_wrong_step():
     ex = {"question": "Compute 288 / 3", "answer": "96"}
     guessed = (

@@ -16,7 +16,7 @@ On the row as written (the rewrite; its reasoning is the completion's):
 - `wrong_answer`: the row itself is not graded right (a rewriter model's slip);
 - `short_reasoning`: fewer than `min_claims` arithmetic claims (`metrics.arithmetic_claims`)
   in the reasoning: a guess is not a long chain of thought;
-- `wrong_step`: a wrong step in the reasoning that it never revises (`metrics.unrevised_steps`:
+- `wrong_step`: a wrong step in the row (reasoning or summary) that it never revises (`metrics.unrevised_steps`:
   a wrong arithmetic claim or comparison must be stated again, rightly, after a reflection
   phrase that follows it; a wrong guess, `288 / 3 = 95?`, needs a reflection and a right step
   after it). Stricter than `metrics.self_corrects`, which excuses every wrong claim before one
@@ -106,7 +106,8 @@ def row_reason(
     claims = metrics.arithmetic_claims(reasoning)
     if "short_reasoning" in rules and len(claims) < min_claims:
         return "short_reasoning"
-    if "wrong_step" in rules and metrics.unrevised_steps(reasoning):
+    # The whole row: a summary (a rewriter model writes its own) must not state a wrong step.
+    if "wrong_step" in rules and metrics.unrevised_steps(row):
         return "wrong_step"
     readable = metrics.readability(row, language, finished=True)
     if "mixed_language" in rules and (
