@@ -490,9 +490,12 @@ _OPERAND_SIDE = "+-−*×/÷^()=<>≠≤≥!"  # before or after it across space
 def _alone_before(text: str, start: int) -> bool:
     """Whether nothing before text[start:] makes the integer there an operand: no digit,
     letter, `.`/`,` glued to it, and no operator, `(` or relation before it (across spaces)."""
-    glued = text[start - 1 : start]
-    before = text[:start].rstrip(" \t")[-1:]
-    return not (glued and _OPERAND_GLUE.match(glued)) and not (before and before in _OPERAND_SIDE)
+    if start and _OPERAND_GLUE.match(text, start - 1):
+        return False
+    i = start
+    while i and text[i - 1] in " \t":
+        i -= 1
+    return not (i and text[i - 1] in _OPERAND_SIDE)
 
 
 def _alone_after(text: str, end: int) -> bool:
@@ -500,8 +503,10 @@ def _alone_after(text: str, end: int) -> bool:
     glued = text[end : end + 2]
     if glued[:1] and (_GLUE.match(glued[:1]) or (glued[:1] in ".," and glued[1:].isdigit())):
         return False
-    after = text[end:].lstrip(" \t")[:1]
-    return not (after and after in _OPERAND_SIDE)
+    i = end
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return not (i < len(text) and text[i] in _OPERAND_SIDE)
 
 
 def comparisons(text: str) -> list[Comparison]:
