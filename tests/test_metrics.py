@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from r1lab.metrics import (
     DEFAULT_REFLECTION_PHRASES,
+    VERDICTS,
     Claim,
     Comparison,
     _reflection_pattern,
@@ -439,6 +440,24 @@ def compared(text: str) -> list[tuple[int, int, str, bool]]:
 )
 def test_comparisons_are_read_and_judged(text, expected):
     assert compared(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(-999, 999), st.sampled_from(["<", ">", "=", "≠", "≤", "≥"]), st.integers(-999, 999)
+)
+def test_a_generated_relation_holds_iff_it_is_true(a, relation, b):
+    truth = {"<": a < b, ">": a > b, "=": a == b, "≠": a != b, "≤": a <= b, "≥": a >= b}
+    assert compared(f"so {a} {relation} {b}.") == [(a, b, relation, truth[relation])]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 999), st.integers(0, 999), st.sampled_from(sorted(VERDICTS)))
+def test_a_generated_verdict_holds_iff_it_is_true(a, b, word):
+    relation = VERDICTS[word]
+    truth = {"<": a < b, ">": a > b, "=": a == b, "≠": a != b}[relation]
+    assert compared(f"Then {a} vs {b}: {word}. Next.") == [(a, b, relation, truth)]
+    assert compared(f"{a} 对比 {b}：{word}。") == [(a, b, relation, truth)]
 
 
 @pytest.mark.parametrize(
