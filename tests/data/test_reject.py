@@ -69,13 +69,26 @@ def test_each_filter_fires_alone_and_can_be_switched_off():
         "long_paragraph": long,
         "code_block": " <think> ```x = 12 + 3``` </think> <answer> 15 </answer>",
         "repetition": " <think> " + "so so so so " * 20 + "</think> <answer> 15 </answer>",
+        "wrong_step": " <think> 2+3=6, write 5. So 12 + 3 = 15. </think> <answer> 15 </answer>",
     }
-    everything = list(reject.FILTERS)
+    everything = [*reject.FILTERS, *reject.STRICT]
     assert filter_reason(RIGHT, "en", everything) is None
     for reason, text in cases.items():
         assert filter_reason(text, "en", everything) in (reason, "long_paragraph"), reason
         assert filter_reason(text, "en", [reason]) == reason
         assert filter_reason(text, "en", [f for f in everything if f != reason]) != reason
+
+
+def test_wrong_step_is_beyond_the_reports_filters_and_off_by_default():
+    slipped = " <think> 2+3=6, write 5. So 12 + 3 = 15. </think> <answer> 15 </answer>"
+    cfg = RejectConfig(model="m")
+    assert "wrong_step" not in cfg.filters
+    assert filter_reason(slipped, "en", cfg.filters) is None
+    revised = slipped.replace("write 5.", "wait, 2+3=5, write 5.")
+    assert filter_reason(revised, "en", ["wrong_step"]) is None
+    RejectConfig(model="m", filters=["wrong_step"]).validate()
+    with pytest.raises(ConfigError, match="wrong_step"):
+        RejectConfig(model="m", filters=["wrong_steps"]).validate()
 
 
 def test_duplicates_near_duplicates_and_the_cap_are_per_question():

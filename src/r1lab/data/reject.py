@@ -19,7 +19,9 @@ order (each drop is counted by its reason in the stats):
 - the report's filters, each switchable in `filters`: `mixed_language` (a word outside the
   question's language anywhere in the completion), `long_paragraph` (a paragraph over
   `r1lab.metrics.PARAGRAPH_WORDS` words), `code_block` (a ``` fence); and `repetition`
-  (runaway repetition, `r1lab.metrics.readability`);
+  (runaway repetition, `r1lab.metrics.readability`); beyond the report and off unless listed,
+  `wrong_step` (a wrong arithmetic claim or comparison never revised: the cold-start data's
+  rule, `r1lab.metrics.unrevised_steps`);
 - `duplicate` (the same text, whitespace aside, already kept for the question),
   `near_duplicate` (word-trigram Jaccard similarity >= `near_duplicate` with one kept for it),
   `over_cap` (the question already has `max_per_prompt` rows).
@@ -65,9 +67,11 @@ if TYPE_CHECKING:
     from r1lab.data.sources import ModelGenerator
 
 FILTERS = ("mixed_language", "long_paragraph", "code_block", "repetition")
+STRICT = ("wrong_step",)
+"""Filters beyond the report's, off unless asked for in `filters`."""
 DEDUP = ("duplicate", "near_duplicate")
 REASONS = ("truncated", "wrong_format", "no_answer", "wrong_answer", "unjudged")
-REASONS += ("judge_incorrect", "judge_unparseable", *FILTERS, *DEDUP, "over_cap")
+REASONS += ("judge_incorrect", "judge_unparseable", *FILTERS, *STRICT, *DEDUP, "over_cap")
 """Every drop reason, in the order the rules apply."""
 
 JUDGE_PROMPT = (
@@ -113,7 +117,8 @@ class RejectConfig:
     """Drop completions the task's format reward does not give full marks."""
     filters: list[str] = field(default_factory=lambda: [*FILTERS, *DEDUP])
     """Which of the report's filters and the de-duplication rules apply: mixed_language,
-    long_paragraph, code_block, repetition, duplicate, near_duplicate."""
+    long_paragraph, code_block, repetition, duplicate, near_duplicate; and, off by default,
+    wrong_step (the cold-start data's rule: a wrong step never revised)."""
     near_duplicate: float = 0.8
     """Word-trigram Jaccard similarity at or above which a completion is a near duplicate of
     one already kept for the same question."""
@@ -161,8 +166,9 @@ class RejectConfig:
         ensure_sampling(self)
         ensure(self.temperature > 0, "temperature", "> 0 (sampling)", self.temperature)
         ensure(self.batch_prompts >= 1, "batch_prompts", ">= 1", self.batch_prompts)
-        bad = [f for f in self.filters if f not in FILTERS + DEDUP]
-        ensure(not bad, "filters", f"any of {', '.join(FILTERS + DEDUP)}", self.filters)
+        known = FILTERS + STRICT + DEDUP
+        bad = [f for f in self.filters if f not in known]
+        ensure(not bad, "filters", f"any of {', '.join(known)}", self.filters)
         ok = 0 < self.near_duplicate <= 1
         ensure(ok, "near_duplicate", "a similarity in (0, 1]", self.near_duplicate)
         ensure(self.max_per_prompt >= 0, "max_per_prompt", ">= 0 (0 = no cap)", self.max_per_prompt)
@@ -279,7 +285,7 @@ def similarity(a: str, b: str) -> float:
 
 
 def filter_reason(text: str, language: str, filters: Sequence[str]) -> str | None:
-    """The first of the report's filters `text` fails (None: it passes)."""
+    """The first of `filters` (the report's, then wrong_step) `text` fails (None: it passes)."""
     if "mixed_language" in filters and metrics.mixed_language(
         text.replace(THINK_CLOSE, " "), language
     ):
@@ -291,6 +297,8 @@ def filter_reason(text: str, language: str, filters: Sequence[str]) -> str | Non
         return "code_block"
     if "repetition" in filters and not readable["no_repetition"]:
         return "repetition"
+    if "wrong_step" in filters and metrics.unrevised_steps(text):
+        return "wrong_step"
     return None
 
 
