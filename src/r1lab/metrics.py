@@ -271,6 +271,18 @@ _REMAINDER = re.compile(r"[ \t]*(?:[rR][ \t]+|余[ \t]*)(\d+)(?![A-Za-z0-9_]|[.,
 _QUOTIENT = re.compile(r"[ \t]*(\d+)[ \t]*(?:/|÷|\\div)[ \t]*(\d+)[ \t]*")
 
 
+MAX_DIGITS = 100
+"""Digits of the longest integer the claim and comparison readers read; a longer one makes no
+claim or comparison (Python refuses to convert 4,300 digits or more, and no worked step is this
+long: a policy's runaway `1111...` must not stop a batch)."""
+
+
+def _integer(digits: str) -> int | None:
+    """`-?digits` (`−` as minus) as an int, None when longer than MAX_DIGITS digits."""
+    digits = digits.replace("−", "-")
+    return None if len(digits.lstrip("-")) > MAX_DIGITS else int(digits)
+
+
 class _NotAnExpression(Exception):
     pass
 
@@ -283,6 +295,8 @@ def _tokens(expression: str) -> list[Fraction | str]:
         if m is None:
             raise _NotAnExpression
         number, symbol = m.groups()
+        if number and len(number) > MAX_DIGITS:
+            raise _NotAnExpression
         out.append(Fraction(int(number)) if number else _OPERATOR.get(symbol, symbol))
         pos = m.end()
     return out
@@ -396,9 +410,8 @@ def _rhs(text: str, run: re.Match[str]) -> tuple[int, int] | None:
         while j > i and raw[j - 1] in " \t":
             j -= 1
     value = raw[i:j]
-    if not _INTEGER.fullmatch(value):
-        return None
-    return start + j, int(value.replace("−", "-"))
+    number = _integer(value) if _INTEGER.fullmatch(value) else None
+    return None if number is None else (start + j, number)
 
 
 def arithmetic_claims(text: str) -> list[Claim]:
@@ -419,7 +432,9 @@ def arithmetic_claims(text: str) -> list[Claim]:
         remainder = _REMAINDER.match(text, rhs[0])
         division = _QUOTIENT.fullmatch(lhs[1]) if remainder else None
         if remainder and division:  # 29 / 7 = 4 r 1: integer division, the remainder stated
-            a, b, k = int(division[1]), int(division[2]), int(remainder[1])
+            a, b, k = (_integer(x) for x in (division[1], division[2], remainder[1]))
+            if a is None or b is None or k is None:
+                continue  # a number too long to read
             right = k < b and a == rhs[1] * b + k
             claims.append(Claim(lhs[0], remainder.end(), lhs[1], rhs[1], right, k))
             continue
@@ -470,7 +485,7 @@ VERDICTS: dict[str, str] = {
     "不对": "≠",
 }
 """The words that end a `vs` comparison, and the relation each one states."""
-_INT = r"[-−]?\d+"
+_INT = r"(?<!\d)[-−]?\d+(?!\d)"  # a whole run of digits: never backtracked into
 # `a REL b` of bare integers, each with the same unit word or none (`1 digits < 2 digits`).
 _RELATION = re.compile(
     rf"({_INT})((?:[ \t]+[A-Za-z]+|[ \t]*[{CJK}])?)[ \t]*(!=|<=|>=|[<>=≠≤≥])[ \t]*({_INT})\2"
@@ -516,11 +531,15 @@ def comparisons(text: str) -> list[Comparison]:
     for m in _RELATION.finditer(text):
         if not (_alone_before(text, m.start()) and _alone_after(text, m.end())):
             continue
-        a, b = (int(m[i].replace("−", "-")) for i in (1, 4))
+        a, b = _integer(m[1]), _integer(m[4])
+        if a is None or b is None:
+            continue
         relation = _RELATION_ALIASES.get(m[3], m[3])
         found.append(Comparison(m.start(), m.end(), a, b, relation, _RELATIONS[relation](a, b)))
     for m in _VS.finditer(text):
-        a, b = (int(m[i].replace("−", "-")) for i in (1, 2))
+        a, b = _integer(m[1]), _integer(m[2])
+        if a is None or b is None:
+            continue
         verdicts = []
         for item in re.split(r"[,，]", m[3]):
             v = _VERDICT_ITEM.match(item.strip(" \t").lower())

@@ -325,3 +325,41 @@ def test_with_the_summary_counted_foreign_words_cannot_hide_among_tags_or_end_to
         "<think> all English here <|endoftext|>中文中文</think> <answer> 42 </answer>",
     ):
         assert whole(hidden) == 3 / 7, hidden
+
+
+# A runaway number: a collapsed policy writes digits until the token limit. Python refuses to
+# convert 4,300 digits or more to an int, so every reader of model text must decline it, not
+# raise: one such completion must not stop a batch, an evaluation or a cold-start build.
+RUNAWAY = "9" * 5000
+RUNAWAY_TEXTS = [
+    f"<think> 2+2={RUNAWAY} </think> <answer> 4 </answer>",
+    f"<think> {RUNAWAY}+1=3. Wait, 2+2=4. </think> <answer> 4 </answer>",
+    f"<think> {RUNAWAY} / 7 = 4 r 1. 29 / 7 = 4 r {RUNAWAY} </think> <answer> 4 </answer>",
+    f"<think> {RUNAWAY} < 3, 3 vs {RUNAWAY}: less </think> <answer> 4 </answer>",
+    f"<think> 2+2=4 </think> <answer> {RUNAWAY} </answer>",
+    f"<think> 1 + 2 + 3 = 6 </think> <answer> 1 + 2 + 3 = {RUNAWAY} </answer>",
+    f"<think> 1 + 2 + 3 = 6 </think> <answer> {RUNAWAY} - {RUNAWAY} + 6 </answer>",
+]
+
+
+@pytest.mark.parametrize("text", RUNAWAY_TEXTS, ids=range(len(RUNAWAY_TEXTS)))
+def test_a_runaway_number_is_declined_everywhere_never_raised(text):
+    from r1lab import metrics
+    from r1lab.data.filters import row_reason
+    from r1lab.tasks import ArithmeticTask, CountdownTask
+
+    for task, ex, right in (
+        (ArithmeticTask(), {"question": "Compute 2 + 2", "answer": "4"}, "4"),
+        (CountdownTask(), {"question": "q", "numbers": [1, 2, 3], "target": 6}, "1 + 2 + 3"),
+    ):
+        answer = task.extract_answer(text)
+        assert task.is_correct(text, ex) is (answer == right)  # never the runaway
+        assert task.equivalent(answer or "", "4", ex) in (True, False)
+        assert task.equivalent(answer or "", answer or "", ex) is True
+    metrics.self_corrects(text, True)
+    metrics.readability(text, "en")
+    assert all(
+        len(str(s.value if hasattr(s, "value") else s.a)) <= metrics.MAX_DIGITS
+        for s in [*metrics.arithmetic_claims(text), *metrics.comparisons(text)]
+    )
+    row_reason(text, language="en", is_correct=lambda t: True)

@@ -121,9 +121,11 @@ def _split_equals(expr: str, target: int) -> str | None:
     the target."""
     lhs, _, rhs = expr.rpartition("=")
     m = _RHS.fullmatch(rhs.strip())
-    if "=" in lhs or m is None or int(m[1] + m[2]) != target:
+    # Read no more digits than the target has: a runaway `= 999...` (4,300 digits and Python
+    # refuses to convert it) is simply not the target.
+    if "=" in lhs or m is None or len(m[2]) > len(str(abs(target))):
         return None
-    return lhs
+    return lhs if int(m[1] + m[2]) == target else None
 
 
 def _integer(value: Any, field: str) -> int:
