@@ -28,6 +28,7 @@ Conventions (R1_SYSTEM.md section 3):
   minus; no implicit multiplication, no powers) and hold a binary operator: a bare number
   computes nothing. v is the whole run after the `=`, unmatched trailing `)` dropped, and
   must be `-?digits`: `= 3*4`, `= 1/2`, `= 3.5`, `= 1,000` and `= [4, 12]` are not claims.
+  A number of more than MAX_DIGITS (100) digits, in E or as v, makes no claim (nor comparison).
   E is evaluated exactly (fractions, no eval()); a division by zero makes the claim wrong.
   Defined edge cases:
   - a number glued to a Latin letter or digit, or to a `.`/`,` next to a digit (`x2`, `2x`,
