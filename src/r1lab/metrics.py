@@ -394,6 +394,13 @@ def _lhs(text: str, run: re.Match[str]) -> tuple[int, str] | None:
     return (start + i, raw[i:j]) if i < j else None
 
 
+def _glued_after(text: str, end: int) -> bool:
+    """Whether the number ending at `end` goes on as a larger token: a letter, digit or `_`
+    next to it, or a `.`/`,` followed by a digit (`12x`, `3.5`, `1,000`)."""
+    after = text[end : end + 2]
+    return bool(_GLUE.match(after[:1])) or (after[:1] in (".", ",") and after[1:2].isdigit())
+
+
 def _rhs(text: str, run: re.Match[str]) -> tuple[int, int] | None:
     """(end, value) of the integer that the run just after a `=` states, or None."""
     raw, start = run.group(), run.start()
@@ -402,10 +409,8 @@ def _rhs(text: str, run: re.Match[str]) -> tuple[int, int] | None:
         i += 1
     while j > i and raw[j - 1] in " \t":
         j -= 1
-    if j == len(raw):  # the run ends at a token: = 12x, = 3.5, = 1,000 are no integers
-        after = text[run.end() : run.end() + 2]
-        if _GLUE.match(after[:1]) or (after[:1] in (".", ",") and after[1:2].isdigit()):
-            return None
+    if j == len(raw) and _glued_after(text, run.end()):
+        return None  # the run ends at a token: = 12x, = 3.5, = 1,000 are no integers
     while j > i and raw[j - 1] == ")" and raw.count(")", i, j) > raw.count("(", i, j):
         j -= 1
         while j > i and raw[j - 1] in " \t":
@@ -516,8 +521,7 @@ def _alone_before(text: str, start: int) -> bool:
 
 def _alone_after(text: str, end: int) -> bool:
     """Whether nothing after text[:end] makes the integer there an operand (as above)."""
-    glued = text[end : end + 2]
-    if glued[:1] and (_GLUE.match(glued[:1]) or (glued[:1] in ".," and glued[1:].isdigit())):
+    if _glued_after(text, end):
         return False
     i = end
     while i < len(text) and text[i] in " \t":

@@ -16,11 +16,11 @@ On the row as written (the rewrite; its reasoning is the completion's):
 - `wrong_answer`: the row itself is not graded right (a rewriter model's slip);
 - `short_reasoning`: fewer than `min_claims` arithmetic claims (`metrics.arithmetic_claims`)
   in the reasoning: a guess is not a long chain of thought;
-- `wrong_step`: a wrong step in the row (reasoning or summary) that it never revises (`metrics.unrevised_steps`:
-  a wrong arithmetic claim or comparison must be stated again, rightly, after a reflection
-  phrase that follows it; a wrong guess, `288 / 3 = 95?`, needs a reflection and a right step
-  after it). Stricter than `metrics.self_corrects`, which excuses every wrong claim before one
-  reflection: data teaches every step it holds;
+- `wrong_step`: a wrong step in the row (reasoning or summary) that it never revises
+  (`metrics.unrevised_steps`: a wrong arithmetic claim or comparison must be stated again,
+  rightly, after a reflection phrase that follows it; a wrong guess, `288 / 3 = 95?`, needs a
+  reflection and a right step after it). Stricter than `metrics.self_corrects`, which excuses
+  every wrong claim before one reflection: data teaches every step it holds;
 - `mixed_language`: a word of the reasoning outside the language's scripts, or less than 95% of
   the summary's words in them (`metrics.readability`'s `one_language`);
 - `repetition`, `long_paragraph`, `no_summary`: `metrics.readability`'s `no_repetition`,
