@@ -29,7 +29,9 @@ from r1lab.metrics import (
     reflection_rate,
     self_correction_rate,
     self_corrects,
+    summary_text,
     unrevised_steps,
+    wrong_summary,
 )
 
 # --- pass@k -----------------------------------------------------------------------------------
@@ -690,3 +692,46 @@ def test_length_stats_match_statistics_and_torch_quantile():
     assert length_stats([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])["p90"] == pytest.approx(9.1)
     with pytest.raises(ValueError):
         length_stats([])
+
+
+# --- the summary's equations ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "completion, summary",
+    [
+        ("<think> a </think> So 42. <answer> 42 </answer>", " So 42. "),
+        ("<think> a </think> So 42.", " So 42."),  # no answer block: to the end
+        ("<think> a </think> b </think> c <answer> d </answer>", " c "),  # after the last
+        ("<think> a </think> <answer> x </answer> <answer> y </answer>", " "),
+        ("So 6 * 7 = 41. <answer> 42 </answer>", ""),  # no </think>: no summary
+        ("", ""),
+    ],
+)
+def test_summary_text_is_what_follows_the_last_think_up_to_the_answer(completion, summary):
+    assert summary_text(completion) == summary
+
+
+@pytest.mark.parametrize(
+    "completion, wrong",
+    [
+        ("<think> 6*7=42 </think> So 6 * 7 = 42. <answer> 42 </answer>", False),
+        ("<think> 6*7=42 </think> So 6 * 7 = 41. <answer> 42 </answer>", True),
+        ("<think> 6*7=42 </think> So 6*7=42, since 42 / 7 = 5. <answer> 42 </answer>", True),
+        ("<think> 6*7=41 </think> So 42. <answer> 42 </answer>", False),  # reasoning only
+        ("<think> 6*7=42 </think> So 42. <answer> 6*7=41 </answer>", False),  # the answer's
+        ("6 * 7 = 41 <answer> 41 </answer>", False),  # no </think>: nothing summarises
+        ("<think> x </think> 所以 9*2=28。 <answer> 28 </answer>", True),
+        ("<think> x </think> 8 vs 9: same. 50 = 5 <answer> 5 </answer>", False),  # no comparisons
+        # a number no claim reads fails rather than passes unread; one in the reasoning is fine
+        ("<think> x </think> So 2 + 2 = " + "9" * 5000 + " <answer> 4 </answer>", True),
+        ("<think> x </think> So " + "9" * 101 + ". <answer> 4 </answer>", True),
+        ("<think> x </think> So " + "9" * 100 + ". <answer> 4 </answer>", False),
+        ("<think> " + "9" * 101 + " </think> So 4. <answer> 4 </answer>", False),
+        ("<think> x </think> So **2 + 2 = 5**. <answer> 4 </answer>", True),
+        ("<think> x </think> 所以 ２ ＋ ２ ＝ ５。 <answer> 4 </answer>", True),
+        ("<think> x </think> So 2**3 = 8, not 2 * 3 = 6. <answer> 8 </answer>", False),
+    ],
+)
+def test_wrong_summary_reads_the_summarys_arithmetic_claims_only(completion, wrong):
+    assert wrong_summary(completion) is wrong

@@ -202,6 +202,7 @@ def evaluate(
         metrics.self_corrects(t, c, phrases)
         for t, c in zip(texts[:num], correct[:num], strict=True)
     ]
+    wrong_summary = [metrics.wrong_summary(t) for t in texts[:num]]
     readable = [
         metrics.readability(t, _language(ex), done)["readable"] if _known(ex) else None
         for t, ex, done in zip(texts[:num], flat_examples[:num], finished, strict=True)
@@ -239,6 +240,7 @@ def evaluate(
                     "finish": flat[i].finish_reason,
                     "self_corrects": self_corrected[i],
                     "readable": readable[i],
+                    "wrong_summary": wrong_summary[i],
                 }
                 for i in rows
             ],
@@ -257,6 +259,7 @@ def evaluate(
         "eval/reflection_rate": metrics.reflection_rate(texts[:num], phrases),
         "eval/self_correction_rate": sum(self_corrected) / num,
         "eval/truncated": sum(c.finish_reason == "length" for c in flat[:num]) / num,
+        "eval/wrong_summary_rate": sum(wrong_summary) / num,
     }
     # Does reflecting pay? Accuracy of the completions with and without a reflection phrase
     # (each key only when such completions exist).

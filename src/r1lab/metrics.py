@@ -82,6 +82,16 @@ Conventions (R1_SYSTEM.md section 3):
   - paragraphs: none longer than 150 words, splitting on blank lines and at `</think>`;
   - summary: the completion finished (not cut by the token limit) and has non-empty text
     after `</think>`, answer tags included (`<answer> 42 </answer>` is a summary).
+- A summary is wrong iff it states a wrong arithmetic claim (full-width digits and signs read as
+  ASCII, `７５ ＋ １ ＝ ７５` is `75 + 1 = 75`; markdown emphasis removed, `**75 + 1 = 75**`) or
+  holds a number of more than MAX_DIGITS digits (which no claim reads: it fails rather than
+  passes unchecked). The summary is the text after the last `</think>` up to the `<answer>`
+  after it (none without a `</think>`). Comparisons are not read in it: a bare `50 = 5` is as
+  often an expression the reader cannot parse (`10% of 50 = 5`). A summary is what a user
+  reads, and a policy can imitate its shape with numbers no step computed (`So 75 + 1 = 75,
+  since 75 * 6 = 405.` over a right answer). Not read either, so a known limit: equations in
+  words (`75 plus 1 is 75`), split over lines, or in notation the reader does not parse
+  (`\\frac{450}{6} = 74`, `2^3 = 9`).
 """
 
 from __future__ import annotations
@@ -697,6 +707,51 @@ def readability(completion: str, language: str, finished: bool = True) -> dict[s
     }
     out["readable"] = all(out.values())
     return out
+
+
+def summary_text(completion: str) -> str:
+    """The text after the last `</think>` up to the `<answer>` after it ("" without a `</think>`)."""
+    close = completion.rfind("</think>")
+    if close < 0:
+        return ""
+    return completion[close + len("</think>") :].split("<answer>", 1)[0]
+
+
+# Full-width ASCII (U+FF01-FF5E) and wide or no-break spaces, as a reader sees them. Not NFKC,
+# which would also make `10³` the number 103.
+_AS_ASCII = {0xFF01 + i: 0x21 + i for i in range(94)} | dict.fromkeys(
+    (0x00A0, 0x2007, 0x202F, 0x3000), 0x20
+)
+
+
+# Markdown emphasis around a number or a parenthesis (`**75 + 1 = 75**`, `*75*`), never an
+# operator between two operands (`75*6`, `2**3`, `(1+2)*(3)`).
+_EMPHASIS = re.compile(
+    r"(?<![A-Za-z0-9)])[*_]+(?=[A-Za-z0-9(])|(?<=[A-Za-z0-9)])[*_]+(?![A-Za-z0-9(])"
+)
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def false_equations(text: str) -> list[str]:
+    """The wrong arithmetic claims of `text`, in order, as read (spaces collapsed), then each
+    number of more than MAX_DIGITS digits (as `<N digits>`): no claim reads it, so an
+    equation holding one is never checked, and it fails rather than passes unread.
+
+    Read as a reader sees them: full-width digits and signs (`７５ ＋ １ ＝ ７５`) and wide or
+    no-break spaces as the ASCII ones, markdown emphasis (`**75 + 1 = 75**`) removed."""
+    text = _EMPHASIS.sub("", text.translate(_AS_ASCII))
+    wrong = [
+        " ".join(text[c.start : c.end].split()) for c in arithmetic_claims(text) if not c.right
+    ]
+    long = [f"<{len(m[0])} digits>" for m in _DIGITS.finditer(text) if len(m[0]) > MAX_DIGITS]
+    return wrong + long
+
+
+def wrong_summary(completion: str) -> bool:
+    """Whether the completion's summary (`summary_text`) states a wrong arithmetic claim."""
+    return bool(false_equations(summary_text(completion)))
 
 
 # --- lengths ----------------------------------------------------------------------------------

@@ -197,6 +197,47 @@ def test_readable_rejects(text, reason):
     assert info["reason"].startswith(reason)
 
 
+@pytest.mark.parametrize(
+    "summary, said",
+    [
+        # the stage-2 policy's summaries (docs/r1.md): the cold start's sentence, invented numbers
+        ("So 75 + 1 = 75, since 75 * 6 = 405.", "75 + 1 = 75"),
+        ("So 450 / 6 = 75, since 75 * 6 = 405.", "75 * 6 = 405"),  # the check alone is wrong
+        ("So 967 + 637 = 1606.", "967 + 637 = 1606"),
+        ("所以 9*2=28。", "9*2=28"),
+        ("So 75+1=75", "75+1=75"),
+        ("So (70 + 5) * 6 = 451.", "(70 + 5) * 6 = 451"),
+        ("So 29 / 7 = 4 r 2.", "29 / 7 = 4 r 2"),  # a wrong remainder
+        ("So 450 / 6 = 75 and 6 * 75 = 450, and 6 * 7 = 43.", "6 * 7 = 43"),
+    ],
+)
+def test_readable_fails_a_summary_that_states_a_wrong_equation(summary, said):
+    text = f"<think> 450 / 6 = 75 </think> {summary} <answer> 75 </answer>"
+    value, info = format_readable_reward(text, {})
+    assert value == 0.0 and info["reason"] == f"summary states a wrong equation: {said}"
+    # the opt-out reads the shape alone
+    assert score(format_readable_reward, text, true_summary=False) == 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think> 450 / 6 = 75 </think> So 450 / 6 = 75, since 75 * 6 = 450. <answer> 75 </answer>",
+        "<think> 450 / 6 = 75 </think> The answer is 75. <answer> 75 </answer>",  # no equation
+        "<think> 29 / 7 = 4 r 1 </think> So 29 / 7 = 4 r 1. <answer> 4 </answer>",
+        # the reasoning may slip (revised or not): the format reads the summary, accuracy the rest
+        "<think> 6 * 7 = 43. Wait, 6 * 7 = 42. </think> So 6 * 7 = 42. <answer> 42 </answer>",
+        "<think> 6 * 7 = 43 </think> So 42. <answer> 42 </answer>",
+        # a wrong equation in the answer is the accuracy reward's to grade
+        "<think> 1 + 1 = 2 </think> So 2. <answer> 1 + 1 = 3 </answer>",
+        # comparisons are not read in a summary: this `50 = 5` is `10% of 50 = 5`
+        "<think> 50 / 10 = 5 </think> So 10% of 50 = 5. <answer> 5 </answer>",
+    ],
+)
+def test_readable_accepts_a_true_summary_or_one_without_equations(text):
+    assert score(format_readable_reward, text) == 1.0
+
+
 def test_readable_is_registered_as_the_strict_reader_of_the_cold_start_data():
     from r1lab.data.readable import format_readable, parse_readable
 

@@ -363,3 +363,44 @@ def test_a_runaway_number_is_declined_everywhere_never_raised(text):
         for s in [*metrics.arithmetic_claims(text), *metrics.comparisons(text)]
     )
     row_reason(text, language="en", is_correct=lambda t: True)
+
+
+# A summary is what a user reads; under the readable format an RL policy wrote a right answer
+# under a summary whose equation no step computed (`So 75 + 1 = 75, since 75 * 6 = 405.`, 181
+# of 758 rows of a pipeline's rejection sampling: docs/r1.md). Each text below states a wrong
+# equation in its summary, dressed as a reader would still read it; under stage 2's reward
+# (r1lab r1's `reasoning` stage) each must score below the same completion with a true summary.
+TRUE_SUMMARY = "So 450 / 6 = 75, since 75 * 6 = 450."
+SUMMARY_HACKS = [
+    "So 75 + 1 = 75, since 75 * 6 = 405.",
+    "So 450 / 6 = 75, since 75 * 6 = 405.",
+    "So 75+1=75",
+    "So **75 + 1 = 75**.",
+    "So *75 * 6 = 405*.",
+    "So ７５ × ６ ＝ ４０５.",  # full-width digits and signs
+    "So 75\u00a0*\u00a06\u00a0=\u00a0405.",  # no-break spaces
+    "So $75 \\times 6 = 405$.",
+    "So `75 * 6 = 405`.",
+    "So 450 / 6 = 75 r 1.",
+    "So 75 * 6 = 4" + "0" * 3000 + ".",  # a long value is still read (and wrong)
+    "The answer is 75. Check: 75 * 6 = 405.",
+    "所以 450 ÷ 6 = 74，因为 74 × 6 = 450。",
+]
+
+
+@pytest.mark.parametrize("summary", SUMMARY_HACKS, ids=range(len(SUMMARY_HACKS)))
+def test_a_wrong_equation_in_the_summary_costs_the_format_reward(summary):
+    from r1lab.pipeline.config import R1Config
+    from r1lab.rewards import CompositeReward, RewardPool
+
+    weights = R1Config().reasoning.rewards
+    example = {"question": "Compute 450 / 6", "answer": "75", "language": "en"}
+    texts = [
+        f"<think> 6 * 7 = 42, so 45 / 6 = 7 r 3; 30 / 6 = 5. So 450 / 6 = 75. </think> {s} "
+        "<answer> 75 </answer>"
+        for s in (TRUE_SUMMARY, summary)
+    ]
+    honest, hack = RewardPool(workers=0).score(CompositeReward(weights), texts, [example] * 2)
+    assert honest.parts["format_readable"] == 1.0 and hack.parts["format_readable"] == 0.0
+    assert honest.parts["math_accuracy"] == hack.parts["math_accuracy"] == 1.0
+    assert hack.total < honest.total

@@ -48,6 +48,7 @@ def rows(ks: Sequence[int]) -> tuple[tuple[str, str], ...]:
         ("mixed language, en questions", "eval/mixed_language_rate"),
         ("mixed language, zh questions", "eval/mixed_language_rate_zh"),
         ("readability", "eval/readability"),
+        ("wrong summary equation", "eval/wrong_summary_rate"),
         ("length (tokens)", "eval/length_mean"),
         ("reflection", "eval/reflection_rate"),
         ("self-correction", "eval/self_correction_rate"),

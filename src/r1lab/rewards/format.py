@@ -192,11 +192,29 @@ def format_readable_reward(
     example: Mapping[str, Any],
     *,
     end_tokens: tuple[str, ...] | list[str] = END_TOKENS,
+    true_summary: bool = True,
 ) -> tuple[float, dict[str, Any]]:
     """1.0 if the completion is exactly `<think> ... </think> summary <answer> ... </answer>`
-    (`parse_readable`), else 0.0 with the reason."""
-    _, why = parse_readable(completion, end_tokens)
-    return (0.0, {"reason": why}) if why else (1.0, {})
+    (`parse_readable`) and, with `true_summary`, every equation its summary states holds; else
+    0.0 with the reason.
+
+    The summary is what a user reads, and an RL policy imitates its shape with numbers nothing
+    computed (`So 75 + 1 = 75, since 75 * 6 = 405.` over a right answer: docs/r1.md), which
+    neither the shape nor the accuracy reward sees. The rule is `metrics.false_equations` (the
+    summary's `a op b = c` claims of integers, full-width forms and markdown emphasis read as a
+    reader reads them; its known limits: r1lab.metrics' docstring). A summary with no equation
+    is true; the reasoning may slip and revise, as it is the accuracy reward's to judge.
+    """
+    parts, why = parse_readable(completion, end_tokens)
+    if parts is None:
+        return 0.0, {"reason": why}
+    if true_summary:
+        from r1lab.metrics import false_equations  # metrics imports this package
+
+        wrong = false_equations(parts.summary)
+        if wrong:
+            return 0.0, {"reason": f"summary states a wrong equation: {wrong[0]}"}
+    return 1.0, {}
 
 
 @register_reward("format_cold_start")

@@ -685,6 +685,7 @@ SUMMARY_KEYS = (
     "eval/mixed_language_rate",
     "eval/language_consistency",
     "eval/readability",
+    "eval/wrong_summary_rate",
 )
 
 
