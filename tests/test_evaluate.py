@@ -430,10 +430,10 @@ def test_eval_progress_key_reaches_the_evaluation(tmp_path, monkeypatch, progres
     assert seen["progress"] is progress
 
 
-def test_a_summary_stating_a_wrong_equation_is_counted_and_fails_the_readable_format(monkeypatch):
-    # The stage-2 policy's defect (docs/r1.md): a right answer under a summary whose equation
-    # nothing computed. eval/wrong_summary_rate counts it whatever the format; the readable
-    # format's reward fails it; a wrong step in the reasoning alone is neither.
+def test_a_summary_stating_a_wrong_equation_is_counted_whatever_the_format(monkeypatch):
+    # The defect of every model after the cold start (docs/r1.md): a right answer under a
+    # summary whose equation nothing computed. eval/wrong_summary_rate counts it; the readable
+    # format (its default, shape alone) does not; a wrong step in the reasoning alone is not one.
     true = "<think> 6*7=42 </think> So 6 * 7 = 42. <answer> 42 </answer>"
     lying = "<think> 6*7=42 </think> So 6 * 7 = 41, since 41 + 1 = 42. <answer> 42 </answer>"
     slip = "<think> 6*7=43 wait 6*7=42 </think> So 6 * 7 = 42. <answer> 42 </answer>"
@@ -443,6 +443,6 @@ def test_a_summary_stating_a_wrong_equation_is_counted_and_fails_the_readable_fo
     result = scripted_eval(monkeypatch, QUESTIONS[:1], script, task, n=4)
     recorded = result.samples[0]["samples"]
     assert [s["wrong_summary"] for s in recorded] == [False, True, False, True]
-    assert [s["format"] for s in recorded] == [True, False, True, False]
+    assert [s["format"] for s in recorded] == [True] * 4
     assert result.metrics["eval/wrong_summary_rate"] == 0.5
     assert result.metrics["eval/pass@1"] == 1.0  # the answer is graded alike

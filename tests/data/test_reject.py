@@ -91,13 +91,13 @@ def test_wrong_step_is_beyond_the_reports_filters_and_off_by_default():
         RejectConfig(model="m", filters=["wrong_steps"]).validate()
 
 
-def test_a_readable_task_drops_a_right_answer_under_a_wrong_summary_as_wrong_format():
-    # Stage 3 of `r1lab r1` grades the readable format: 181 of the 758 rows an earlier run kept
-    # said `So 75 + 1 = 75, ...` over a right answer (docs/r1.md); the format reward drops them.
+def test_a_right_answer_under_a_wrong_summary_is_kept_unless_wrong_step_is_asked_for():
+    # Stage 3 of `r1lab r1` kept 181 rows of 758 that said `So 75 + 1 = 75, ...` over a right
+    # answer (docs/r1.md): the readable format reads the shape; the opt-in `wrong_step` filter
+    # reads the whole row, summary included, and drops them.
     from r1lab.tasks import make_task
 
     task = make_task(TaskConfig(name="arithmetic", ops="+", format_reward="format_readable"))
-    cfg = RejectConfig(model="m", max_per_prompt=0, filters=[])
     think = " <think> 2+3=5, write 5. So 12 + 3 = 15. </think>"
     samples = [
         Sample(example(), 0, f"{think} So 12 + 3 = 15. <answer> 15 </answer>", True),
@@ -105,10 +105,15 @@ def test_a_readable_task_drops_a_right_answer_under_a_wrong_summary_as_wrong_for
         Sample(example(), 2, f"{think} So 15, since 15 - 3 = 11. <answer> 15 </answer>", True),
         Sample(example(), 3, f"{think} The answer is 15. <answer> 15 </answer>", True),
     ]
-    counts: Counter = Counter()
-    rows = grade_batch(task, samples, cfg, None, Kept(), counts)
-    assert [r["sample_index"] for r in rows] == [0, 3]
-    assert counts == Counter(wrong_format=2)
+    for filters, kept, counted in (
+        ([], [0, 1, 2, 3], Counter()),
+        (["wrong_step"], [0, 3], Counter(wrong_step=2)),
+    ):
+        cfg = RejectConfig(model="m", max_per_prompt=0, filters=filters)
+        counts: Counter = Counter()
+        rows = grade_batch(task, samples, cfg, None, Kept(), counts)
+        assert [r["sample_index"] for r in rows] == kept
+        assert counts == counted
 
 
 def test_duplicates_near_duplicates_and_the_cap_are_per_question():

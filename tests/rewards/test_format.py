@@ -213,10 +213,10 @@ def test_readable_rejects(text, reason):
 )
 def test_readable_fails_a_summary_that_states_a_wrong_equation(summary, said):
     text = f"<think> 450 / 6 = 75 </think> {summary} <answer> 75 </answer>"
-    value, info = format_readable_reward(text, {})
+    value, info = format_readable_reward(text, {}, true_summary=True)
     assert value == 0.0 and info["reason"] == f"summary states a wrong equation: {said}"
-    # the opt-out reads the shape alone
-    assert score(format_readable_reward, text, true_summary=False) == 1.0
+    # off (the default: docs/r1.md measured why), the reward reads the shape alone
+    assert score(format_readable_reward, text) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -235,7 +235,7 @@ def test_readable_fails_a_summary_that_states_a_wrong_equation(summary, said):
     ],
 )
 def test_readable_accepts_a_true_summary_or_one_without_equations(text):
-    assert score(format_readable_reward, text) == 1.0
+    assert score(format_readable_reward, text, true_summary=True) == 1.0
 
 
 def test_readable_is_registered_as_the_strict_reader_of_the_cold_start_data():

@@ -369,7 +369,8 @@ def test_a_runaway_number_is_declined_everywhere_never_raised(text):
 # under a summary whose equation no step computed (`So 75 + 1 = 75, since 75 * 6 = 405.`, 181
 # of 758 rows of a pipeline's rejection sampling: docs/r1.md). Each text below states a wrong
 # equation in its summary, dressed as a reader would still read it; under stage 2's reward
-# (r1lab r1's `reasoning` stage) each must score below the same completion with a true summary.
+# (r1lab r1's `reasoning` stage) with the summary checked (`true_summary`, opt-in) each must
+# score below the same completion with a true summary.
 TRUE_SUMMARY = "So 450 / 6 = 75, since 75 * 6 = 450."
 SUMMARY_HACKS = [
     "So 75 + 1 = 75, since 75 * 6 = 405.",
@@ -400,7 +401,8 @@ def test_a_wrong_equation_in_the_summary_costs_the_format_reward(summary):
         "<answer> 75 </answer>"
         for s in (TRUE_SUMMARY, summary)
     ]
-    honest, hack = RewardPool(workers=0).score(CompositeReward(weights), texts, [example] * 2)
+    checked = CompositeReward(weights, {"format_readable": {"true_summary": True}})
+    honest, hack = RewardPool(workers=0).score(checked, texts, [example] * 2)
     assert honest.parts["format_readable"] == 1.0 and hack.parts["format_readable"] == 0.0
     assert honest.parts["math_accuracy"] == hack.parts["math_accuracy"] == 1.0
     assert hack.total < honest.total

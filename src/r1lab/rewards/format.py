@@ -192,15 +192,18 @@ def format_readable_reward(
     example: Mapping[str, Any],
     *,
     end_tokens: tuple[str, ...] | list[str] = END_TOKENS,
-    true_summary: bool = True,
+    true_summary: bool = False,
 ) -> tuple[float, dict[str, Any]]:
     """1.0 if the completion is exactly `<think> ... </think> summary <answer> ... </answer>`
     (`parse_readable`) and, with `true_summary`, every equation its summary states holds; else
     0.0 with the reason.
 
-    The summary is what a user reads, and an RL policy imitates its shape with numbers nothing
+    The summary is what a user reads, and a model imitates its shape with numbers nothing
     computed (`So 75 + 1 = 75, since 75 * 6 = 405.` over a right answer: docs/r1.md), which
-    neither the shape nor the accuracy reward sees. The rule is `metrics.false_equations` (the
+    neither the shape nor the accuracy reward sees. `true_summary` is off by default: on the
+    micro-world pipeline it did not lower the rate in stage 2's 30 steps and, as the task's
+    format everywhere, cost stage 3 most of its right divisions (docs/r1.md, "A summary that
+    says what was computed"); `eval/wrong_summary_rate` measures it either way. The rule is `metrics.false_equations` (the
     summary's `a op b = c` claims of integers, full-width forms and markdown emphasis read as a
     reader reads them; its known limits: r1lab.metrics' docstring). A summary with no equation
     is true; the reasoning may slip and revise, as it is the accuracy reward's to judge.
