@@ -750,7 +750,8 @@ def false_equations(text: str) -> list[str]:
 
 
 def wrong_summary(completion: str) -> bool:
-    """Whether the completion's summary (`summary_text`) states a wrong arithmetic claim."""
+    """Whether the completion's summary (`summary_text`) states a wrong equation
+    (`false_equations`: a wrong claim, or a number too long for any claim to read)."""
     return bool(false_equations(summary_text(completion)))
 
 

@@ -203,10 +203,11 @@ def format_readable_reward(
     neither the shape nor the accuracy reward sees. `true_summary` is off by default: on the
     micro-world pipeline it did not lower the rate in stage 2's 30 steps and, as the task's
     format everywhere, cost stage 3 most of its right divisions (docs/r1.md, "A summary that
-    says what was computed"); `eval/wrong_summary_rate` measures it either way. The rule is `metrics.false_equations` (the
-    summary's `a op b = c` claims of integers, full-width forms and markdown emphasis read as a
-    reader reads them; its known limits: r1lab.metrics' docstring). A summary with no equation
-    is true; the reasoning may slip and revise, as it is the accuracy reward's to judge.
+    says what was computed"); `eval/wrong_summary_rate` measures it either way. The rule is
+    `metrics.false_equations` (the summary's `a op b = c` claims of integers, full-width forms
+    and markdown emphasis read as a reader reads them; its known limits: r1lab.metrics'
+    docstring). A summary with no equation is true; the reasoning may slip and revise, as it is
+    the accuracy reward's to judge.
     """
     parts, why = parse_readable(completion, end_tokens)
     if parts is None:
