@@ -17,6 +17,7 @@ from r1lab.metrics import (
     Comparison,
     _reflection_pattern,
     arithmetic_claims,
+    as_read,
     comparisons,
     evaluate_expression,
     has_reflection,
@@ -731,7 +732,51 @@ def test_summary_text_is_what_follows_the_last_think_up_to_the_answer(completion
         ("<think> x </think> So **2 + 2 = 5**. <answer> 4 </answer>", True),
         ("<think> x </think> 所以 ２ ＋ ２ ＝ ５。 <answer> 4 </answer>", True),
         ("<think> x </think> So 2**3 = 8, not 2 * 3 = 6. <answer> 8 </answer>", False),
+        # an operator spaced on one side is no emphasis: read, so a wrong one fails
+        ("<think> x </think> So 7 *6 = 41. <answer> 41 </answer>", True),
+        ("<think> x </think> So 7* 6 = 41. <answer> 41 </answer>", True),
+        ("<think> x </think> So 6 * **7** = 41. <answer> 41 </answer>", True),
+        (
+            "<think> x </think> 所以 ４ * ９ = ３８，３８ * ９ = ３４２。 <answer> 342 </answer>",
+            True,
+        ),
     ],
 )
 def test_wrong_summary_reads_the_summarys_arithmetic_claims_only(completion, wrong):
     assert wrong_summary(completion) is wrong
+
+
+@pytest.mark.parametrize(
+    "text, read",
+    [
+        ("So **75 + 1 = 75**.", "So   75 + 1 = 75  ."),
+        ("So *75* and __76__", "So  75  and   76  "),
+        ("So 7 *6 = 41, 7* 6 = 41, 6*7, 2**3 = 8", "So 7 *6 = 41, 7* 6 = 41, 6*7, 2**3 = 8"),
+        ("6 * **7** = 42", "6 *   7   = 42"),
+        ("(2)*(3) = 6; * a bullet; x_1 = 5", "(2)*(3) = 6; * a bullet; x_1 = 5"),
+        ("**7\n* 6 = 41**", "**7\n* 6 = 41**"),  # emphasis never spans lines
+        ("７５ ＋ １ ＝ ７５，对吗？", "75 + 1 = 75，对吗？"),  # Chinese punctuation stays
+        ("𝟕 ∗ ٦ ﹦ ४१", "7 * 6 = 41"),  # mathematical, Arabic-Indic, Devanagari digits
+        ("7·6 = 7⋅6 = 84 ∕ 2, 9 – 2 = 7", "7*6 = 7*6 = 84 / 2, 9 - 2 = 7"),
+        ("10³ = 1000, 2\u00a0+\u20092 = 4", "10³ = 1000, 2 + 2 = 4"),  # superscripts stay
+        ("plain ascii 6*7=42", "plain ascii 6*7=42"),
+    ],
+)
+def test_as_read_reads_arithmetic_as_a_reader_does_and_keeps_every_offset(text, read):
+    assert as_read(text) == read
+    assert len(as_read(text)) == len(text)
+    assert as_read(read) == read  # reading twice changes nothing
+
+
+def test_every_step_rule_reads_the_text_as_read():
+    # The shared readers (claims, comparisons), so every rule built on them: the wrong step
+    # hidden in emphasis or full-width forms is seen, at the original text's offsets.
+    for text in ("So **6*7=41**. The end.", "所以 ６*７＝４１。", "So 𝟔 ∗ 7 = 41."):
+        claims = arithmetic_claims(text)
+        assert [(c.value, c.right) for c in claims] == [(41, False)], text
+        assert text[claims[0].end - 1] in "1１", text  # the offset is the original text's
+        assert [s.start for s in unrevised_steps(text)] == [claims[0].start]
+    assert [(c.a, c.b, c.holds) for c in comparisons("３５ ＜ ２９")] == [(35, 29, False)]
+    revised = "<think> ６*７＝４１. Wait, 6*7=42. </think> <answer> 42 </answer>"
+    assert self_corrects(revised, True)
+    assert not unrevised_steps(revised)  # the same expression, restated right

@@ -21,6 +21,13 @@ Conventions (R1_SYSTEM.md section 3):
   (d) its final answer is correct (decided by the caller's grader).
   Equivalently: a reflection phrase follows the last wrong claim, and a claim follows the
   first such phrase. A second slip after the reflection, left uncorrected, is no correction.
+- Claims and comparisons are read in the text as a reader sees it (`as_read`, of the same
+  length, so offsets stay the text's): digits of any script and the full-width, small and
+  mathematical forms of digits, letters and `+ - * / = < > ( )` as ASCII (`７５ ＋ １ ＝ ７５`
+  is `75 + 1 = 75`; not NFKC, which makes `10³` the number 103, nor Chinese punctuation:
+  `，` is no thousands separator), `∗ ⋅ ·` as `*`, `∕` as `/`, an en dash as `-`, any space
+  as a space, and markdown emphasis as spaces (`**6*7=41**`), paired delimiters only, so an
+  operator spaced on one side (`7 *6`) stays an operator.
 - An arithmetic claim is a lone `=` (not `==`, `<=`, `>=`, `!=`, `:=`, `=>`) on one line,
   with an expression E just before it and an integer v just after it. E is the maximal run of
   integers, `+ - − * × / ÷ \\times \\cdot \\div`, parentheses and spaces before the `=`
@@ -82,9 +89,8 @@ Conventions (R1_SYSTEM.md section 3):
   - paragraphs: none longer than 150 words, splitting on blank lines and at `</think>`;
   - summary: the completion finished (not cut by the token limit) and has non-empty text
     after `</think>`, answer tags included (`<answer> 42 </answer>` is a summary).
-- A summary is wrong iff it states a wrong arithmetic claim (full-width digits and signs read as
-  ASCII, `７５ ＋ １ ＝ ７５` is `75 + 1 = 75`; markdown emphasis removed, `**75 + 1 = 75**`) or
-  holds a number of more than MAX_DIGITS digits (which no claim reads: it fails rather than
+- A summary is wrong iff it states a wrong arithmetic claim (read as above, so
+  `**75 + 1 = 75**` and `７５ ＋ １ ＝ ７５` are) or holds a number of more than MAX_DIGITS digits (which no claim reads: it fails rather than
   passes unchecked). The summary is the text after the last `</think>` up to the `<answer>`
   after it (none without a `</think>`). Comparisons are not read in it: a bare `50 = 5` is as
   often an expression the reader cannot parse (`10% of 50 = 5`). A summary is what a user
@@ -430,11 +436,101 @@ def _rhs(text: str, run: re.Match[str]) -> tuple[int, int] | None:
     return None if number is None else (start + j, number)
 
 
+# Characters a reader takes for an ASCII one, beyond the full-width and other compatibility
+# forms (`_read_char`): operators written with another sign, and the en dash as a minus.
+_LOOKALIKES = {"∗": "*", "⋅": "*", "·": "*", "∕": "/", "–": "-", "‒": "-"}
+_COMPAT_TAGS = ("<wide>", "<narrow>", "<small>", "<font>")
+# The signs of arithmetic; not punctuation, whose full-width forms are Chinese text's own (the
+# comma in `等等，3+4=7` is no thousands separator).
+_READ_SIGNS = "+-*/=<>()"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_DELIMITERS = re.compile(r"[*_]+")
+_BLANKS = re.compile(r"[ \t]*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_char(c: str) -> str:
+    """The ASCII character a reader takes `c` for, else `c` (one character either way): a
+    digit of any script, a letter or sign of arithmetic in a compatibility form (full-width,
+    small, mathematical), a look-alike operator, a space."""
+    import unicodedata
+
+    if c in _LOOKALIKES:
+        return _LOOKALIKES[c]
+    if unicodedata.category(c) == "Zs":
+        return " "
+    if unicodedata.category(c) == "Nd":  # a digit of any script: ٧, ७, 𝟕
+        return str(unicodedata.decimal(c))
+    tag, _, code = unicodedata.decomposition(c).partition(" ")
+    if tag in _COMPAT_TAGS and " " not in code:
+        ascii_char = chr(int(code, 16))
+        if ascii_char.isascii() and (ascii_char.isalnum() or ascii_char in _READ_SIGNS):
+            return ascii_char
+    return c
+
+
+def _emphasis(text: str) -> list[tuple[int, int]]:
+    """Spans of markdown emphasis delimiters in `text` (`**` of `**75 + 1 = 75**`).
+
+    A run of one to three `*` (or `_`) opens when it touches the next character and the
+    nearest character before it across spaces is no operand (a digit or `)`); it closes when
+    it touches the previous character and the nearest after it is no operand (a digit or
+    `(`). A closer pairs with the latest unclosed opener of the same run on its line. So an
+    operator between two operands is never emphasis, however it is spaced (`7 *6`, `7* 6`,
+    `6*7`, `2**3`), and `6 * **7** = 42` is `6 * 7 = 42`. Linear in the text.
+    """
+    spans: list[tuple[int, int]] = []
+    openers: dict[str, list[int]] = {}  # each run's unclosed openers on the current line
+    done = 0  # where the previous run ended: every scan below covers only a gap between runs
+    for m in _DELIMITERS.finditer(text):
+        run, start, end = m.group(), m.start(), m.end()
+        if text.find("\n", done, start) >= 0:
+            openers = {}
+        done = end
+        if len(run) > 3 or len(set(run)) > 1:
+            continue
+        i = start - 1
+        while i >= 0 and text[i] in " \t":
+            i -= 1
+        before = text[i] if i >= 0 else ""
+        j = _BLANKS.match(text, end).end()
+        after = text[j : j + 1]
+        touches_previous = start > 0 and not text[start - 1].isspace()
+        touches_next = end < len(text) and not text[end].isspace()
+        if touches_previous and not (after and after in "0123456789(") and openers.get(run):
+            opened = openers[run].pop()
+            spans += [(opened, opened + len(run)), (start, end)]
+        elif touches_next and not (before and before in "0123456789)"):
+            openers.setdefault(run, []).append(start)
+    return sorted(spans)
+
+
+def as_read(text: str) -> str:
+    """`text` as a reader reads its arithmetic, of the same length (offsets keep their place).
+
+    Full-width, small and mathematical forms and digits of any script as ASCII (`７５ ＋ １ ＝
+    ７５`, `𝟕`, `٧`; superscripts stay, `10³` is not `103`), `∗ ⋅ ·` as `*`, `∕` as `/`, the en
+    dash as `-`, any space as ` `, and markdown emphasis (`_emphasis`) as spaces."""
+    if not text.isascii():
+        text = _NON_ASCII.sub(lambda m: _read_char(m.group()), text)
+    if "*" in text or "_" in text:
+        spans = _emphasis(text)
+        if spans:
+            parts, last = [], 0
+            for a, b in spans:
+                parts += [text[last:a], " " * (b - a)]
+                last = b
+            text = "".join([*parts, text[last:]])
+    return text
+
+
 def arithmetic_claims(text: str) -> list[Claim]:
-    """The equations `E = v` stated in `text`, in order (the exact rule: the module docstring)."""
+    """The equations `E = v` stated in `text`, in order (the exact rule: the module docstring),
+    read as a reader sees them (`as_read`): offsets are `text`'s, expressions the read ones."""
     claims: list[Claim] = []
-    if "=" not in text:
+    if "=" not in text and "＝" not in text and "﹦" not in text:
         return claims
+    text = as_read(text)
     runs = list(_RUN.finditer(text))
     by_end = {m.end(): m for m in runs}
     by_start = {m.start(): m for m in runs}
@@ -541,8 +637,9 @@ def _alone_after(text: str, end: int) -> bool:
 
 def comparisons(text: str) -> list[Comparison]:
     """The comparisons of integers stated in `text`, in order (the exact rule: the module
-    docstring)."""
+    docstring), read as a reader sees them (`as_read`)."""
     found: list[Comparison] = []
+    text = as_read(text)
     for m in _RELATION.finditer(text):
         if not (_alone_before(text, m.start()) and _alone_after(text, m.end())):
             continue
@@ -717,31 +814,14 @@ def summary_text(completion: str) -> str:
     return completion[close + len("</think>") :].split("<answer>", 1)[0]
 
 
-# Full-width ASCII (U+FF01-FF5E) and wide or no-break spaces, as a reader sees them. Not NFKC,
-# which would also make `10³` the number 103.
-_AS_ASCII = {0xFF01 + i: 0x21 + i for i in range(94)} | dict.fromkeys(
-    (0x00A0, 0x2007, 0x202F, 0x3000), 0x20
-)
-
-
-# Markdown emphasis around a number or a parenthesis (`**75 + 1 = 75**`, `*75*`), never an
-# operator between two operands (`75*6`, `2**3`, `(1+2)*(3)`).
-_EMPHASIS = re.compile(
-    r"(?<![A-Za-z0-9)])[*_]+(?=[A-Za-z0-9(])|(?<=[A-Za-z0-9)])[*_]+(?![A-Za-z0-9(])"
-)
-
-
 _DIGITS = re.compile(r"\d+")
 
 
 def false_equations(text: str) -> list[str]:
-    """The wrong arithmetic claims of `text`, in order, as read (spaces collapsed), then each
-    number of more than MAX_DIGITS digits (as `<N digits>`): no claim reads it, so an
-    equation holding one is never checked, and it fails rather than passes unread.
-
-    Read as a reader sees them: full-width digits and signs (`７５ ＋ １ ＝ ７５`) and wide or
-    no-break spaces as the ASCII ones, markdown emphasis (`**75 + 1 = 75**`) removed."""
-    text = _EMPHASIS.sub("", text.translate(_AS_ASCII))
+    """The wrong arithmetic claims of `text`, in order, as read (`as_read`, spaces collapsed),
+    then each number of more than MAX_DIGITS digits (as `<N digits>`): no claim reads it, so
+    an equation holding one is never checked, and it fails rather than passes unread."""
+    text = as_read(text)
     wrong = [
         " ".join(text[c.start : c.end].split()) for c in arithmetic_claims(text) if not c.right
     ]

@@ -386,6 +386,13 @@ SUMMARY_HACKS = [
     "So 75 * 6 = 4" + "0" * 3000 + ".",  # a long value is still read (and wrong)
     "The answer is 75. Check: 75 * 6 = 405.",
     "所以 450 ÷ 6 = 74，因为 74 × 6 = 450。",
+    "So 75 *6 = 405.",  # an operator spaced on one side, not emphasis
+    "So 75* 6 = 405.",
+    "So 75 * **6** = 405.",
+    "所以 ７５ * ６ = ４０５，对。",  # full-width digits beside Chinese punctuation
+    "So 𝟳𝟱 ∗ ٦ = 405.",  # mathematical and Arabic-Indic digits, the asterisk operator
+    "So 75 · 6 = 405.",
+    "So 76 – 1 = 74.",  # an en dash for the minus
 ]
 
 
