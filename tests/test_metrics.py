@@ -31,6 +31,7 @@ from r1lab.metrics import (
     self_correction_rate,
     self_corrects,
     summary_text,
+    unread_equations,
     unrevised_steps,
     wrong_summary,
 )
@@ -780,3 +781,24 @@ def test_every_step_rule_reads_the_text_as_read():
     revised = "<think> ６*７＝４１. Wait, 6*7=42. </think> <answer> 42 </answer>"
     assert self_corrects(revised, True)
     assert not unrevised_steps(revised)  # the same expression, restated right
+
+
+@pytest.mark.parametrize(
+    "text, unread",
+    [
+        ("So 7*6 = 41 8*2 = 16.", 2),  # two claims with no word between: neither read
+        ("So 2^3 = 9. So 5! = 120. So 1/2 = 0.5.", 3),
+        ("So 10% of 50 = 5.", 1),  # read as the comparison `50 = 5`, which does not hold
+        ("So 7 x 6 = 41, and 3 X 4 = 12.", 2),
+        ("So [4, 12] = 16 and (3+4) = 7.", 1),  # the bracket is read, the list is not
+        ("So 75 + 1 = 76, since 76 * 6 = 456.", 0),  # read (true or not, the claims decide)
+        ("So 75 + 1 = 75.", 0),
+        ("所以 450 ÷ 6 = 75，因为 75 × 6 = 450。", 0),
+        ("297 vs 297: 2 = 2, 9 = 9, same.", 0),  # comparisons that hold
+        ("x = 5, x2 = 4, 2x + 3 = 7, y = x + 3 = 8", 0),  # algebra
+        ("\\frac{450}{6} = 74, the 3rd = 3, 75 plus 1 is 75", 0),  # known limits
+    ],
+)
+def test_unread_equations_are_equations_of_numbers_no_claim_reads(text, unread):
+    assert len(unread_equations(text)) == unread
+    assert all(u.startswith("<unread: ") for u in unread_equations(text))

@@ -97,7 +97,8 @@ Conventions (R1_SYSTEM.md section 3):
   reads, and a policy can imitate its shape with numbers no step computed (`So 75 + 1 = 75,
   since 75 * 6 = 405.` over a right answer). Not read either, so a known limit: equations in
   words (`75 plus 1 is 75`), split over lines, or in notation the reader does not parse
-  (`\\frac{450}{6} = 74`, `2^3 = 9`).
+  (`\\frac{450}{6} = 74`, `2^3 = 9`); `unread_equations` lists the last kind (but LaTeX and
+  algebra), for a reward that must fail closed.
 """
 
 from __future__ import annotations
@@ -815,6 +816,15 @@ def summary_text(completion: str) -> str:
 
 
 _DIGITS = re.compile(r"\d+")
+# Beside a `=` across spaces, what makes it an equation of numbers (`unread_equations`).
+_OPERAND_BEFORE = re.compile(r"[0-9)\]%!][ \t]*$")
+_OPERAND_AFTER = re.compile(r"[ \t]*[-−0-9(\[]")
+
+
+# Beside a `=` across spaces, what makes it an equation of numbers: before it, a digit or the
+# end of a bracket, `%` or `!`; after it, a digit, a sign or an opening bracket, `\` or `$`.
+_NUMERIC_BEFORE = re.compile(r"[0-9)}\]%!][ \t]*$")
+_NUMERIC_AFTER = re.compile(r"[ \t]*[-−0-9({\[\\$]")
 
 
 def false_equations(text: str) -> list[str]:
@@ -827,6 +837,46 @@ def false_equations(text: str) -> list[str]:
     ]
     long = [f"<{len(m[0])} digits>" for m in _DIGITS.finditer(text) if len(m[0]) > MAX_DIGITS]
     return wrong + long
+
+
+def unread_equations(text: str) -> list[str]:
+    """The equations of numbers in `text` that no arithmetic claim reads, so nothing checks
+    them (each as `<unread: ...>`, its surroundings): a lone `=` with, across spaces, a digit
+    or `)` `]` `%` `!` before it and a digit, sign or opening bracket after it, that no claim
+    covers (as read, `as_read`). `2^3 = 9`, `10% of 50 = 5`, `1/2 = 0.5`, `[4, 12] = 16`, two
+    claims with nothing but a space between (`7*6 = 41 8*2 = 16`), `7 x 6 = 41`; a `=` of a
+    comparison that holds (`2 = 2`) is read. Not flagged,
+    so not caught by it either: algebra (a letter glued to the number before the `=`, or
+    before the operator that starts its expression: `x2 = 4`, `2x + 3 = 7`), LaTeX
+    (`\\frac{450}{6} = 74`) and equations in words."""
+    text = as_read(text)
+    claims = arithmetic_claims(text)
+    runs = {m.end(): m for m in _RUN.finditer(text)}
+    # a `=` a claim reads, or a comparison that holds (`2 = 2` of a digit-by-digit check; one
+    # that does not, `10% of 50 = 5` read as `50 = 5`, may be a misread expression: unread)
+    spans = [(c.start, c.end) for c in claims]
+    spans += [(c.start, c.end) for c in comparisons(text) if c.holds]
+    read = {i for a, b in spans for i in range(a, b) if text[i] == "="}
+    found, line, done = [], 0, 0  # the `=`'s line starts at `line`; scanned up to `done`
+    for eq in _EQUALS.finditer(text):
+        at = eq.start()
+        line, done = max(line, text.rfind("\n", done, at) + 1), at
+        if at in read or not (
+            _OPERAND_BEFORE.search(text, max(line, at - 64), at)
+            and _OPERAND_AFTER.match(text, at + 1)
+        ):
+            continue
+        run = runs.get(at)
+        if run is not None:  # algebra: `2x + 3 = 7`, `x + 3 = 7`, `x2 = 4`
+            expression = run.group().lstrip(" \t")
+            i = run.start() - 1
+            while i >= line and text[i] in " \t":
+                i -= 1
+            glued = len(expression) == len(run.group())
+            if i >= line and _is_letter(text[i]) and (glued or expression[:1] in "+-−*×/÷"):
+                continue
+        found.append(f"<unread: {' '.join(text[max(line, at - 20) : at + 21].split())}>")
+    return found
 
 
 def wrong_summary(completion: str) -> bool:

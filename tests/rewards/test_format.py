@@ -230,12 +230,31 @@ def test_readable_fails_a_summary_that_states_a_wrong_equation(summary, said):
         "<think> 6 * 7 = 43 </think> So 42. <answer> 42 </answer>",
         # a wrong equation in the answer is the accuracy reward's to grade
         "<think> 1 + 1 = 2 </think> So 2. <answer> 1 + 1 = 3 </answer>",
-        # comparisons are not read in a summary: this `50 = 5` is `10% of 50 = 5`
-        "<think> 50 / 10 = 5 </think> So 10% of 50 = 5. <answer> 5 </answer>",
+        # a comparison that holds is read (a digit-by-digit check), an algebra step is no claim
+        "<think> 297 / 9 = 33 </think> So 297 / 9 = 33: 297 vs 297: 2 = 2. <answer> 33 </answer>",
+        "<think> 2x = 4 </think> So 2x + 3 = 7 gives x = 2. <answer> 2 </answer>",
     ],
 )
 def test_readable_accepts_a_true_summary_or_one_without_equations(text):
     assert score(format_readable_reward, text, true_summary=True) == 1.0
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "So 10% of 50 = 5.",  # true, but no claim reads it (nor a comparison `50 = 5`)
+        "So 3 x 4 = 12.",  # an x for times
+        "So 2^3 = 8.",
+        "So 1/2 = 0.5.",
+        "So 3*4 = 12 5*6 = 30.",  # two claims with nothing between: neither is read
+    ],
+)
+def test_readable_with_the_check_fails_closed_on_an_equation_it_cannot_read(summary):
+    text = f"<think> x </think> {summary} <answer> 5 </answer>"
+    value, info = format_readable_reward(text, {}, true_summary=True)
+    assert value == 0.0
+    assert info["reason"].startswith("summary states an equation no rule reads: <unread: ")
+    assert score(format_readable_reward, text) == 1.0  # off, the shape alone
 
 
 def test_readable_is_registered_as_the_strict_reader_of_the_cold_start_data():

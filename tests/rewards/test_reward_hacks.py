@@ -393,6 +393,11 @@ SUMMARY_HACKS = [
     "So 𝟳𝟱 ∗ ٦ = 405.",  # mathematical and Arabic-Indic digits, the asterisk operator
     "So 75 · 6 = 405.",
     "So 76 – 1 = 74.",  # an en dash for the minus
+    # what no claim reads fails closed (metrics.unread_equations)
+    "So 75 x 6 = 405.",
+    "So 75 * 6 = 405 450 / 6 = 75.",
+    "So 75^1 = 76.",
+    "So 75% of 600 = 405.",
 ]
 
 

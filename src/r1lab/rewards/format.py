@@ -206,18 +206,23 @@ def format_readable_reward(
     says what was computed"); `eval/wrong_summary_rate` measures it either way. The rule is
     `metrics.false_equations` (the summary's `a op b = c` claims of integers, full-width forms
     and markdown emphasis read as a reader reads them; its known limits: r1lab.metrics'
-    docstring). A summary with no equation is true; the reasoning may slip and revise, as it is
-    the accuracy reward's to judge.
+    docstring), and it fails closed: an equation of numbers no claim reads
+    (`metrics.unread_equations`: `2^3 = 9`, `7 x 6 = 41`, `1/2 = 0.5`) fails too, true or not.
+    A summary with no equation is true; the reasoning may slip and revise, as it is the
+    accuracy reward's to judge.
     """
     parts, why = parse_readable(completion, end_tokens)
     if parts is None:
         return 0.0, {"reason": why}
     if true_summary:
-        from r1lab.metrics import false_equations  # metrics imports this package
+        from r1lab.metrics import false_equations, unread_equations  # metrics imports us
 
         wrong = false_equations(parts.summary)
         if wrong:
             return 0.0, {"reason": f"summary states a wrong equation: {wrong[0]}"}
+        unread = unread_equations(parts.summary)
+        if unread:  # what cannot be checked fails rather than passes
+            return 0.0, {"reason": f"summary states an equation no rule reads: {unread[0]}"}
     return 1.0, {}
 
 
