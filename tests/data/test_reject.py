@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from chat_server import chat, serving
 
-from r1lab.config import ConfigError
+from r1lab.config import ConfigError, load_config
 from r1lab.data import reject
 from r1lab.data.reject import (
     Kept,
@@ -114,6 +114,70 @@ def test_a_right_answer_under_a_wrong_summary_is_kept_unless_wrong_step_is_asked
         rows = grade_batch(task, samples, cfg, None, Kept(), counts)
         assert [r["sample_index"] for r in rows] == kept
         assert counts == counted
+
+
+def test_summary_rule_rewrites_kept_rows_from_their_own_reasoning_before_the_filters():
+    from r1lab.rewards.format import parse_readable
+    from r1lab.tasks import make_task
+
+    task = make_task(TaskConfig(name="arithmetic", ops="+", format_reward="format_readable"))
+    think = " <think> 2+3=5, write 5. So 12 + 3 = 15. </think>"
+    zh = example(language="zh", question="计算 12 + 3")
+    think_zh = " <think> 2+3=5，写 5。所以 12 + 3 = 15。 </think>"
+    samples = [
+        Sample(example(), 0, f"{think} So 12 + 3 = 15. <answer> 15 </answer>", True),
+        Sample(example(), 1, f"{think} So 12 + 3 = 16. <answer> 15 </answer>", True),
+        Sample(example(), 2, f"{think} So 12 + 3 = 16. <answer> 16 </answer>", True),
+        Sample(example(), 3, f"{think} So 12 + 3 = 16. <answer> 15 </answer>", False),
+        Sample(zh, 4, f"{think_zh} 答案是 15。 <answer> 15 </answer>", True),
+    ]
+    # The rule's summary of sample 1 is sample 0's, so de-duplication (which reads the
+    # rewritten row) drops it; without the cap and filters both are kept, 1 rewritten.
+    cases = {
+        "dedup": (RejectConfig(model="m", max_per_prompt=0, summary="rule"), [0, 4]),
+        "all": (RejectConfig(model="m", max_per_prompt=0, summary="rule", filters=[]), [0, 1, 4]),
+    }
+    for name, (cfg, kept) in cases.items():
+        counts: Counter = Counter()
+        rows = grade_batch(task, samples, cfg, None, Kept(), counts)
+        assert [r["sample_index"] for r in rows] == kept, name
+        assert counts["wrong_answer"] == 1 and counts["truncated"] == 1  # never rewritten
+        by_index = {r["sample_index"]: r for r in rows}
+        zh_row = by_index[4]
+        assert (
+            zh_row["completion"] == f"{think_zh} 所以 12 + 3 = 15。 <answer> 15 </answer>".strip()
+        )
+        assert zh_row["model_summary"] == "答案是 15。"
+        assert "model_summary" not in by_index[0]  # the rule writes the same summary
+        assert by_index[0]["completion"] == samples[0].text  # so the row is the model's text
+        for row in rows:
+            parts, why = parse_readable(row["completion"])
+            assert parts is not None, why
+            assert parts.reasoning in samples[row["sample_index"]].text  # reasoning verbatim
+        if name == "all":
+            assert by_index[1]["completion"] == samples[0].text.strip()
+            assert by_index[1]["model_summary"] == "So 12 + 3 = 16."
+            assert counts == Counter(wrong_answer=1, truncated=1, summary_rewritten=2)
+        else:
+            assert counts == Counter(wrong_answer=1, truncated=1, duplicate=1, summary_rewritten=1)
+    # The default keeps the model's summary, and wrong_step then drops the wrong one; rewritten,
+    # the same row passes wrong_step, whose reading of the summary now finds nothing wrong.
+    for summary, kept in (("keep", [0, 4]), ("rule", [0, 1, 4])):
+        cfg = RejectConfig(model="m", max_per_prompt=0, filters=["wrong_step"], summary=summary)
+        rows = grade_batch(task, samples, cfg, None, Kept(), Counter())
+        assert [r["sample_index"] for r in rows] == kept, summary
+
+
+def test_summary_rule_leaves_a_completion_outside_the_readable_format_as_it_is():
+    task = ArithmeticTask(seed=0, ops=("+",))
+    cfg = RejectConfig(model="m", max_per_prompt=0, summary="rule")
+    counts: Counter = Counter()
+    rows = grade_batch(task, [Sample(example(), 0, RIGHT, True)], cfg, None, Kept(), counts)
+    assert [r["completion"] for r in rows] == [RIGHT] and "model_summary" not in rows[0]
+    assert counts == Counter()
+    with pytest.raises(ConfigError, match="summary"):
+        load_config(RejectConfig, overrides=["model=m", "summary=rewrite"])
+    assert load_config(RejectConfig, overrides=["model=m", "summary=rule"]).summary == "rule"
 
 
 def test_duplicates_near_duplicates_and_the_cap_are_per_question():
