@@ -76,7 +76,8 @@ Conventions (R1_SYSTEM.md section 3):
   rule (r1lab.data.filters) uses this one.
 - Language metrics take the target language from each example's `language` (missing: "en").
   A completion mixes languages iff its reasoning holds a count_words word outside the
-  target's scripts: a Han word for English, a Latin word (2+ letters) for Chinese.
+  target's scripts: a Han word for English, a Latin word (2+ letters) for Chinese, a word
+  of any other script (`other`) for either.
 - Readability is DeepSeek-R1's for its cold-start data. Words: each CJK character is one,
   any other whitespace-free run is one, lower-cased ("7*9=63," is one word). A completion is
   readable iff all four hold:
@@ -748,8 +749,8 @@ def mixed_language(completion: str, language: str) -> bool:
     """Whether the reasoning holds a word outside `language`'s scripts (count_words' words).
 
     For the micro-world's two languages: a Han word in an English reasoning, a Latin word of 2+
-    letters in a Chinese one (single letters are variables, not words).
-    """
+    letters in a Chinese one (single letters are variables, not words), and in either a word of
+    a script neither names (Arabic, Thai, ...)."""
     scripts = _check_language(language)
     counts = count_words(reasoning_text(completion))
     return any(n for script, n in counts.items() if script not in scripts)

@@ -28,6 +28,7 @@ def test_mixed_counts_each_ideograph_as_a_word():
         "hangul": 0,
         "kana": 0,
         "han": 4,
+        "other": 0,
     }
     assert lc(text, "en") == pytest.approx(2 / 6)
     assert lc(text, "zh") == pytest.approx(4 / 6)

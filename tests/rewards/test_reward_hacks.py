@@ -308,6 +308,38 @@ def test_language_mixing_cannot_hide_after_a_first_think_block():
     assert language_consistency(summary, {"language": "en"})[0] == 1.0
 
 
+@pytest.mark.parametrize(
+    "target, foreign",
+    [
+        ("en", "مرحبا بالعالم"),  # Arabic
+        ("en", "สวัสดี ครับ"),  # Thai
+        ("en", "नमस्ते दुनिया"),  # Devanagari: vowel signs are marks inside the word
+        ("en", "⼈⼝ ⼤⼩"),  # Kangxi radicals, drawn as Han ideographs
+        ("zh", "ｗｏｒｄｓ ｈｅｒｅ"),  # full-width Latin
+        ("zh", "𝐰𝐨𝐫𝐝𝐬 𝐡𝐞𝐫𝐞"),  # mathematical bold Latin
+    ],
+)
+def test_mixing_in_a_script_without_a_name_or_a_compatibility_form_is_not_invisible(
+    target, foreign
+):
+    from r1lab.metrics import mixed_language
+    from r1lab.rewards.language import language_consistency
+
+    own = {"en": "all of this is English", "zh": "这是中文推理过程"}[target]
+    text = f"<think> {own} {foreign} </think> <answer> 42 </answer>"
+    clean = f"<think> {own} </think> <answer> 42 </answer>"
+    assert language_consistency(clean, {"language": target})[0] == 1.0
+    assert language_consistency(text, {"language": target})[0] < 0.9
+    assert mixed_language(text, target) and not mixed_language(clean, target)
+
+
+def test_math_letters_are_not_words_of_another_language():
+    from r1lab.rewards.language import language_consistency
+
+    text = "<think> let θ be 2, so αβ = 3 and Δx is 4 in ℝ </think> <answer> 4 </answer>"
+    assert language_consistency(text, {"language": "en"})[0] == 1.0
+
+
 def test_with_the_summary_counted_foreign_words_cannot_hide_among_tags_or_end_tokens():
     from r1lab.rewards.language import language_consistency
 

@@ -11,8 +11,12 @@ model and is exact:
 
 - a word is a run of letters of one script; each CJK ideograph counts as one word (Chinese is not
   written with spaces), kana and hangul runs count as words of their script;
+- a run of letters of any other script (Arabic, Thai, Devanagari, ...) is a word of script
+  `other`, on target for no language: mixing in a script without a name here counts as mixing;
+- full-width, half-width and mathematical letters are read as the letters they stand for
+  (`ｔｈｅ` and `𝐭𝐡𝐞` are the English word `the`), and the Kangxi radicals as Han;
 - not words: digits, punctuation, math symbols, LaTeX commands (`\\frac`), Greek letters (they are
-  math here), and single Latin letters (variables such as `x`);
+  math here), and single Latin or other letters (variables such as `x`);
 - the target language picks the scripts that count as on-target: `en` Latin, `zh` Han
   ideographs, `ja` kana and Han, `ko` hangul, `ru` Cyrillic. It is the `language` param when
   given, else the example's `language` field ("en" or "zh" in the micro-world), else `en`.
@@ -23,7 +27,9 @@ Reasoning without a single word scores 0.0: no evidence of the target language i
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,12 +39,20 @@ _LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 _CYRILLIC = "\u0400-\u04ff"
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 _KANA = "\u3040-\u30ff\u31f0-\u31ff"
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+# Han ideographs: the unified blocks and extensions, compatibility ideographs, and the radicals
+# (Kangxi and supplement), which are drawn as ideographs.
+_HAN = (
+    "\u2e80-\u2fdf\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+    "\U0002f800-\U0002fa1f\U00030000-\U000323af"
+)
 CJK = _HAN + _KANA + _HANGUL
 """The CJK characters (Han, kana, hangul), as the body of a regex character class: scripts written
 without spaces between words, so a word boundary there means nothing."""
+_GREEK = "\u0370-\u03ff\u1f00-\u1fff"
 
-# One alternative per script; the group that matched names the script of the word.
+# One alternative per script; the group that matched names the script of the word. `other` is
+# a run of letters of any script not named before it (Arabic, Thai, Devanagari, ...): a word,
+# and never on target, so mixing in a script without a name is not invisible.
 _WORDS = re.compile(
     rf"(?P<latex>\\[A-Za-z]+)"
     rf"|(?P<latin>[{_LATIN}]+)"
@@ -46,7 +60,21 @@ _WORDS = re.compile(
     rf"|(?P<hangul>[{_HANGUL}]+)"
     rf"|(?P<kana>[{_KANA}]+)"
     rf"|(?P<han>[{_HAN}])"
+    rf"|(?P<other>[^\W\d_{_LATIN}{_CYRILLIC}{CJK}{_GREEK}]+)"
 )
+# Compatibility forms of letters are read as the letters they stand for (`ｔｈｅ`, `𝐭𝐡𝐞` are the
+# English word `the`; half-width katakana are katakana); combining marks are dropped.
+_FOLDED_FORMS = ("<wide>", "<narrow>", "<font>")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(c: str) -> str:
+    if unicodedata.category(c).startswith("M"):
+        return ""  # a combining mark belongs to the letter before it (Devanagari vowel signs)
+    tag, _, code = unicodedata.decomposition(c).partition(" ")
+    return chr(int(code, 16)) if tag in _FOLDED_FORMS and " " not in code else c
+
 
 LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
     "en": frozenset({"latin"}),
@@ -73,11 +101,14 @@ def reasoning_text(completion: str) -> str:
 
 
 def count_words(text: str) -> dict[str, int]:
-    """Words per script in `text` (`latin`, `cyrillic`, `hangul`, `kana`, `han`)."""
-    counts = {"latin": 0, "cyrillic": 0, "hangul": 0, "kana": 0, "han": 0}
+    """Words per script in `text` (`latin`, `cyrillic`, `hangul`, `kana`, `han`, and `other`:
+    any other script's letters but Greek), compatibility forms read as their letters."""
+    if not text.isascii():
+        text = _NON_ASCII.sub(lambda m: _fold(m.group()), text)
+    counts = {"latin": 0, "cyrillic": 0, "hangul": 0, "kana": 0, "han": 0, "other": 0}
     for m in _WORDS.finditer(text):
         script = m.lastgroup
-        if script == "latex" or (script == "latin" and len(m.group()) < 2):
+        if script == "latex" or (script in ("latin", "other") and len(m.group()) < 2):
             continue
         counts[script] += 1  # type: ignore[index]
     return counts
