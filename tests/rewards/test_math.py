@@ -551,3 +551,36 @@ def test_importing_rewards_does_not_import_torch():
 def test_no_completion_crashes(text):
     value, _ = math_accuracy(text, {"answer": "5"})
     assert value in (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "gold, pred, literal_score",
+    [
+        ("75", "75", 1.0),
+        ("75", "75.0", 1.0),
+        ("75", "\\boxed{75}", 1.0),
+        ("75", "x = 75", 1.0),
+        ("75", "\\text{75}", 1.0),
+        ("1234", "1,234", 1.0),
+        ("0.5", "\\frac{1}{2}", 1.0),  # a fraction in lowest terms is a number as written
+        ("0.5", "1/2", 1.0),
+        ("-3", "-3", 1.0),
+        ("75", "450 / 6", 0.0),  # the question restated
+        ("75", "\\frac{450}{6}", 0.0),
+        ("75", "75/1", 0.0),
+        ("0.5", "\\frac{2}{4}", 0.0),
+        ("75", "76 - 1", 0.0),
+        ("75", "75 + 0*x", 0.0),
+        ("6", "\\log_2 64", 0.0),
+        ("10", "\\binom{5}{2}", 0.0),
+        ("4", "2 + 2 = 4", 0.0),
+        ("\\sqrt{2}", "\\frac{2}{\\sqrt{2}}", 1.0),  # no number as written to ask for
+    ],
+)
+def test_literal_asks_a_number_for_a_number(gold, pred, literal_score):
+    completion = f"<answer> {pred} </answer>"
+    score, info = math_accuracy(completion, {"answer": gold}, literal=True)
+    assert score == literal_score
+    if not literal_score:
+        assert info["reason"] == "left to compute: the reference is a number"
+    assert math_accuracy(completion, {"answer": gold})[0] == 1.0  # off, math-verify's equality

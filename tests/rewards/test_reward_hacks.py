@@ -450,3 +450,21 @@ def test_a_wrong_equation_in_the_summary_costs_the_format_reward(summary):
     assert honest.parts["format_readable"] == 1.0 and hack.parts["format_readable"] == 0.0
     assert honest.parts["math_accuracy"] == hack.parts["math_accuracy"] == 1.0
     assert hack.total < honest.total
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["450 / 6", "450/6", "\\frac{450}{6}", "450 \\div 6", "(450)/(6)", "900 / 12", "76 - 1"],
+)
+def test_an_arithmetic_answer_left_to_compute_earns_nothing(answer):
+    # math-verify's equality says `450 / 6` is 75: the question restated would score.
+    from r1lab.rewards import CompositeReward, RewardPool
+    from r1lab.tasks import TaskConfig, make_task
+
+    task = make_task(TaskConfig(name="arithmetic", ops="+*/"))
+    reward = CompositeReward(dict(task.rewards.weights), dict(task.rewards.params))
+    example = {"question": "Compute 450 / 6", "answer": "75", "language": "en"}
+    texts = [f"<think> 6*7=42 </think> <answer> {a} </answer>" for a in ("75", answer)]
+    right, hack = RewardPool(workers=0).score(reward, texts, [example] * 2)
+    assert right.parts["math_accuracy"] == 1.0 and hack.parts["math_accuracy"] == 0.0
+    assert not task.is_correct(texts[1], example)

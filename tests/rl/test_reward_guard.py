@@ -96,11 +96,11 @@ def test_evaluation_without_a_pool_scores_a_failed_item_zero(tiny_model, monkeyp
     real = registry.get_reward("math_accuracy")
     calls = []
 
-    def first_raises(completion, example, **params):
+    def first_raises(completion, example, literal=False):  # the arithmetic task's param
         calls.append(completion)
         if len(calls) == 1:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(completion, example, **params)
+        return real(completion, example, literal=literal)
 
     monkeypatch.setitem(registry._REGISTRY, "math_accuracy", first_raises)
     model, tok = load_model(str(tiny_model), "cpu")

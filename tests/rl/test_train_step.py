@@ -320,6 +320,28 @@ def test_overlong_penalty_adds_the_soft_penalty_sized_to_the_rollout(tiny_model)
     assert "overlong_penalty" not in plain.weights
 
 
+def test_the_arithmetic_reward_refuses_the_question_restated_and_so_does_length_shaping(
+    tiny_model,
+):
+    # `Compute 450 / 6` answered `450 / 6` equals 75 to math-verify; the task asks for a number.
+    from r1lab.rewards import RewardPool
+
+    task = trainer.make_task(TaskConfig(name="arithmetic", ops="+*/"))
+    cfg = make_config(tiny_model, rewards={"math_accuracy": 1.0, "cosine_length": 1.0})
+    reward = trainer.build_reward(cfg, task)
+    assert reward.params["cosine_length"] == {
+        "accuracy": "math_accuracy",
+        "accuracy_params": {"literal": True},
+    }
+    example = {"question": "Compute 450 / 6", "answer": "75", "language": "en", "num_tokens": 10}
+    answers = ["75", "450 / 6", "\\frac{450}{6}", "450 \\div 6", "76 - 1", "75 + 0"]
+    texts = [f"<think> 6*7=42 </think> <answer> {a} </answer>" for a in answers]
+    results = RewardPool(workers=0).score(reward, texts, [example] * len(texts))
+    assert [r.parts["math_accuracy"] for r in results] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert [r.parts["cosine_length"] > 0 for r in results] == [True] + [False] * 5
+    assert [task.is_correct(t, example) for t in texts] == [True] + [False] * 5
+
+
 def test_a_task_without_a_rule_based_reward_is_refused_for_rl(tiny_model):
     from r1lab.config import ConfigError
 

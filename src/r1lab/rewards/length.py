@@ -74,8 +74,10 @@ def cosine_length(
     min_value_wrong: float = -1.0,
     max_value_wrong: float = -0.5,
     accuracy: str = "math_accuracy",
+    accuracy_params: Mapping[str, Any] | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """Correctness scaled by length on a cosine (see the module docstring)."""
+    """Correctness scaled by length on a cosine (see the module docstring). `accuracy_params`
+    are the `accuracy` reward's (the trainer passes the task's: arithmetic's `literal`)."""
     if max_length <= 0:
         raise ValueError(f"cosine_length: max_length must be positive, got {max_length}")
     if min_value_correct > max_value_correct or min_value_wrong > max_value_wrong:
@@ -88,7 +90,9 @@ def cosine_length(
     if "correct" in example:
         correct = bool(example["correct"])
     else:
-        score, _ = split_result(get_reward(accuracy)(completion, example))
+        score, _ = split_result(
+            get_reward(accuracy)(completion, example, **(accuracy_params or {}))
+        )
         correct = score >= 1 - 1e-9
     t = min(max(length, 0), max_length) / max_length
     shape = (1.0 + math.cos(math.pi * t)) / 2.0  # 1 at t = 0, 0 at t = 1

@@ -406,7 +406,14 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DIGITS = re.compile(r"\d+")
 _DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
 _LOG_BASE = re.compile(r"\\log\s*_\s*\{?\s*$")
+
+
 # What may join two numbers without adding anything: space, LaTeX spacing, invisible delimiters.
+def _is_literal(answer: str, timeout: int | None) -> bool:
+    read = _read(_strip_delims(answer), _signal_timeout(timeout))  # cached: math_equal read it
+    return read.kind == "math" and read.literal
+
+
 _SPACING = re.compile(r"\s|~|\\[,;:!> ]|\\(?:left|right)\s*\.|\\[bB]ig+[lr]?(?![A-Za-z])")
 # Marks on a number, not operations: `30^\\circ`, `5'`, `2^{\\prime}`.
 _MARKS = re.compile(r"\^\s*\{?\s*\\(?:circ|prime)\s*\}?|'+")
@@ -602,6 +609,7 @@ class _Answer:
     kind: str  # "math", "text", or why there is no value: "ambiguous", "unparsed"
     value: Any = None  # a sympy object (math), the casefolded words (text), or why ambiguous
     count: int = 1  # how many values it lists: 2 for `1, 2`, `\pm 1` or `x \in \{1, 2\}`
+    literal: bool = False  # a number as written, nothing left to compute (`number_literal`)
 
 
 def _count(expr: Any) -> int:
@@ -652,8 +660,36 @@ def _read(text: str, timeout: int | None) -> _Answer:
             ignored = _ignored_number(latex, expr, timeout)
             if ignored:
                 return _Answer("ambiguous", ignored)
-            return _Answer("math", expr, _count(expr))
+            return _Answer("math", expr, _count(expr), number_literal(chunks[0]))
     return _Answer("unparsed")
+
+
+_SPACING = re.compile(r"\\[,!;: ]|\s|~")
+_ASSIGNED = re.compile(r"^[A-Za-z]=")  # `x = 5`: the value of one unknown
+_UNIT = re.compile(r"(?:\\?%|\^\{?\\circ\}?|°)$")
+_DECIMAL = re.compile(r"\d{1,3}(?:,\d{3})+|\d+\.?\d*|\.\d+")
+_FRACTION = re.compile(r"\\[dt]?frac\{(\d+)\}\{(\d+)\}|\\[dt]?frac(\d)(\d)|(\d+)/(\d+)")
+
+
+def number_literal(formula: str) -> bool:
+    """Whether `formula` is a number as written, with nothing left to compute: an integer
+    (`1,234` grouped), a decimal, or a fraction in lowest terms (`3/4`, `\\frac{3}{4}`), signed,
+    perhaps in braces, with a `%` or degree sign, or the value of one unknown (`x = 5`). Not
+    `450 / 6`, `\\frac{150}{2}`, `75/1`, `76 - 1` or `\\log_2 64`: their value is the
+    reference's, but the question's work is left undone (a policy answers `Compute 450 / 6`
+    with `450 / 6`)."""
+    text = _TEXT_BLOCK.sub(r"\1", _SPACING.sub("", formula))
+    text = _ASSIGNED.sub("", text)
+    while text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    text = _UNIT.sub("", text).lstrip("+-−")
+    if _DECIMAL.fullmatch(text):
+        return True
+    m = _FRACTION.fullmatch(text)
+    if m is None:
+        return False
+    a, b = (int(x) for x in (m[1] or m[3] or m[5], m[2] or m[4] or m[6]))
+    return b > 1 and _m.gcd(a, b) == 1
 
 
 def _ignored_number(latex: str, expr: Any, timeout: int | None) -> str | None:
@@ -804,12 +840,19 @@ def math_accuracy(
     max_depth: int = MAX_DEPTH,
     max_digits: int = MAX_DIGITS,
     timeout: int = 3,
+    literal: bool = False,
 ) -> tuple[float, dict[str, Any]]:
     """1.0 if the completion's final answer equals `example[answer_key]`, else 0.0.
 
     The reference may be a number, a plain answer, a GSM8K solution (`#### 42`) or a MATH
     solution (its final boxed answer). See `math_equal` for the rules and guards; a 0 comes with
     `info["reason"]` ("number of values: answer 2, reference 1", "not equal", ...).
+
+    `literal`: when the reference is a number as written (`number_literal`), so must the answer
+    be: for a question that asks for a computation (the micro-world's `Compute 450 / 6`, whose
+    task sets it), an answer equal in value but left to compute (`450 / 6`, `\\frac{450}{6}`,
+    `2 + 2 = 4`) restates the question rather than answers it. Off by default, as math-verify
+    grades (`\\binom{5}{2}` equals 10).
     """
     if answer_key not in example:
         raise KeyError(f"math_accuracy needs the reference answer in example['{answer_key}']")
@@ -823,6 +866,8 @@ def math_accuracy(
         return 0.0, {"reason": f"answer nested deeper than {max_depth}"}
     limits = {"max_chars": max_chars, "max_depth": max_depth, "max_digits": max_digits}
     if math_equal(gold, pred, **limits, timeout=timeout):
+        if literal and _is_literal(gold, timeout) and not _is_literal(pred, timeout):
+            return 0.0, {"pred": pred[:80], "reason": "left to compute: the reference is a number"}
         return 1.0, {"pred": pred[:80]}
     # Cached: the comparison math_equal just made, with its reason.
     _, why = _compare(gold, pred, *limits.values(), _signal_timeout(timeout))

@@ -417,6 +417,10 @@ def build_reward(cfg: ZeroConfig, task: Any) -> Any:
         params.setdefault(k, {}).update(v)
     weights.setdefault(spec.accuracy, 0.0)
     weights.setdefault(spec.format, 0.0)
+    if "cosine_length" in weights:  # its correctness is the task's, with the task's params
+        shaping = params.setdefault("cosine_length", {})
+        shaping.setdefault("accuracy", spec.accuracy)
+        shaping.setdefault("accuracy_params", params.get(spec.accuracy, {}))
     if cfg.algo.overlong == "penalty":
         weights.setdefault("overlong_penalty", 1.0)
         params.setdefault("overlong_penalty", {}).update(

@@ -6,8 +6,9 @@ A problem is `a + b` (both 2-3 digits), `a * b` (2-3 digits times one digit) or,
 holds `/`, `a / b` (a multiple of a one-digit `b` with a two-digit quotient). Carrying makes one-shot answers to the
 first two unreliable; division is the inverse problem of the micro-world: a one-shot answer is a
 guess, and multiplying the guess back is an easier check than dividing. The reference is the
-integer result; grading is the `math_accuracy` reward, so `834`, `834.0` and `\\boxed{834}` are
-all right.
+integer result; grading is the `math_accuracy` reward with `literal` on, so `834`, `834.0` and
+`\\boxed{834}` are all right and `417 * 2` (the question restated, or any answer left to
+compute) is not.
 
 A `zh_fraction` of the questions is asked in Chinese (`计算 294 / 7`); every example carries
 its `language` ("en" or "zh"). The train/test split is decided by the English wording of the
@@ -74,6 +75,8 @@ class ArithmeticTask:
     rewards: RewardSpec = field(
         default_factory=lambda: RewardSpec(
             weights={"format": 0.5, "math_accuracy": 1.0},
+            # `Compute 450 / 6` answered `450 / 6` restates the question: a number is asked for
+            params={"math_accuracy": {"literal": True}},
             accuracy="math_accuracy",
             format="format",
         )
@@ -115,7 +118,8 @@ class ArithmeticTask:
     def is_correct(self, completion: str, example: Mapping[str, Any]) -> bool:
         from r1lab.rewards import get_reward
 
-        score = get_reward("math_accuracy")(completion, example)
+        params = self.rewards.params.get(self.rewards.accuracy, {})
+        score = get_reward(self.rewards.accuracy)(completion, example, **params)
         return reward_score(score) >= 1 - 1e-9
 
     def equivalent(self, a: str, b: str, example: Mapping[str, Any]) -> bool:
