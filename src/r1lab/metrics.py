@@ -91,8 +91,8 @@ Conventions (R1_SYSTEM.md section 3):
   - summary: the completion finished (not cut by the token limit) and has non-empty text
     after `</think>`, answer tags included (`<answer> 42 </answer>` is a summary).
 - A summary is wrong iff it states a wrong arithmetic claim (read as above, so
-  `**75 + 1 = 75**` and `７５ ＋ １ ＝ ７５` are) or holds a number of more than MAX_DIGITS digits (which no claim reads: it fails rather than
-  passes unchecked). The summary is the text after the last `</think>` up to the `<answer>`
+  `**75 + 1 = 75**` and `７５ ＋ １ ＝ ７５` are) or holds a number of more than MAX_DIGITS
+  digits (which no claim reads: it fails rather than passes unchecked). The summary is the text after the last `</think>` up to the `<answer>`
   after it (none without a `</think>`). Comparisons are not read in it: a bare `50 = 5` is as
   often an expression the reader cannot parse (`10% of 50 = 5`). A summary is what a user
   reads, and a policy can imitate its shape with numbers no step computed (`So 75 + 1 = 75,
@@ -107,12 +107,19 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
-from r1lab.rewards.language import CJK, LANGUAGE_SCRIPTS, count_words, reasoning_text
+from r1lab.rewards.language import (
+    CJK,
+    LANGUAGE_SCRIPTS,
+    compatibility_base,
+    count_words,
+    reasoning_text,
+)
 
 DEFAULT_REFLECTION_PHRASES: tuple[str, ...] = (
     "wait",
@@ -439,9 +446,8 @@ def _rhs(text: str, run: re.Match[str]) -> tuple[int, int] | None:
 
 
 # Characters a reader takes for an ASCII one, beyond the full-width and other compatibility
-# forms (`_read_char`): operators written with another sign, and the en dash as a minus.
+# forms (`compatibility_base`): operators written with another sign, and the en dash as a minus.
 _LOOKALIKES = {"∗": "*", "⋅": "*", "·": "*", "∕": "/", "–": "-", "‒": "-"}
-_COMPAT_TAGS = ("<wide>", "<narrow>", "<small>", "<font>")
 # The signs of arithmetic; not punctuation, whose full-width forms are Chinese text's own (the
 # comma in `等等，3+4=7` is no thousands separator).
 _READ_SIGNS = "+-*/=<>()"
@@ -455,19 +461,15 @@ def _read_char(c: str) -> str:
     """The ASCII character a reader takes `c` for, else `c` (one character either way): a
     digit of any script, a letter or sign of arithmetic in a compatibility form (full-width,
     small, mathematical), a look-alike operator, a space."""
-    import unicodedata
-
     if c in _LOOKALIKES:
         return _LOOKALIKES[c]
     if unicodedata.category(c) == "Zs":
         return " "
     if unicodedata.category(c) == "Nd":  # a digit of any script: ٧, ७, 𝟕
         return str(unicodedata.decimal(c))
-    tag, _, code = unicodedata.decomposition(c).partition(" ")
-    if tag in _COMPAT_TAGS and " " not in code:
-        ascii_char = chr(int(code, 16))
-        if ascii_char.isascii() and (ascii_char.isalnum() or ascii_char in _READ_SIGNS):
-            return ascii_char
+    base = compatibility_base(c)
+    if base is not None and base.isascii() and (base.isalnum() or base in _READ_SIGNS):
+        return base
     return c
 
 
@@ -529,10 +531,14 @@ def as_read(text: str) -> str:
 def arithmetic_claims(text: str) -> list[Claim]:
     """The equations `E = v` stated in `text`, in order (the exact rule: the module docstring),
     read as a reader sees them (`as_read`): offsets are `text`'s, expressions the read ones."""
-    claims: list[Claim] = []
     if "=" not in text and "＝" not in text and "﹦" not in text:
-        return claims
-    text = as_read(text)
+        return []
+    return _claims(as_read(text))
+
+
+def _claims(text: str) -> list[Claim]:
+    """`arithmetic_claims` of a text already read (`as_read`)."""
+    claims: list[Claim] = []
     runs = list(_RUN.finditer(text))
     by_end = {m.end(): m for m in runs}
     by_start = {m.start(): m for m in runs}
@@ -640,8 +646,12 @@ def _alone_after(text: str, end: int) -> bool:
 def comparisons(text: str) -> list[Comparison]:
     """The comparisons of integers stated in `text`, in order (the exact rule: the module
     docstring), read as a reader sees them (`as_read`)."""
+    return _comparisons(as_read(text))
+
+
+def _comparisons(text: str) -> list[Comparison]:
+    """`comparisons` of a text already read (`as_read`)."""
     found: list[Comparison] = []
-    text = as_read(text)
     for m in _RELATION.finditer(text):
         if not (_alone_before(text, m.start()) and _alone_after(text, m.end())):
             continue
@@ -669,7 +679,8 @@ def unrevised_steps(
     text: str, phrases: Sequence[str] = DEFAULT_REFLECTION_PHRASES
 ) -> list[Claim | Comparison]:
     """The wrong steps of `text` that it never revises (the exact rule: the module docstring)."""
-    steps: list[Claim | Comparison] = [*arithmetic_claims(text), *comparisons(text)]
+    read = as_read(text)  # read once for both; offsets are the text's
+    steps: list[Claim | Comparison] = [*_claims(read), *_comparisons(read)]
     steps.sort(key=lambda s: s.start)
     pattern = _reflection_pattern(tuple(phrases))
 
@@ -822,20 +833,12 @@ _OPERAND_BEFORE = re.compile(r"[0-9)\]%!][ \t]*$")
 _OPERAND_AFTER = re.compile(r"[ \t]*[-−0-9(\[]")
 
 
-# Beside a `=` across spaces, what makes it an equation of numbers: before it, a digit or the
-# end of a bracket, `%` or `!`; after it, a digit, a sign or an opening bracket, `\` or `$`.
-_NUMERIC_BEFORE = re.compile(r"[0-9)}\]%!][ \t]*$")
-_NUMERIC_AFTER = re.compile(r"[ \t]*[-−0-9({\[\\$]")
-
-
 def false_equations(text: str) -> list[str]:
     """The wrong arithmetic claims of `text`, in order, as read (`as_read`, spaces collapsed),
     then each number of more than MAX_DIGITS digits (as `<N digits>`): no claim reads it, so
     an equation holding one is never checked, and it fails rather than passes unread."""
     text = as_read(text)
-    wrong = [
-        " ".join(text[c.start : c.end].split()) for c in arithmetic_claims(text) if not c.right
-    ]
+    wrong = [" ".join(text[c.start : c.end].split()) for c in _claims(text) if not c.right]
     long = [f"<{len(m[0])} digits>" for m in _DIGITS.finditer(text) if len(m[0]) > MAX_DIGITS]
     return wrong + long
 
@@ -846,17 +849,16 @@ def unread_equations(text: str) -> list[str]:
     or `)` `]` `%` `!` before it and a digit, sign or opening bracket after it, that no claim
     covers (as read, `as_read`). `2^3 = 9`, `10% of 50 = 5`, `1/2 = 0.5`, `[4, 12] = 16`, two
     claims with nothing but a space between (`7*6 = 41 8*2 = 16`), `7 x 6 = 41`; a `=` of a
-    comparison that holds (`2 = 2`) is read. Not flagged,
-    so not caught by it either: algebra (a letter glued to the number before the `=`, or
-    before the operator that starts its expression: `x2 = 4`, `2x + 3 = 7`), LaTeX
-    (`\\frac{450}{6} = 74`) and equations in words."""
+    comparison that holds (`2 = 2`) is read. Not flagged, so not caught by it either: algebra
+    (a letter glued to the number before the `=`, or before the operator that starts its
+    expression: `x2 = 4`, `2x + 3 = 7`), LaTeX (`\\frac{450}{6} = 74`) and equations in words."""
     text = as_read(text)
-    claims = arithmetic_claims(text)
+    claims = _claims(text)
     runs = {m.end(): m for m in _RUN.finditer(text)}
     # a `=` a claim reads, or a comparison that holds (`2 = 2` of a digit-by-digit check; one
     # that does not, `10% of 50 = 5` read as `50 = 5`, may be a misread expression: unread)
     spans = [(c.start, c.end) for c in claims]
-    spans += [(c.start, c.end) for c in comparisons(text) if c.holds]
+    spans += [(c.start, c.end) for c in _comparisons(text) if c.holds]
     read = {i for a, b in spans for i in range(a, b) if text[i] == "="}
     found, line, done = [], 0, 0  # the `=`'s line starts at `line`; scanned up to `done`
     for eq in _EQUALS.finditer(text):

@@ -62,18 +62,26 @@ _WORDS = re.compile(
     rf"|(?P<han>[{_HAN}])"
     rf"|(?P<other>[^\W\d_{_LATIN}{_CYRILLIC}{CJK}{_GREEK}]+)"
 )
-# Compatibility forms of letters are read as the letters they stand for (`ｔｈｅ`, `𝐭𝐡𝐞` are the
-# English word `the`; half-width katakana are katakana); combining marks are dropped.
-_FOLDED_FORMS = ("<wide>", "<narrow>", "<font>")
+_COMPATIBILITY_FORMS = ("<wide>", "<narrow>", "<small>", "<font>")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def compatibility_base(c: str) -> str | None:
+    """The one character that a full-width, half-width, small or mathematical form `c` stands
+    for (`ｔ`, `𝐭` -> `t`; `７` -> `7`; `﹦` -> `=`), else None (superscripts and the like are
+    not such forms: `³` is no `3`)."""
+    tag, _, code = unicodedata.decomposition(c).partition(" ")
+    return chr(int(code, 16)) if tag in _COMPATIBILITY_FORMS and " " not in code else None
 
 
 @functools.lru_cache(maxsize=4096)
 def _fold(c: str) -> str:
+    # Compatibility forms of letters are the letters they stand for (`ｔｈｅ`, `𝐭𝐡𝐞` are the
+    # English word `the`; half-width katakana are katakana); a combining mark belongs to the
+    # letter before it (Devanagari vowel signs), so it is dropped.
     if unicodedata.category(c).startswith("M"):
-        return ""  # a combining mark belongs to the letter before it (Devanagari vowel signs)
-    tag, _, code = unicodedata.decomposition(c).partition(" ")
-    return chr(int(code, 16)) if tag in _FOLDED_FORMS and " " not in code else c
+        return ""
+    return compatibility_base(c) or c
 
 
 LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
