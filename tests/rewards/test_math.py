@@ -584,3 +584,10 @@ def test_literal_asks_a_number_for_a_number(gold, pred, literal_score):
     if not literal_score:
         assert info["reason"] == "left to compute: the reference is a number"
     assert math_accuracy(completion, {"answer": gold})[0] == 1.0  # off, math-verify's equality
+
+
+@pytest.mark.parametrize("answer", ["3\\> 4", "3\\left. 4", "3\\big 4", "3\\, 4"])
+def test_latex_spacing_between_two_numbers_joins_nothing(answer):
+    # `\>`, `\left.` and `\big` are spacing or invisible delimiters: two numbers side by side.
+    score, info = math_accuracy(f"<answer> {answer} </answer>", {"answer": "34"})
+    assert score == 0.0 and info["reason"] == "answer ambiguous: two numbers side by side"

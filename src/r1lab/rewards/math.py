@@ -406,14 +406,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DIGITS = re.compile(r"\d+")
 _DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
 _LOG_BASE = re.compile(r"\\log\s*_\s*\{?\s*$")
-
-
 # What may join two numbers without adding anything: space, LaTeX spacing, invisible delimiters.
-def _is_literal(answer: str, timeout: int | None) -> bool:
-    read = _read(_strip_delims(answer), _signal_timeout(timeout))  # cached: math_equal read it
-    return read.kind == "math" and read.literal
-
-
 _SPACING = re.compile(r"\s|~|\\[,;:!> ]|\\(?:left|right)\s*\.|\\[bB]ig+[lr]?(?![A-Za-z])")
 # Marks on a number, not operations: `30^\\circ`, `5'`, `2^{\\prime}`.
 _MARKS = re.compile(r"\^\s*\{?\s*\\(?:circ|prime)\s*\}?|'+")
@@ -664,7 +657,6 @@ def _read(text: str, timeout: int | None) -> _Answer:
     return _Answer("unparsed")
 
 
-_SPACING = re.compile(r"\\[,!;: ]|\s|~")
 _ASSIGNED = re.compile(r"^[A-Za-z]=")  # `x = 5`: the value of one unknown
 _UNIT = re.compile(r"(?:\\?%|\^\{?\\circ\}?|°)$")
 _DECIMAL = re.compile(r"\d{1,3}(?:,\d{3})+|\d+\.?\d*|\.\d+")
@@ -690,6 +682,11 @@ def number_literal(formula: str) -> bool:
         return False
     a, b = (int(x) for x in (m[1] or m[3] or m[5], m[2] or m[4] or m[6]))
     return b > 1 and _m.gcd(a, b) == 1
+
+
+def _is_literal(answer: str, timeout: int | None) -> bool:
+    read = _read(_strip_delims(answer), _signal_timeout(timeout))  # cached: math_equal read it
+    return read.kind == "math" and read.literal
 
 
 def _ignored_number(latex: str, expr: Any, timeout: int | None) -> str | None:
