@@ -482,3 +482,24 @@ def test_rollout_plain_step_reaches_the_sampler(tiny_model, plain_step):
     rollout = RolloutConfig(group_size=4, max_new_tokens=24, plain_step=plain_step)
     t = trainer.build(make_config(tiny_model, rollout=rollout), ToyPool(by_length))
     assert t.sampler.plain_step is plain_step
+
+
+def test_majority_voting_on_arithmetic_never_groups_a_number_with_one_left_to_compute():
+    from r1lab.metrics import maj_at_k_correct
+
+    task = trainer.make_task(TaskConfig(name="arithmetic", ops="+*/"))
+    example = {"question": "Compute 450 / 6", "answer": "75", "language": "en"}
+    assert task.equivalent("75", "75.0", example) and task.equivalent(
+        "450/6", "\\frac{450}{6}", example
+    )
+    assert not task.equivalent("450 / 6", "75", example)
+
+    def vote(a: str, b: str) -> bool:
+        return task.equivalent(a, b, example)
+
+    def grade(answer: str) -> bool:
+        return task.is_correct(f"<think> x </think> <answer> {answer} </answer>", example)
+
+    # Grouped with the number, the restated question would decide the vote either way.
+    for answers, right in ((["450 / 6", "75", "75"], True), (["75", "450 / 6", "450 / 6"], False)):
+        assert maj_at_k_correct(answers, [grade(a) for a in answers], vote) is right, answers

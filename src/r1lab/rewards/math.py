@@ -689,6 +689,12 @@ def _is_literal(answer: str, timeout: int | None) -> bool:
     return read.kind == "math" and read.literal
 
 
+def answer_is_literal(answer: str, timeout: int | None = 3) -> bool:
+    """Whether an extracted answer reads as one number as written (`number_literal`): what
+    `math_accuracy(literal=True)` asks of an answer to a number."""
+    return _is_literal(answer, timeout)
+
+
 def _ignored_number(latex: str, expr: Any, timeout: int | None) -> str | None:
     """Why the parse of `latex` is not faithful to its numbers, or None: each digit run is
     changed in turn (its last digit moved by one, then two) and the formula parsed again; a run
