@@ -791,6 +791,7 @@ def test_every_step_rule_reads_the_text_as_read():
         ("So 10% of 50 = 5.", 1),  # read as the comparison `50 = 5`, which does not hold
         ("So 7 x 6 = 41, and 3 X 4 = 12.", 2),
         ("So [4, 12] = 16 and (3+4) = 7.", 1),  # the bracket is read, the list is not
+        ("So 75 + 1\n= 75, and 6 * 7 =\n42.", 2),  # no claim is read over a line break
         ("So 75 + 1 = 76, since 76 * 6 = 456.", 0),  # read (true or not, the claims decide)
         ("So 75 + 1 = 75.", 0),
         ("所以 450 ÷ 6 = 75，因为 75 × 6 = 450。", 0),

@@ -98,8 +98,8 @@ Conventions (R1_SYSTEM.md section 3):
   reads, and a policy can imitate its shape with numbers no step computed (`So 75 + 1 = 75,
   since 75 * 6 = 405.` over a right answer). Not read either, so a known limit: equations in
   words (`75 plus 1 is 75`), split over lines, or in notation the reader does not parse
-  (`\\frac{450}{6} = 74`, `2^3 = 9`); `unread_equations` lists the last kind (but LaTeX and
-  algebra), for a reward that must fail closed.
+  (`\\frac{450}{6} = 74`, `2^3 = 9`); `unread_equations` lists the last two kinds (but LaTeX
+  and algebra), for a reward that must fail closed.
 """
 
 from __future__ import annotations
@@ -829,8 +829,9 @@ def summary_text(completion: str) -> str:
 
 _DIGITS = re.compile(r"\d+")
 # Beside a `=` across spaces, what makes it an equation of numbers (`unread_equations`).
-_OPERAND_BEFORE = re.compile(r"[0-9)\]%!][ \t]*$")
-_OPERAND_AFTER = re.compile(r"[ \t]*[-−0-9(\[]")
+# Across line breaks too: no claim is read over one (`75 + 1` / `= 75`), so such a `=` is unread.
+_OPERAND_BEFORE = re.compile(r"[0-9)\]%!]\s*$")
+_OPERAND_AFTER = re.compile(r"\s*[-−0-9(\[]")
 
 
 def false_equations(text: str) -> list[str]:
@@ -845,9 +846,9 @@ def false_equations(text: str) -> list[str]:
 
 def unread_equations(text: str) -> list[str]:
     """The equations of numbers in `text` that no arithmetic claim reads, so nothing checks
-    them (each as `<unread: ...>`, its surroundings): a lone `=` with, across spaces, a digit
-    or `)` `]` `%` `!` before it and a digit, sign or opening bracket after it, that no claim
-    covers (as read, `as_read`). `2^3 = 9`, `10% of 50 = 5`, `1/2 = 0.5`, `[4, 12] = 16`, two
+    them (each as `<unread: ...>`, its surroundings): a lone `=` with, across spaces and line
+    breaks, a digit or `)` `]` `%` `!` before it and a digit, sign or opening bracket after it,
+    that no claim covers (as read, `as_read`; no claim is read over a line break). `2^3 = 9`, `10% of 50 = 5`, `1/2 = 0.5`, `[4, 12] = 16`, two
     claims with nothing but a space between (`7*6 = 41 8*2 = 16`), `7 x 6 = 41`; a `=` of a
     comparison that holds (`2 = 2`) is read. Not flagged, so not caught by it either: algebra
     (a letter glued to the number before the `=`, or before the operator that starts its
@@ -865,8 +866,7 @@ def unread_equations(text: str) -> list[str]:
         at = eq.start()
         line, done = max(line, text.rfind("\n", done, at) + 1), at
         if at in read or not (
-            _OPERAND_BEFORE.search(text, max(line, at - 64), at)
-            and _OPERAND_AFTER.match(text, at + 1)
+            _OPERAND_BEFORE.search(text, max(0, at - 64), at) and _OPERAND_AFTER.match(text, at + 1)
         ):
             continue
         run = runs.get(at)
@@ -878,7 +878,7 @@ def unread_equations(text: str) -> list[str]:
             glued = len(expression) == len(run.group())
             if i >= line and _is_letter(text[i]) and (glued or expression[:1] in "+-−*×/÷"):
                 continue
-        found.append(f"<unread: {' '.join(text[max(line, at - 20) : at + 21].split())}>")
+        found.append(f"<unread: {' '.join(text[max(0, at - 20) : at + 21].split())}>")
     return found
 
 
