@@ -430,6 +430,7 @@ SUMMARY_HACKS = [
     "So 75 * 6 = 405 450 / 6 = 75.",
     "So 75^1 = 76.",
     "So 75% of 600 = 405.",
+    "So 75 * 6\n= 405.",  # split over lines: no claim is read over a line break
 ]
 
 
