@@ -15,6 +15,7 @@ from r1lab.rewards.format import (
     format_prefill,
     format_readable_reward,
     format_reward,
+    has_content,
     strip_end_tokens,
 )
 from r1lab.rewards.registry import get_reward
@@ -310,10 +311,8 @@ def test_strip_end_tokens():
 
 # -- properties ------------------------------------------------------------------------------
 
-# Reasoning/answer text that cannot contain a tag or an end token.
-plain = st.text(alphabet=st.characters(blacklist_characters="<>|"), min_size=1).filter(
-    lambda s: s.strip()
-)
+# Reasoning/answer text that cannot contain a tag or an end token, with something to read.
+plain = st.text(alphabet=st.characters(blacklist_characters="<>|"), min_size=1).filter(has_content)
 anything = st.text(alphabet=st.sampled_from(list("<>/|ta hinkswer_ \n5")) | st.characters())
 
 

@@ -469,3 +469,41 @@ def test_an_arithmetic_answer_left_to_compute_earns_nothing(answer):
     right, hack = RewardPool(workers=0).score(reward, texts, [example] * 2)
     assert right.parts["math_accuracy"] == 1.0 and hack.parts["math_accuracy"] == 0.0
     assert not task.is_correct(texts[1], example)
+
+
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u200b", "\u200b\u200c\u200d", "\u2060\ufeff", "\u200e\u202e", "\u0301", "\u3164", "\u2800"],
+    ids=[
+        "zwsp",
+        "zw-joiners",
+        "word-joiner-bom",
+        "bidi",
+        "lone-accent",
+        "hangul-filler",
+        "braille",
+    ],
+)
+def test_reasoning_or_an_answer_of_invisible_characters_is_empty(invisible):
+    # Zero-width and other blank characters are not whitespace to str.strip(): a policy could
+    # take the format reward with nothing to read in its reasoning or answer.
+    from r1lab.rewards.format import (
+        format_cold_start,
+        format_prefill,
+        format_readable_reward,
+        format_reward,
+        has_content,
+    )
+
+    assert not has_content(f" {invisible} \n")
+    blank_reasoning = f"<think>{invisible}</think> <answer> 4 </answer>"
+    blank_answer = f"<think> 2+2=4 </think> <answer>{invisible}</answer>"
+    assert format_reward(blank_reasoning, {})[0] == format_reward(blank_answer, {})[0] == 0.0
+    assert format_prefill(f"{invisible}</think> <answer> 4 </answer>", {})[0] == 0.0
+    readable = f"<think> 2+2=4 </think> So 4. <answer>{invisible}</answer>"
+    assert format_readable_reward(readable, {})[0] == 0.0
+    token = "|special_token|"
+    assert format_cold_start(f"{token}{invisible}{token} So 4.", {})[0] == 0.0
+    # the same with something to read passes: only emptiness is refused
+    assert format_reward("<think> 2+2=4 </think> <answer> 4 </answer>", {})[0] == 1.0
+    assert format_reward(f"<think> e\u0301 </think> <answer> 4{invisible} </answer>", {})[0] == 1.0

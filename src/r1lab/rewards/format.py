@@ -19,7 +19,9 @@ Strictness, shared by all four (each rule has a test in tests/rewards/test_forma
 - only whitespace may come before the first tag, between `</think>` and `<answer>` (but for the
   readable format's summary), and after `</answer>`, where end-of-text tokens (`end_tokens`) are
   also allowed, any number of them;
-- the reasoning and the answer must contain something other than whitespace (`require_content`);
+- the reasoning and the answer must contain something other than whitespace and invisible
+  characters (zero-width spaces, joiners, bidi marks, lone combining marks, Hangul fillers:
+  `has_content`) (`require_content`);
   the readable format's summary must contain a letter or a digit: punctuation or end-of-text
   tokens alone summarise nothing.
 """
@@ -27,6 +29,7 @@ Strictness, shared by all four (each rule has a test in tests/rewards/test_forma
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +64,24 @@ def strip_end_tokens(text: str, end_tokens: tuple[str, ...] | list[str] = END_TO
     return text
 
 
+# Characters that show nothing: format and control characters (zero-width spaces and joiners,
+# the byte-order mark, bidi marks), combining marks with no letter, and the letters and
+# symbols drawn blank (Hangul fillers, the braille blank).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Mn", "Me"})
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_content(text: str) -> bool:
+    """Whether `text` shows a reader anything: a character that is neither whitespace nor
+    invisible (`<think>\u200b</think>` holds no reasoning)."""
+    return any(
+        not c.isspace()
+        and c not in _BLANK_GLYPHS
+        and unicodedata.category(c) not in _INVISIBLE_CATEGORIES
+        for c in text
+    )
+
+
 def _check_tail(
     text: str, require_content: bool, end_tokens: tuple[str, ...] | list[str]
 ) -> tuple[float, dict[str, Any]]:
@@ -71,7 +92,7 @@ def _check_tail(
     if not body.endswith(ANSWER_CLOSE):
         return 0.0, {"reason": "text after </answer>, or no </answer>"}
     answer = body[: -len(ANSWER_CLOSE)]
-    if require_content and not answer.strip():
+    if require_content and not has_content(answer):
         return 0.0, {"reason": "empty answer"}
     return 1.0, {}
 
@@ -100,7 +121,7 @@ def format_reward(
     reasoning, _, tail = text[len(THINK_OPEN) :].partition(THINK_CLOSE)
     if ANSWER_OPEN in reasoning or ANSWER_CLOSE in reasoning:
         return 0.0, {"reason": "tags out of order"}
-    if require_content and not reasoning.strip():
+    if require_content and not has_content(reasoning):
         return 0.0, {"reason": "empty reasoning"}
     return _check_tail(tail, require_content, end_tokens)
 
@@ -126,7 +147,7 @@ def format_prefill(
     reasoning, _, tail = completion.partition(THINK_CLOSE)
     if ANSWER_OPEN in reasoning or ANSWER_CLOSE in reasoning:
         return 0.0, {"reason": "tags out of order"}
-    if require_content and not reasoning.strip():
+    if require_content and not has_content(reasoning):
         return 0.0, {"reason": "empty reasoning"}
     return _check_tail(tail, require_content, end_tokens)
 
@@ -172,7 +193,7 @@ def parse_readable(
         return None, "tags out of order"
     answer = tail[: -len(ANSWER_CLOSE)]
     for name, part in (("reasoning", reasoning), ("summary", summary), ("answer", answer)):
-        if not part.strip():
+        if not has_content(part):
             return None, f"empty {name}"
     if not _SAYS_SOMETHING.search(_without(summary, end_tokens)):
         return None, "empty summary: no letter or digit"
@@ -249,8 +270,8 @@ def format_cold_start(
         return 0.0, {"reason": f"text before the first {token}"}
     reasoning, _, summary = text[len(token) :].partition(token)
     summary = strip_end_tokens(summary, end_tokens)
-    if require_content and not reasoning.strip():
+    if require_content and not has_content(reasoning):
         return 0.0, {"reason": "empty reasoning"}
-    if require_content and not summary.strip():
+    if require_content and not has_content(summary):
         return 0.0, {"reason": "empty summary"}
     return 1.0, {}
