@@ -460,11 +460,12 @@ _BLANKS = re.compile(r"[ \t]*")
 def _read_char(c: str) -> str:
     """The ASCII character a reader takes `c` for, else `c` (one character either way): a
     digit of any script, a letter or sign of arithmetic in a compatibility form (full-width,
-    small, mathematical), a look-alike operator, a space."""
+    small, mathematical), a look-alike operator, a space (any space, and what shows nothing:
+    zero-width and format characters, combining marks)."""
     if c in _LOOKALIKES:
         return _LOOKALIKES[c]
-    if unicodedata.category(c) == "Zs":
-        return " "
+    if unicodedata.category(c) in ("Zs", "Cf", "Cc", "Mn", "Me"):
+        return " "  # a space, or nothing to see: zero-width and bidi marks, lone accents
     if unicodedata.category(c) == "Nd":  # a digit of any script: ٧, ७, 𝟕
         return str(unicodedata.decimal(c))
     base = compatibility_base(c)

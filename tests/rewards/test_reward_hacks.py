@@ -431,6 +431,8 @@ SUMMARY_HACKS = [
     "So 75^1 = 76.",
     "So 75% of 600 = 405.",
     "So 75 * 6\n= 405.",  # split over lines: no claim is read over a line break
+    "So 75 * 6\u200b= 405.",  # a zero-width space before the `=`
+    "So 75 * 6 = 40\u200b5.",  # inside the value: unread, so it fails closed
 ]
 
 
