@@ -317,6 +317,7 @@ def test_language_mixing_cannot_hide_after_a_first_think_block():
         ("en", "⼈⼝ ⼤⼩"),  # Kangxi radicals, drawn as Han ideographs
         ("zh", "ｗｏｒｄｓ ｈｅｒｅ"),  # full-width Latin
         ("zh", "𝐰𝐨𝐫𝐝𝐬 𝐡𝐞𝐫𝐞"),  # mathematical bold Latin
+        ("zh", "w\u200bo\u200br\u200bd\u200bs h\u200be\u200br\u200be"),  # zero-width spaces
     ],
 )
 def test_mixing_in_a_script_without_a_name_or_a_compatibility_form_is_not_invisible(

@@ -14,7 +14,8 @@ model and is exact:
 - a run of letters of any other script (Arabic, Thai, Devanagari, ...) is a word of script
   `other`, on target for no language: mixing in a script without a name here counts as mixing;
 - full-width, half-width and mathematical letters are read as the letters they stand for
-  (`ｔｈｅ` and `𝐭𝐡𝐞` are the English word `the`), and the Kangxi radicals as Han;
+  (`ｔｈｅ` and `𝐭𝐡𝐞` are the English word `the`), and the Kangxi radicals as Han; zero-width
+  and other format characters are dropped (`t\u200bh\u200be` is `the`);
 - not words: digits, punctuation, math symbols, LaTeX commands (`\\frac`), Greek letters (they are
   math here), and single Latin or other letters (variables such as `x`);
 - the target language picks the scripts that count as on-target: `en` Latin, `zh` Han
@@ -78,8 +79,9 @@ def compatibility_base(c: str) -> str | None:
 def _fold(c: str) -> str:
     # Compatibility forms of letters are the letters they stand for (`ｔｈｅ`, `𝐭𝐡𝐞` are the
     # English word `the`; half-width katakana are katakana); a combining mark belongs to the
-    # letter before it (Devanagari vowel signs), so it is dropped.
-    if unicodedata.category(c).startswith("M"):
+    # letter before it (Devanagari vowel signs) and a zero-width or other format character
+    # shows nothing (`t\u200bh\u200be` is `the`), so both are dropped.
+    if unicodedata.category(c)[0] == "M" or unicodedata.category(c) == "Cf":
         return ""
     return compatibility_base(c) or c
 
