@@ -104,6 +104,20 @@ def test_flat_groups_get_exactly_zero(name, scale):
     assert (adv[2] != 0).all()
 
 
+def test_the_default_eps_is_the_trainers_and_only_guards_a_zero_std():
+    # The trainer calls compute_advantages without eps: its default is what every run uses. A
+    # group [0, 1] has population std 1/2, so GRPO's advantages are -+1 up to the 1e-6 guard
+    # (an eps of 0.5 would halve them).
+    got = compute_advantages("grpo", torch.tensor([[0.0, 1.0]], dtype=F64))
+    torch.testing.assert_close(got, torch.tensor([[-1.0, 1.0]], dtype=F64), rtol=0, atol=5e-6)
+    assert not torch.equal(got.abs(), torch.ones(1, 2, dtype=F64))  # eps is there: 0.5 / 0.500001
+
+
+def test_rloo_at_two_samples_a_group_is_the_difference_of_the_two():
+    got = compute_advantages("rloo", torch.tensor([[1.0, 0.0], [0.25, 0.75]], dtype=F64))
+    torch.testing.assert_close(got, torch.tensor([[1.0, -1.0], [-0.5, 0.5]], dtype=F64))
+
+
 def test_advantages_edge_cases():
     one = torch.tensor([[3.0], [1.0]])
     assert torch.equal(compute_advantages("grpo", one), torch.zeros(2, 1))
@@ -390,3 +404,32 @@ def test_kl_term_adds_to_the_loss_and_its_gradient_pulls_toward_the_reference(ag
     assert (grad[~mask] == 0).all()
     stepped = logp - 1e-2 * grad / grad.abs().max()
     assert (kl_k3(stepped, ref)[mask] < kl_k3(logp, ref)[mask]).all()
+
+
+def test_beta_zero_skips_the_kl_even_with_a_reference_given():
+    # The docstring's promise: beta == 0 drops the term and its stats, reference or not.
+    logp = torch.tensor([[-0.5, -1.0]], dtype=F64)
+    ref = torch.tensor([[-2.0, -0.1]], dtype=F64)
+    kw = dict(
+        eps_low=0.2, eps_high=0.2, beta=0.0, agg="token-mean", num_seqs=1, num_tokens=2, max_len=2
+    )
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    adv = torch.tensor([1.0], dtype=F64)
+    with_ref = grpo_loss(logp, None, ref, adv, mask, **kw)
+    without = grpo_loss(logp, None, None, adv, mask, **kw)
+    assert with_ref[1] == without[1] and "policy/kl" not in with_ref[1]
+
+
+def test_a_one_token_budget_is_a_valid_max_len():
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    loss, _ = grpo_loss(
+        torch.zeros(2, 1), None, None, torch.tensor([1.0, -1.0]), mask, eps_low=0.2,
+        eps_high=0.2, beta=0.0, agg="seq-mean-token-sum-norm", num_seqs=2, num_tokens=2, max_len=1,
+    )  # fmt: skip
+    assert loss.item() == 0.0
+    with pytest.raises(ValueError, match="max_len"):
+        grpo_loss(
+            torch.zeros(2, 1), None, None, torch.tensor([1.0, -1.0]), mask, eps_low=0.2,
+            eps_high=0.2, beta=0.0, agg="seq-mean-token-sum-norm", num_seqs=2, num_tokens=2,
+            max_len=0,
+        )  # fmt: skip

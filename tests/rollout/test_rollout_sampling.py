@@ -29,14 +29,22 @@ def test_token_logprobs_equals_log_softmax_gather(temperature):
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("temperature", [0.0, -0.5])
+def test_token_logprobs_refuses_a_temperature_with_no_distribution(temperature):
+    # Greedy decoding (T = 0) samples by argmax; its tokens have no log-prob at T = 0 to score.
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        token_logprobs(torch.zeros(2, 3), torch.tensor([0, 1]), temperature)
+
+
 def test_token_logprobs_chunked_matches_and_differentiates(monkeypatch):
     # 2 rows per chunk forces several chunks, including a ragged last one.
+    # More rows (11) than the vocabulary (7), so chunks must run over the rows, not the vocab.
     monkeypatch.setattr(sampling_module, "_LOGPROB_CHUNK_ELEMENTS", 2 * 7)
-    logits = torch.randn(5, 7, generator=_gen(), requires_grad=True)
-    ids = torch.tensor([0, 6, 3, 3, 1])
+    logits = torch.randn(11, 7, generator=_gen(), requires_grad=True)
+    ids = torch.tensor([0, 6, 3, 3, 1, 2, 5, 4, 0, 6, 1])
     got = token_logprobs(logits, ids, 0.8)
     ref_logits = logits.detach().clone().requires_grad_(True)
-    ref = torch.log_softmax(ref_logits / 0.8, -1)[torch.arange(5), ids]
+    ref = torch.log_softmax(ref_logits / 0.8, -1)[torch.arange(11), ids]
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
     got.sum().backward()
     ref.sum().backward()
@@ -112,6 +120,17 @@ def test_sampling_frequencies_follow_filtered_distribution():
     assert torch.allclose(logprobs[tokens == 3], torch.tensor(math.log(0.5)), atol=1e-5)
 
 
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_sampling_draws_from_the_tempered_distribution(temperature):
+    # p(token) = softmax(logits / T): at T = 0.5 the odds 1 : 3 become 1 : 9, at T = 2 1 : sqrt 3.
+    draws = 40_000
+    logits = torch.tensor([[0.0, math.log(3.0)]]).expand(draws, -1)
+    tokens, logprobs = sample_next(logits, SamplingParams(temperature=temperature), _gen(11))
+    want = 3.0 ** (1 / temperature) / (1 + 3.0 ** (1 / temperature))
+    assert abs(tokens.float().mean().item() - want) < 0.01
+    torch.testing.assert_close(logprobs[tokens == 1][:1], torch.tensor([math.log(want)]))
+
+
 def test_temperature_zero_is_argmax_with_t1_logprobs():
     logits = torch.randn(6, 9, generator=_gen())
     tokens, logprobs = sample_next(logits, SamplingParams(temperature=0.0), None)
@@ -128,6 +147,7 @@ def test_top_k_one_is_argmax_at_any_temperature():
 def test_sampling_params_validation():
     assert SamplingParams(stop="</answer>").stop == ("</answer>",)  # not split into chars
     assert SamplingParams(stop=["a", "b"]).stop == ("a", "b")
+    assert SamplingParams(max_new_tokens=1, temperature=0.0).max_new_tokens == 1  # the edges hold
     for bad in (
         {"temperature": -1},
         {"top_p": 0.0},
