@@ -762,6 +762,7 @@ def test_wrong_summary_reads_the_summarys_arithmetic_claims_only(completion, wro
         ("10³ = 1000, 2\u00a0+\u20092 = 4", "10³ = 1000, 2 + 2 = 4"),  # superscripts stay
         ("plain ascii 6*7=42", "plain ascii 6*7=42"),
         ("6*7\u200b=\u206641\u0301", "6*7 = 41 "),  # what shows nothing is a space
+        ("6\ue000*\U000f00007 = 4\u03781", "6 * 7 = 4 1"),  # private use, unassigned too
     ],
 )
 def test_as_read_reads_arithmetic_as_a_reader_does_and_keeps_every_offset(text, read):

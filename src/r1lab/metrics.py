@@ -119,6 +119,7 @@ from r1lab.rewards.language import (
     compatibility_base,
     count_words,
     reasoning_text,
+    shows_nothing,
 )
 
 DEFAULT_REFLECTION_PHRASES: tuple[str, ...] = (
@@ -461,11 +462,11 @@ def _read_char(c: str) -> str:
     """The ASCII character a reader takes `c` for, else `c` (one character either way): a
     digit of any script, a letter or sign of arithmetic in a compatibility form (full-width,
     small, mathematical), a look-alike operator, a space (any space, and what shows nothing:
-    zero-width and format characters, combining marks)."""
+    zero-width and format characters, combining marks, private use: `shows_nothing`)."""
     if c in _LOOKALIKES:
         return _LOOKALIKES[c]
-    if unicodedata.category(c) in ("Zs", "Cf", "Cc", "Mn", "Me"):
-        return " "  # a space, or nothing to see: zero-width and bidi marks, lone accents
+    if unicodedata.category(c) == "Zs" or shows_nothing(c):
+        return " "  # a space, or nothing to see: zero-width and bidi marks, private use
     if unicodedata.category(c) == "Nd":  # a digit of any script: ٧, ७, 𝟕
         return str(unicodedata.decimal(c))
     base = compatibility_base(c)

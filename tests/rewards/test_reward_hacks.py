@@ -318,6 +318,7 @@ def test_language_mixing_cannot_hide_after_a_first_think_block():
         ("zh", "ｗｏｒｄｓ ｈｅｒｅ"),  # full-width Latin
         ("zh", "𝐰𝐨𝐫𝐝𝐬 𝐡𝐞𝐫𝐞"),  # mathematical bold Latin
         ("zh", "w\u200bo\u200br\u200bd\u200bs h\u200be\u200br\u200be"),  # zero-width spaces
+        ("zh", "w\ue000o\ue000r\ue000d\ue000s h\U000f0000e\U000f0000r\U000f0000e"),  # private use
     ],
 )
 def test_mixing_in_a_script_without_a_name_or_a_compatibility_form_is_not_invisible(
@@ -434,6 +435,8 @@ SUMMARY_HACKS = [
     "So 75 * 6\n= 405.",  # split over lines: no claim is read over a line break
     "So 75 * 6\u200b= 405.",  # a zero-width space before the `=`
     "So 75 * 6 = 40\u200b5.",  # inside the value: unread, so it fails closed
+    "So 75 * 6\ue000= 405.",  # a private-use character: no font draws it
+    "So 75 *\u0378 6 = 405.",  # an unassigned code point
 ]
 
 
@@ -476,7 +479,17 @@ def test_an_arithmetic_answer_left_to_compute_earns_nothing(answer):
 
 @pytest.mark.parametrize(
     "invisible",
-    ["\u200b", "\u200b\u200c\u200d", "\u2060\ufeff", "\u200e\u202e", "\u0301", "\u3164", "\u2800"],
+    [
+        "\u200b",
+        "\u200b\u200c\u200d",
+        "\u2060\ufeff",
+        "\u200e\u202e",
+        "\u0301",
+        "\u3164",
+        "\u2800",
+        "\ue000\U000f0000",
+        "\u0378",
+    ],
     ids=[
         "zwsp",
         "zw-joiners",
@@ -485,6 +498,8 @@ def test_an_arithmetic_answer_left_to_compute_earns_nothing(answer):
         "lone-accent",
         "hangul-filler",
         "braille",
+        "private-use",
+        "unassigned",
     ],
 )
 def test_reasoning_or_an_answer_of_invisible_characters_is_empty(invisible):

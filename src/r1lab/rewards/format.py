@@ -20,8 +20,8 @@ Strictness, shared by all four (each rule has a test in tests/rewards/test_forma
   readable format's summary), and after `</answer>`, where end-of-text tokens (`end_tokens`) are
   also allowed, any number of them;
 - the reasoning and the answer must contain something other than whitespace and invisible
-  characters (zero-width spaces, joiners, bidi marks, lone combining marks, Hangul fillers:
-  `has_content`) (`require_content`);
+  characters (zero-width spaces, joiners, bidi marks, lone combining marks, private-use and
+  unassigned code points, Hangul fillers: `has_content`) (`require_content`);
   the readable format's summary must contain a letter or a digit: punctuation or end-of-text
   tokens alone summarise nothing.
 """
@@ -29,11 +29,11 @@ Strictness, shared by all four (each rule has a test in tests/rewards/test_forma
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from r1lab.rewards.language import shows_nothing
 from r1lab.rewards.registry import register_reward
 
 # End-of-sequence / end-of-turn tokens a decoder may leave at the end of the text.
@@ -64,22 +64,11 @@ def strip_end_tokens(text: str, end_tokens: tuple[str, ...] | list[str] = END_TO
     return text
 
 
-# Characters that show nothing: format and control characters (zero-width spaces and joiners,
-# the byte-order mark, bidi marks), combining marks with no letter, and the letters and
-# symbols drawn blank (Hangul fillers, the braille blank).
-_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Mn", "Me"})
-_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
 def has_content(text: str) -> bool:
     """Whether `text` shows a reader anything: a character that is neither whitespace nor
-    invisible (`<think>\u200b</think>` holds no reasoning)."""
-    return any(
-        not c.isspace()
-        and c not in _BLANK_GLYPHS
-        and unicodedata.category(c) not in _INVISIBLE_CATEGORIES
-        for c in text
-    )
+    invisible (`shows_nothing`: `<think>\u200b</think>` or a private-use character holds no
+    reasoning)."""
+    return any(not c.isspace() and not shows_nothing(c) for c in text)
 
 
 def _check_tail(

@@ -14,8 +14,9 @@ model and is exact:
 - a run of letters of any other script (Arabic, Thai, Devanagari, ...) is a word of script
   `other`, on target for no language: mixing in a script without a name here counts as mixing;
 - full-width, half-width and mathematical letters are read as the letters they stand for
-  (`ｔｈｅ` and `𝐭𝐡𝐞` are the English word `the`), and the Kangxi radicals as Han; zero-width
-  and other format characters are dropped (`t\u200bh\u200be` is `the`);
+  (`ｔｈｅ` and `𝐭𝐡𝐞` are the English word `the`), and the Kangxi radicals as Han; characters
+  that show nothing (zero-width, format, private use: `shows_nothing`) are dropped
+  (`t\u200bh\u200be` is `the`);
 - not words: digits, punctuation, math symbols, LaTeX commands (`\\frac`), Greek letters (they are
   math here), and single Latin or other letters (variables such as `x`);
 - the target language picks the scripts that count as on-target: `en` Latin, `zh` Han
@@ -67,6 +68,22 @@ _COMPATIBILITY_FORMS = ("<wide>", "<narrow>", "<small>", "<font>")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+# What shows a reader nothing: format and control characters (zero-width spaces and joiners,
+# the byte-order mark, bidi marks), combining marks with nothing to sit on, characters no font
+# draws (private use, unassigned code points, lone surrogates), and the letters and symbols drawn
+# blank (Hangul fillers, the braille blank).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Mn", "Me", "Co", "Cn", "Cs"})
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def shows_nothing(c: str) -> bool:
+    """Whether the character `c` shows a reader nothing (whitespace aside): zero-width, format
+    and control characters, lone combining marks, private-use and unassigned code points, and
+    blank glyphs. What the format rewards do not count as content and the claim reader reads
+    as a space, so a policy cannot hide or fill with it."""
+    return c in _BLANK_GLYPHS or unicodedata.category(c) in _INVISIBLE_CATEGORIES
+
+
 def compatibility_base(c: str) -> str | None:
     """The one character that a full-width, half-width, small or mathematical form `c` stands
     for (`ｔ`, `𝐭` -> `t`; `７` -> `7`; `﹦` -> `=`), else None (superscripts and the like are
@@ -79,9 +96,10 @@ def compatibility_base(c: str) -> str | None:
 def _fold(c: str) -> str:
     # Compatibility forms of letters are the letters they stand for (`ｔｈｅ`, `𝐭𝐡𝐞` are the
     # English word `the`; half-width katakana are katakana); a combining mark belongs to the
-    # letter before it (Devanagari vowel signs) and a zero-width or other format character
-    # shows nothing (`t\u200bh\u200be` is `the`), so both are dropped.
-    if unicodedata.category(c)[0] == "M" or unicodedata.category(c) == "Cf":
+    # letter before it (Devanagari vowel signs) and a character that shows nothing (zero-width,
+    # private use: `shows_nothing`) splits no word (`t\u200bh\u200be` is `the`), so both are
+    # dropped. Whitespace still separates words.
+    if unicodedata.category(c)[0] == "M" or (shows_nothing(c) and not c.isspace()):
         return ""
     return compatibility_base(c) or c
 
