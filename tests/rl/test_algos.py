@@ -147,6 +147,8 @@ def test_clip_gradient_is_zero_exactly_where_the_clip_binds():
         (math.log(1.1), 1.0, None),  # inside the range
         (math.log(0.9), -2.0, None),
         (0.0, 0.0, None),  # no advantage, no gradient, no clip
+        (math.log(0.5), 0.0, None),  # far off-policy but no advantage: nothing for a clip to cut
+        (math.log(1.5), 0.0, None),
     ]
     log_ratio = torch.tensor([[c[0] for c in cases]], dtype=F64)
     adv = torch.tensor([[c[1] for c in cases]], dtype=F64)

@@ -70,6 +70,11 @@ def test_micro_batch_losses_with_the_batch_count_add_up_to_the_batch_token_mean(
     assert per_micro_mean.item() != pytest.approx(whole.item(), rel=1e-3)
 
 
+def test_a_batch_of_one_target_token_is_that_tokens_nll():
+    logits = torch.tensor([[[0.0, math.log(3.0)]]])  # p = 1/4, 3/4
+    assert sft_loss(logits, torch.tensor([[1]]), 1).item() == pytest.approx(-math.log(0.75))
+
+
 def test_a_batch_without_targets_is_a_finite_zero():
     logits = torch.randn(1, 3, 5)
     targets = torch.full((1, 3), IGNORE)
@@ -99,3 +104,5 @@ def test_warmup_then_cosine_to_the_floor():
     assert lr_factor(0, 0, 10, 0.0) == 1.0  # no warm-up: the peak at once
     assert lr_factor(50, 0, 10, 0.2) == pytest.approx(0.2)  # past the end: stays at the floor
     assert lr_factor(0, 0, 1, 0.2) == 1.0  # a one-step run trains at the peak
+    # one step of cosine after the warm-up: the peak, then the floor
+    assert [lr_factor(s, 2, 4, 0.1) for s in range(4)] == [0.5, 1.0, 1.0, pytest.approx(0.1)]
