@@ -43,6 +43,20 @@ def test_overlong_errors():
         overlong_penalty("", {"num_tokens": 10})
     with pytest.raises(ValueError, match="cache_length"):
         ol(5, max_length=10, cache_length=20)
+    with pytest.raises(ValueError, match="cache_length"):
+        ol(5, max_length=10, cache_length=0)  # no window to ramp over
+
+
+def test_overlong_window_may_span_the_whole_budget():
+    # cache_length == max_length: the penalty ramps from the first token.
+    assert [ol(n, max_length=4, cache_length=4) for n in range(6)] == [
+        0,
+        -0.25,
+        -0.5,
+        -0.75,
+        -1,
+        -1,
+    ]
 
 
 def cos(n: int, correct: bool, **params) -> float:
@@ -94,6 +108,16 @@ def test_cosine_correctness_from_the_accuracy_reward():
         "<answer>2 + 3</answer>", countdown, max_length=10, accuracy="countdown"
     )
     assert value == pytest.approx(1.0)
+
+
+def test_cosine_edges_of_its_parameters():
+    # A one-token budget is a budget; an empty one is refused by name, not by ZeroDivisionError.
+    assert cosine_length("", {"num_tokens": 1, "correct": True}, max_length=1)[0] == 0.5
+    with pytest.raises(ValueError, match="max_length must be positive"):
+        cosine_length("", {"num_tokens": 1, "correct": True}, max_length=0)
+    # equal ends are a flat reward, not a flipped range
+    assert cos(30, True, min_value_correct=0.7, max_value_correct=0.7) == pytest.approx(0.7)
+    assert cos(30, False, min_value_wrong=-0.7, max_value_wrong=-0.7) == pytest.approx(-0.7)
 
 
 def test_cosine_needs_num_tokens():
