@@ -76,6 +76,8 @@ def test_format_custom_end_tokens():
         ("<think>a</think> <answer>5", "tag count"),
         ("<answer>5</answer> <think>a</think>", "text before <think>"),
         ("<think>a <answer>5</answer></think>", "out of order"),
+        ("<think>a <answer>5</think> </answer>", "out of order"),  # one answer tag inside
+        ("<think>a </answer>5</think> <answer>", "out of order"),
         ("<think>a</think> </answer>5<answer>", "text between"),
         ("<think>a <think>b</think></think> <answer>5</answer>", "tag count"),
         ("<think>a</think> <answer>5</answer> <answer>6</answer>", "tag count"),
@@ -122,6 +124,13 @@ def test_prefill_accepts():
 )
 def test_prefill_rejects(text):
     assert score(format_prefill, text) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text", ["a <answer> 5 </think> </answer>", "a </answer> 5 </think> <answer>"]
+)
+def test_prefill_says_an_answer_tag_inside_the_reasoning_is_out_of_order(text):
+    assert format_prefill(text, {}) == (0.0, {"reason": "tags out of order"})
 
 
 # -- format_readable (<think> reasoning </think> summary <answer> answer </answer>) ----------
@@ -186,6 +195,7 @@ def test_readable_custom_end_tokens():
         ("<think> a </answer> b </think> So <answer> 82", "text after </answer>"),
         ("<answer> 82 </answer> <think> a </think> So 82.", "text before <think>"),
         ("<think> a </think> So </answer> 82 <answer>", "text after </answer>"),
+        ("<think> a <answer> b </think> So 82. </answer>", "tags out of order"),
         # not tags
         ("<Think> a </Think> So 82. <answer> 82 </answer>", "tag count"),
         ("<thinking> a </thinking> So 82. <answer> 82 </answer>", "tag count"),
