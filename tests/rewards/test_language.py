@@ -58,6 +58,9 @@ def test_only_the_reasoning_counts():
     # No tags: the whole completion, tag names excluded.
     assert lc("just some words") == 1.0
     assert lc("<think>unfinished 中") == pytest.approx(1 / 2)
+    # A prefilled reasoning left empty: the text after `</think>` is still not reasoning.
+    assert reasoning_text("</think> <answer> forty five </answer>") == ""
+    assert lc("</think> <answer> forty five </answer>") == 0.0
 
 
 def test_include_summary_counts_every_word_the_reader_sees():

@@ -302,8 +302,15 @@ def test_the_learning_rate_warms_up_once_per_step(tiny_model):
     algo = AlgoConfig(prompts_per_step=1, micro_batch=8, lr=1e-3, warmup_steps=3, weight_decay=0.05)
     rollout = RolloutConfig(group_size=2, max_new_tokens=4)
     t = trainer.build(make_config(tiny_model, algo=algo, rollout=rollout), ToyPool(by_length))
-    lrs = [trainer.train_step(t, step)["policy/lr"] for step in range(4)]
-    assert lrs == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3], rel=1e-6)
+    outs = [trainer.train_step(t, step) for step in range(4)]
+    assert [o["policy/lr"] for o in outs] == pytest.approx(
+        [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3], rel=1e-6
+    )
+    # throughput: the step's completion tokens over its busy seconds (rollout, update, comm)
+    o = outs[-1]
+    busy = o["time/rollout"] + o["time/update"] + o["time/comm"]
+    tokens = o["response/length_mean"] * 2  # one prompt x group of 2
+    assert o["perf/tokens_per_s"] == pytest.approx(tokens / busy, rel=1e-6)
     assert t.optimizer.param_groups[0]["weight_decay"] == algo.weight_decay
 
 
