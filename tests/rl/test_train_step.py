@@ -311,6 +311,7 @@ def test_the_learning_rate_warms_up_once_per_step(tiny_model):
     busy = o["time/rollout"] + o["time/update"] + o["time/comm"]
     tokens = o["response/length_mean"] * 2  # one prompt x group of 2
     assert o["perf/tokens_per_s"] == pytest.approx(tokens / busy, rel=1e-6)
+    assert o["time/rollout"] > 0 and o["time/reward"] > 0 and o["time/update"] > 0
     assert t.optimizer.param_groups[0]["weight_decay"] == algo.weight_decay
 
 
@@ -396,6 +397,19 @@ def test_dynamic_sampling_trains_only_on_groups_whose_rewards_differ(tiny_model,
     # Every group that reached the loss has rewards that differ, so a non-zero advantage.
     assert all(len({s["reward"] for s in t.last_samples[i : i + 4]}) > 1 for i in (0, 4, 8))
     assert all(s["question"] not in flat for s in t.last_samples)
+
+
+def test_dynamic_sampling_stops_after_max_resample_rounds_when_every_group_is_flat(tiny_model):
+    algo = AlgoConfig(
+        prompts_per_step=2, micro_batch=8, dynamic_sampling=True, max_resample_rounds=2
+    )
+    t = trainer.build(make_config(tiny_model, algo=algo), ToyPool(lambda text, ex: 1.0))
+    calls = []
+    generate = t.sampler.generate
+    t.sampler.generate = lambda *a, **kw: calls.append(1) or generate(*a, **kw)
+    out = trainer.train_step(t, 0)
+    assert len(calls) == 3  # the first round and two resamples, then the step gives up
+    assert out["batch/skipped"] == 1.0 and out["batch/zero_std_groups"] == 1.0
 
 
 def test_checkpoints_every_k_steps_and_at_the_end_keeping_the_last(tiny_model, tmp_path):
