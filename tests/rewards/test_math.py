@@ -565,6 +565,9 @@ def test_no_completion_crashes(text):
         ("0.5", "\\frac{1}{2}", 1.0),  # a fraction in lowest terms is a number as written
         ("0.5", "1/2", 1.0),
         ("-3", "-3", 1.0),
+        ("75", "+75", 1.0),
+        ("75", "--75", 0.0),  # -(-75): a sign to work out
+        ("-75", "+-75", 0.0),
         ("75", "450 / 6", 0.0),  # the question restated
         ("75", "\\frac{450}{6}", 0.0),
         ("75", "75/1", 0.0),

@@ -674,7 +674,8 @@ def number_literal(formula: str) -> bool:
     text = _ASSIGNED.sub("", text)
     while text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
-    text = _UNIT.sub("", text).lstrip("+-−")
+    text = _UNIT.sub("", text)
+    text = text[1:] if text[:1] in ("+", "-", "−") else text  # one sign: `--75` is -(-75)
     if _DECIMAL.fullmatch(text):
         return True
     m = _FRACTION.fullmatch(text)
