@@ -589,6 +589,28 @@ def test_literal_asks_a_number_for_a_number(gold, pred, literal_score):
     assert math_accuracy(completion, {"answer": gold})[0] == 1.0  # off, math-verify's equality
 
 
+@pytest.mark.parametrize(
+    "gold, pred, said",
+    [
+        ("75", "75\\%", "a bare number, the answer a percentage"),
+        ("0.75", "75\\%", "a bare number, the answer a percentage"),
+        ("75", "75 percent", "a bare number, the answer a percentage"),
+        ("75\\%", "75", "a percentage, the answer a bare number"),
+        ("30", "30^\\circ", "a bare number, the answer in degrees"),
+    ],
+)
+def test_literal_asks_the_references_unit(gold, pred, said):
+    # math-verify takes `75\%` for 75 and for 0.75: one answer, two values. With `literal` the
+    # answer is the number as the reference writes it.
+    completion = f"<answer> {pred} </answer>"
+    assert math_accuracy(completion, {"answer": gold})[0] == 1.0
+    assert math_accuracy(completion, {"answer": gold}, literal=True) == (
+        0.0,
+        {"pred": pred, "reason": f"unit: the reference is {said}"},
+    )
+    assert math_accuracy(f"<answer> {gold} </answer>", {"answer": gold}, literal=True)[0] == 1.0
+
+
 @pytest.mark.parametrize("answer", ["3\\> 4", "3\\left. 4", "3\\big 4", "3\\, 4"])
 def test_latex_spacing_between_two_numbers_joins_nothing(answer):
     # `\>`, `\left.` and `\big` are spacing or invisible delimiters: two numbers side by side.

@@ -514,6 +514,7 @@ def test_majority_voting_on_arithmetic_never_groups_a_number_with_one_left_to_co
         "450/6", "\\frac{450}{6}", example
     )
     assert not task.equivalent("450 / 6", "75", example)
+    assert not task.equivalent("75\\%", "75", example)  # graded apart, so voted apart
 
     def vote(a: str, b: str) -> bool:
         return task.equivalent(a, b, example)

@@ -602,7 +602,7 @@ class _Answer:
     kind: str  # "math", "text", or why there is no value: "ambiguous", "unparsed"
     value: Any = None  # a sympy object (math), the casefolded words (text), or why ambiguous
     count: int = 1  # how many values it lists: 2 for `1, 2`, `\pm 1` or `x \in \{1, 2\}`
-    literal: bool = False  # a number as written, nothing left to compute (`number_literal`)
+    unit: str | None = None  # a number as written: its unit ("", "%", "°"; `literal_unit`)
 
 
 def _count(expr: Any) -> int:
@@ -653,7 +653,7 @@ def _read(text: str, timeout: int | None) -> _Answer:
             ignored = _ignored_number(latex, expr, timeout)
             if ignored:
                 return _Answer("ambiguous", ignored)
-            return _Answer("math", expr, _count(expr), number_literal(chunks[0]))
+            return _Answer("math", expr, _count(expr), literal_unit(chunks[0]))
     return _Answer("unparsed")
 
 
@@ -663,37 +663,37 @@ _DECIMAL = re.compile(r"\d{1,3}(?:,\d{3})+|\d+\.?\d*|\.\d+")
 _FRACTION = re.compile(r"\\[dt]?frac\{(\d+)\}\{(\d+)\}|\\[dt]?frac(\d)(\d)|(\d+)/(\d+)")
 
 
-def number_literal(formula: str) -> bool:
-    """Whether `formula` is a number as written, with nothing left to compute: an integer
-    (`1,234` grouped), a decimal, or a fraction in lowest terms (`3/4`, `\\frac{3}{4}`), signed,
-    perhaps in braces, with a `%` or degree sign, or the value of one unknown (`x = 5`). Not
-    `450 / 6`, `\\frac{150}{2}`, `75/1`, `76 - 1` or `\\log_2 64`: their value is the
-    reference's, but the question's work is left undone (a policy answers `Compute 450 / 6`
+def literal_unit(formula: str) -> str | None:
+    """The unit of `formula` if it is a number as written, with nothing left to compute, else
+    None: "" for a bare number, "%" or "°" for one with a percent or degree sign. A number as
+    written is an integer (`1,234` grouped), a decimal, or a fraction in lowest terms (`3/4`,
+    `\\frac{3}{4}`), with one sign, perhaps in braces, or the value of one unknown (`x = 5`).
+    Not `450 / 6`, `\\frac{150}{2}`, `75/1`, `76 - 1`, `--75` or `\\log_2 64`: their value is
+    the reference's, but the question's work is left undone (a policy answers `Compute 450 / 6`
     with `450 / 6`)."""
     text = _TEXT_BLOCK.sub(r"\1", _SPACING.sub("", formula))
     text = _ASSIGNED.sub("", text)
     while text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
-    text = _UNIT.sub("", text)
+    sign = _UNIT.search(text)
+    unit = "" if sign is None else "%" if sign[0].endswith("%") else "°"
+    text = text[: sign.start()] if sign else text
     text = text[1:] if text[:1] in ("+", "-", "−") else text  # one sign: `--75` is -(-75)
     if _DECIMAL.fullmatch(text):
-        return True
+        return unit
     m = _FRACTION.fullmatch(text)
     if m is None:
-        return False
+        return None
     a, b = (int(x) for x in (m[1] or m[3] or m[5], m[2] or m[4] or m[6]))
-    return b > 1 and _m.gcd(a, b) == 1
+    return unit if b > 1 and _m.gcd(a, b) == 1 else None
 
 
-def _is_literal(answer: str, timeout: int | None) -> bool:
+def answer_unit(answer: str, timeout: int | None = 3) -> str | None:
+    """`literal_unit` of an extracted answer read whole: "" for `75`, "%" for `75\\%`, None for
+    `450 / 6` or `1, 2`. What `math_accuracy(literal=True)` compares, and what keeps the
+    arithmetic task's vote groups apart."""
     read = _read(_strip_delims(answer), _signal_timeout(timeout))  # cached: math_equal read it
-    return read.kind == "math" and read.literal
-
-
-def answer_is_literal(answer: str, timeout: int | None = 3) -> bool:
-    """Whether an extracted answer reads as one number as written (`number_literal`): what
-    `math_accuracy(literal=True)` asks of an answer to a number."""
-    return _is_literal(answer, timeout)
+    return read.unit if read.kind == "math" else None
 
 
 def _ignored_number(latex: str, expr: Any, timeout: int | None) -> str | None:
@@ -852,11 +852,12 @@ def math_accuracy(
     solution (its final boxed answer). See `math_equal` for the rules and guards; a 0 comes with
     `info["reason"]` ("number of values: answer 2, reference 1", "not equal", ...).
 
-    `literal`: when the reference is a number as written (`number_literal`), so must the answer
-    be: for a question that asks for a computation (the micro-world's `Compute 450 / 6`, whose
-    task sets it), an answer equal in value but left to compute (`450 / 6`, `\\frac{450}{6}`,
-    `2 + 2 = 4`) restates the question rather than answers it. Off by default, as math-verify
-    grades (`\\binom{5}{2}` equals 10).
+    `literal`: when the reference is a number as written (`literal_unit`), so must the answer
+    be, with the same unit: for a question that asks for a computation (the micro-world's
+    `Compute 450 / 6`, whose task sets it), an answer equal in value but left to compute
+    (`450 / 6`, `\\frac{450}{6}`, `2 + 2 = 4`) restates the question rather than answers it,
+    and `75\\%`, which math-verify takes for both 75 and 0.75, is neither a bare 75 nor 0.75
+    as written. Off by default, as math-verify grades (`\\binom{5}{2}` equals 10).
     """
     if answer_key not in example:
         raise KeyError(f"math_accuracy needs the reference answer in example['{answer_key}']")
@@ -870,8 +871,18 @@ def math_accuracy(
         return 0.0, {"reason": f"answer nested deeper than {max_depth}"}
     limits = {"max_chars": max_chars, "max_depth": max_depth, "max_digits": max_digits}
     if math_equal(gold, pred, **limits, timeout=timeout):
-        if literal and _is_literal(gold, timeout) and not _is_literal(pred, timeout):
-            return 0.0, {"pred": pred[:80], "reason": "left to compute: the reference is a number"}
+        want = answer_unit(gold, timeout) if literal else None
+        if want is not None:
+            got = answer_unit(pred, timeout)
+            if got is None:
+                return 0.0, {
+                    "pred": pred[:80],
+                    "reason": "left to compute: the reference is a number",
+                }
+            if got != want:
+                said = {"": "a bare number", "%": "a percentage", "°": "in degrees"}
+                why = f"unit: the reference is {said[want]}, the answer {said[got]}"
+                return 0.0, {"pred": pred[:80], "reason": why}
         return 1.0, {"pred": pred[:80]}
     # Cached: the comparison math_equal just made, with its reason.
     _, why = _compare(gold, pred, *limits.values(), _signal_timeout(timeout))

@@ -123,7 +123,8 @@ class ArithmeticTask:
         return reward_score(score) >= 1 - 1e-9
 
     def equivalent(self, a: str, b: str, example: Mapping[str, Any]) -> bool:
-        # One vote only among answers graded alike: `450 / 6` equals `75` but is left to compute.
-        from r1lab.rewards.math import answer_is_literal, math_equal
+        # One vote only among answers graded alike: `450 / 6` equals `75` but is left to
+        # compute, and `75\%` is no bare 75 (math_accuracy's `literal`).
+        from r1lab.rewards.math import answer_unit, math_equal
 
-        return math_equal(a, b) and answer_is_literal(a) == answer_is_literal(b)
+        return math_equal(a, b) and answer_unit(a) == answer_unit(b)
