@@ -102,6 +102,18 @@ def test_eval_on_a_gsm8k_format_file(tmp_path):
     assert all(r.replace(".", "").isdigit() for r in refs), refs
 
 
+def test_the_library_and_the_command_evaluate_alike_by_default():
+    # `evaluate(...)` called from Python samples as `r1lab eval` does: R1's T = 0.6, top-p 0.95.
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(evaluate).parameters.items()}
+    cfg = EvalConfig()
+    for key in ("n", "temperature", "top_p", "max_new_tokens", "greedy", "template", "seed"):
+        assert defaults[key] == getattr(cfg, key), key
+    assert list(defaults["ks"]) == cfg.ks and list(defaults["stop"]) == cfg.stop
+    assert (cfg.temperature, cfg.top_p) == (0.6, 0.95)
+
+
 def test_ks_larger_than_n_are_refused():
     from r1lab.config import ConfigError
 

@@ -285,6 +285,16 @@ def test_an_exception_that_cannot_be_printed_is_still_an_error_on_its_item(any_p
     assert results[1].info["errors"]["_test_flaky"].startswith("Unprintable")
 
 
+def test_an_error_is_described_in_at_most_300_characters():
+    # The message may quote a hostile completion: the logs and info keep 300 characters of it.
+    from r1lab.rewards.composite import _describe
+
+    whole = ValueError("x" * (300 - len("ValueError: ")))
+    assert _describe(whole) == f"ValueError: {'x' * 288}"  # exactly the limit: kept whole
+    cut = _describe(ValueError("y" * 1000))
+    assert len(cut) == 300 and cut == "ValueError: " + "y" * 285 + "..."
+
+
 def test_a_reward_failing_on_every_item_stops_the_batch_with_its_error(any_pool):
     failing = CompositeReward({"format": 1.0, "_test_raise": 1.0})
     with pytest.raises(

@@ -11,6 +11,7 @@ expected advantage of every row is known without any grader. Spies wrap the func
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,18 @@ def test_beta_zero_loads_no_reference_and_has_no_kl_term(tiny_model, monkeypatch
     assert all(call["ref"] is None for call in spy.calls)
     assert "loss/kl" not in out and "policy/kl" not in out
     assert out["loss/total"] == out["loss/policy"]
+
+
+def test_the_logged_entropy_is_the_mean_over_completion_tokens_of_the_policys(tiny_model):
+    # A policy whose logits are all equal has entropy log V at every token, so the mean is too.
+    t = trainer.build(make_config(tiny_model), ToyPool(by_length))
+    head = t.policy.get_output_embeddings()
+    with torch.no_grad():
+        head.weight.zero_()
+        if getattr(head, "bias", None) is not None:
+            head.bias.zero_()
+    out = trainer.train_step(t, 0)
+    assert out["policy/entropy"] == pytest.approx(math.log(head.weight.shape[0]), rel=1e-6)
 
 
 def test_the_learning_rate_warms_up_once_per_step(tiny_model):
