@@ -311,6 +311,37 @@ def test_the_logged_entropy_is_the_mean_over_completion_tokens_of_the_policys(ti
     assert out["policy/entropy"] == pytest.approx(math.log(head.weight.shape[0]), rel=1e-6)
 
 
+def test_a_finite_step_ends_the_non_finite_streak_and_an_infinite_gradient_is_skipped(
+    tiny_model, monkeypatch
+):
+    t = trainer.build(make_config(tiny_model), ToyPool(by_length))
+    real_loss, real_clip = trainer.grpo_loss, trainer.clip_grad_norm
+    bad: dict[str, bool] = {"loss": False, "grad": False}
+
+    def loss(*args, **kw):
+        value, stats = real_loss(*args, **kw)
+        if bad["loss"]:
+            return value * float("nan"), {**stats, "loss/total": float("nan")}
+        return value, stats
+
+    def clip(*args, **kw):
+        norm = real_clip(*args, **kw)
+        return torch.tensor(float("inf")) if bad["grad"] else norm
+
+    monkeypatch.setattr(trainer, "grpo_loss", loss)
+    monkeypatch.setattr(trainer, "clip_grad_norm", clip)
+    streak = []
+    for step, (nan_loss, inf_grad) in enumerate([(1, 0), (0, 1), (0, 0), (1, 0)]):
+        bad.update(loss=bool(nan_loss), grad=bool(inf_grad))
+        before = [p.detach().clone() for p in t.policy.parameters()]
+        out = trainer.train_step(t, step)
+        unchanged = all(torch.equal(a, p) for a, p in zip(before, t.policy.parameters()))
+        assert out.get("train/nan_skipped") == (1.0 if nan_loss or inf_grad else None)
+        assert unchanged == bool(nan_loss or inf_grad)  # a skipped step applies nothing
+        streak.append(t.nan_streak)
+    assert streak == [1, 2, 0, 1]
+
+
 def test_the_learning_rate_warms_up_once_per_step(tiny_model):
     algo = AlgoConfig(prompts_per_step=1, micro_batch=8, lr=1e-3, warmup_steps=3, weight_decay=0.05)
     rollout = RolloutConfig(group_size=2, max_new_tokens=4)
