@@ -209,6 +209,10 @@ def test_depth_cap():
     chained = "4 * 25 - 5 - 5 + 5"  # operators nest in the AST without any parentheses
     assert cd(chained, {"numbers": [4, 5, 5, 25, 5], "target": 95}) == 1.0
     assert cd(chained, {"numbers": [4, 5, 5, 25, 5], "target": 95}, max_depth=3) == 0.0
+    # The cap is inclusive: `1 + 2 + 3 + 4` nests three deep ((1 + 2) + 3) + 4, its numbers at 3.
+    four = {"numbers": [1, 2, 3, 4], "target": 10}
+    assert cd("1 + 2 + 3 + 4", four, max_depth=3) == 1.0
+    assert cd("1 + 2 + 3 + 4", four, max_depth=2) == 0.0
 
 
 @pytest.mark.parametrize(

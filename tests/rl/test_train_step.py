@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -335,7 +336,9 @@ def test_a_finite_step_ends_the_non_finite_streak_and_an_infinite_gradient_is_sk
         bad.update(loss=bool(nan_loss), grad=bool(inf_grad))
         before = [p.detach().clone() for p in t.policy.parameters()]
         out = trainer.train_step(t, step)
-        unchanged = all(torch.equal(a, p) for a, p in zip(before, t.policy.parameters()))
+        unchanged = all(
+            torch.equal(a, p) for a, p in zip(before, t.policy.parameters(), strict=True)
+        )
         assert out.get("train/nan_skipped") == (1.0 if nan_loss or inf_grad else None)
         assert unchanged == bool(nan_loss or inf_grad)  # a skipped step applies nothing
         streak.append(t.nan_streak)
@@ -346,7 +349,11 @@ def test_the_learning_rate_warms_up_once_per_step(tiny_model):
     algo = AlgoConfig(prompts_per_step=1, micro_batch=8, lr=1e-3, warmup_steps=3, weight_decay=0.05)
     rollout = RolloutConfig(group_size=2, max_new_tokens=4)
     t = trainer.build(make_config(tiny_model, algo=algo, rollout=rollout), ToyPool(by_length))
-    outs = [trainer.train_step(t, step) for step in range(4)]
+    outs, walls = [], []
+    for step in range(4):
+        start = time.perf_counter()
+        outs.append(trainer.train_step(t, step))
+        walls.append(time.perf_counter() - start)
     assert [o["policy/lr"] for o in outs] == pytest.approx(
         [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3], rel=1e-6
     )
@@ -356,6 +363,7 @@ def test_the_learning_rate_warms_up_once_per_step(tiny_model):
     tokens = o["response/length_mean"] * 2  # one prompt x group of 2
     assert o["perf/tokens_per_s"] == pytest.approx(tokens / busy, rel=1e-6)
     assert o["time/rollout"] > 0 and o["time/reward"] > 0 and o["time/update"] > 0
+    assert o["time/rollout"] + o["time/reward"] + o["time/update"] <= o["time/step"] <= walls[-1]
     assert t.optimizer.param_groups[0]["weight_decay"] == algo.weight_decay
 
 
