@@ -372,6 +372,35 @@ def test_the_gradient_through_shared_prompts_is_the_plain_forwards(tiny_model, m
     assert plain["model.embed_tokens.weight"].abs().max() > 1e-6  # the prompts' embeddings learn
 
 
+def test_the_logged_accuracy_and_format_rate_are_the_shares_of_full_marks(tiny_model):
+    # Accuracy 1 for completions of odd length, 0.5 (partial, not right) or 0 otherwise; the
+    # format part 1 for every third completion.
+    def parts(text: str) -> tuple[float, float]:
+        return (1.0 if len(text) % 2 else 0.5 * (len(text) % 4 == 0)), float(len(text) % 3 == 0)
+
+    class Pool(ToyPool):
+        def score(self, reward, texts, examples):
+            return [
+                RewardResult(
+                    sum(parts(x)), dict(zip(("math_accuracy", "format"), parts(x), strict=True))
+                )
+                for x in texts
+            ]
+
+    t = trainer.build(make_config(tiny_model), Pool(by_length))
+    out = trainer.train_step(t, 0)
+    texts = [s["completion"] for s in t.last_samples]
+    assert out["reward/accuracy"] == pytest.approx(
+        sum(parts(x)[0] == 1 for x in texts) / len(texts)
+    )
+    assert out["reward/format_rate"] == pytest.approx(
+        sum(parts(x)[1] == 1 for x in texts) / len(texts)
+    )
+    assert out["reward/math_accuracy"] == pytest.approx(
+        sum(parts(x)[0] for x in texts) / len(texts)
+    )
+
+
 def test_the_learning_rate_warms_up_once_per_step(tiny_model):
     algo = AlgoConfig(prompts_per_step=1, micro_batch=8, lr=1e-3, warmup_steps=3, weight_decay=0.05)
     rollout = RolloutConfig(group_size=2, max_new_tokens=4)
