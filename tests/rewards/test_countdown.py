@@ -213,6 +213,15 @@ def test_depth_cap():
     four = {"numbers": [1, 2, 3, 4], "target": 10}
     assert cd("1 + 2 + 3 + 4", four, max_depth=3) == 1.0
     assert cd("1 + 2 + 3 + 4", four, max_depth=2) == 0.0
+    # nested on the right, in parentheses: the same count
+    assert cd("1 + (2 + (3 + 4))", four, max_depth=3) == 1.0
+    assert cd("1 + (2 + (3 + 4))", four, max_depth=2) == 0.0
+    # redundant parentheses, capped on the text: four deep is allowed at 4, not at 3
+    assert cd("((((1 + 2)))) + 3 + 4", four, max_depth=4) == 1.0
+    assert cd("((((1 + 2)))) + 3 + 4", four, max_depth=3) == 0.0
+    # the length cap is inclusive too: 13 characters
+    assert cd("1 + 2 + 3 + 4", four, max_chars=13) == 1.0
+    assert cd("1 + 2 + 3 + 4", four, max_chars=12) == 0.0
 
 
 @pytest.mark.parametrize(
