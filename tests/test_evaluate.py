@@ -295,6 +295,9 @@ def test_self_correction_language_and_readability_metrics(monkeypatch):
     m = result.metrics
     assert m["eval/pass@1"] == 0.5 and m["eval/format"] == 0.75
     assert m["eval/self_correction_rate"] == 0.25  # EN_FIX only
+    assert m["eval/truncated"] == 0.25  # EN_LOOP hit the token limit
+    assert m["eval/reflection_rate"] == 0.5  # EN_FIX's "Wait", ZH_OK's 检查一下
+    assert (m["eval/questions"], m["eval/samples_per_question"]) == (2, 2)
     # each completion is measured against its own question's language
     each = [
         language_consistency(t, {}, language=lang)[0]
