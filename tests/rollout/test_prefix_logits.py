@@ -197,3 +197,17 @@ def test_a_common_template_is_computed_once_with_the_same_logits_and_gradients(
     shared = _grads(model, batch, weights, [torch.tensor([5, 0, 2]), torch.tensor([1, 3, 4])])
     for name in reference:
         torch.testing.assert_close(shared[name], reference[name], rtol=1e-4, atol=1e-4)
+
+
+def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    from r1lab.rollout.batch import _common_prefix
+
+    def common(*prompts: list[int]) -> int:
+        width = max(map(len, prompts))
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])  # left-padded
+        return _common_prefix(ids, torch.tensor([len(p) for p in prompts]))
+
+    assert common([7, 8, 9, 1], [7, 8, 9, 2]) == 3
+    assert common([7, 8, 9], [7, 8, 9, 4]) == 2  # one prompt starts the other: keep its last
+    assert common([5, 1, 2], [6, 1, 2]) == 0  # they differ at the first token
+    assert common([3, 3], [3, 3]) == 1
