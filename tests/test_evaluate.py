@@ -316,6 +316,20 @@ def test_self_correction_language_and_readability_metrics(monkeypatch):
     assert m["eval/accuracy_reflective"] == 1.0 and m["eval/accuracy_plain"] == 0.0
 
 
+def test_greedy_metrics_are_over_questions_and_maj_at_1_is_not_reported(monkeypatch):
+    import r1lab.rollout
+
+    # The greedy pass takes each question's first scripted completion: q0 right and formatted,
+    # q1 (ZH_BAD first) wrong and untagged.
+    script = {0: SCRIPT[0], 1: [(ZH_BAD, "eos"), (ZH_OK, "stop")]}
+    monkeypatch.setattr(r1lab.rollout, "Sampler", scripted_sampler(script))
+    tok = ScriptedTokenizer([ex["question"] for ex in QUESTIONS])
+    m = evaluate(None, tok, FakeTask(), QUESTIONS, n=2, ks=[1, 2], progress=False).metrics
+    assert m["eval/greedy_accuracy"] == 0.5 and m["eval/greedy_format"] == 0.5
+    assert m["eval/pass@1"] == 0.5 and m["eval/pass@2"] == 1.0 and "eval/maj@2" in m
+    assert "eval/maj@1" not in m  # a vote of one is pass@1
+
+
 def test_accuracy_by_reflection_is_left_out_when_no_completion_reflects(monkeypatch):
     script = {0: [(EN_LOOP, "stop"), ("<think> 6*7=42 </think> <answer> 42 </answer>", "stop")]}
     m = scripted_eval(monkeypatch, QUESTIONS[:1], script).metrics
