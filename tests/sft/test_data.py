@@ -258,6 +258,10 @@ def test_chat_rows_of_a_model_whose_template_writes_bos_get_one_bos(tiny_llama, 
     bos = tok.bos_token_id
     assert chat.ids[0] == bos and chat.ids[1] != bos
     assert plain.ids[0] == bos and plain.ids[1] != bos  # the tokenizer's own, once
+    # the completion follows the prompt with no BOS of its own (BOS is also EOS here: the r1zero
+    # row ends with one, the chat row's template closed the turn)
+    assert bos not in plain.ids[plain.prompt_len : -1] and plain.ids[-1] == tok.eos_token_id
+    assert bos not in chat.ids[chat.prompt_len :]
 
 
 def test_parquet_messages_column(tmp_path, qwen_tokenizer):
