@@ -109,6 +109,15 @@ def test_a_guess_is_short_reasoning():
     assert row(one) == "short_reasoning"
     assert row(one, min_claims=1) is None
     assert row(guess, min_claims=0) is None
+    # called without it, the rule asks what `r1lab coldstart` asks: two steps
+    from r1lab.data.coldstart import ColdStartConfig
+
+    two = rule_rewrite(
+        "<think> 7+5=12. So 47 + 35 = 82. </think> <answer> 82 </answer>", "82", "en"
+    )
+    assert row_reason(one, language="en", is_correct=lambda t: True) == "short_reasoning"
+    assert row_reason(two, language="en", is_correct=lambda t: True) is None
+    assert ColdStartConfig().min_claims == 2
 
 
 def test_an_uncorrected_wrong_step_is_dropped_a_corrected_one_kept():
