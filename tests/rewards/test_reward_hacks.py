@@ -461,7 +461,18 @@ def test_a_wrong_equation_in_the_summary_costs_the_format_reward(summary):
 
 @pytest.mark.parametrize(
     "answer",
-    ["450 / 6", "450/6", "\\frac{450}{6}", "450 \\div 6", "(450)/(6)", "900 / 12", "76 - 1"],
+    [
+        "450 / 6",
+        "450/6",
+        "\\frac{450}{6}",
+        "450 \\div 6",
+        "(450)/(6)",
+        "900 / 12",
+        "76 - 1",
+        "--75",  # a sign left to work out
+        "75\\%",  # math-verify's 75 and 0.75 at once
+        "75 percent",
+    ],
 )
 def test_an_arithmetic_answer_left_to_compute_earns_nothing(answer):
     # math-verify's equality says `450 / 6` is 75: the question restated would score.
