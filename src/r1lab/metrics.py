@@ -850,11 +850,12 @@ def unread_equations(text: str) -> list[str]:
     """The equations of numbers in `text` that no arithmetic claim reads, so nothing checks
     them (each as `<unread: ...>`, its surroundings): a lone `=` with, across spaces and line
     breaks, a digit or `)` `]` `%` `!` before it and a digit, sign or opening bracket after it,
-    that no claim covers (as read, `as_read`; no claim is read over a line break). `2^3 = 9`, `10% of 50 = 5`, `1/2 = 0.5`, `[4, 12] = 16`, two
-    claims with nothing but a space between (`7*6 = 41 8*2 = 16`), `7 x 6 = 41`; a `=` of a
-    comparison that holds (`2 = 2`) is read. Not flagged, so not caught by it either: algebra
-    (a letter glued to the number before the `=`, or before the operator that starts its
-    expression: `x2 = 4`, `2x + 3 = 7`), LaTeX (`\\frac{450}{6} = 74`) and equations in words."""
+    that no claim covers (as read, `as_read`; no claim is read over a line break). `2^3 = 9`,
+    `10% of 50 = 5`, `1/2 = 0.5`, `[4, 12] = 16`, two claims with nothing but a space between
+    (`7*6 = 41 8*2 = 16`), `7 x 6 = 41`; a `=` of a comparison that holds (`2 = 2`) is read.
+    Not flagged, so not caught by it either: algebra (a letter glued to the number before the
+    `=`, or before the operator that starts its expression: `x2 = 4`, `2x + 3 = 7`), LaTeX
+    (`\\frac{450}{6} = 74`) and equations in words."""
     text = as_read(text)
     claims = _claims(text)
     runs = {m.end(): m for m in _RUN.finditer(text)}
