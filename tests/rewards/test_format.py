@@ -302,6 +302,9 @@ def test_cold_start_custom_token():
         "preamble |special_token|a|special_token|b",
         "|special_token| |special_token|summary",
         "|special_token|reasoning|special_token| <|endoftext|>",
+        # A summary of punctuation, or of an end token before the end, says nothing.
+        "|special_token|reasoning|special_token| ...",
+        "|special_token|reasoning|special_token|_ -- <|im_end|> !",
         "",
     ],
 )
@@ -341,7 +344,8 @@ def test_well_formed_scores_one(reasoning, answer, sep):
     text = f"<think>{reasoning}</think>{sep}<answer>{answer}</answer>"
     assert score(format_reward, text) == 1.0
     assert score(format_prefill, f"{reasoning}</think>{sep}<answer>{answer}</answer>") == 1.0
-    assert score(format_cold_start, f"|special_token|{reasoning}|special_token|{answer}") == 1.0
+    cold_start = score(format_cold_start, f"|special_token|{reasoning}|special_token|{answer}")
+    assert cold_start == (1.0 if re.search(r"[^\W_]", answer) else 0.0)  # the summary's rule
 
 
 @settings(max_examples=100, deadline=None)

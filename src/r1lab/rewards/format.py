@@ -22,8 +22,8 @@ Strictness, shared by all four (each rule has a test in tests/rewards/test_forma
 - the reasoning and the answer must contain something other than whitespace and invisible
   characters (zero-width spaces, joiners, bidi marks, lone combining marks, private-use and
   unassigned code points, Hangul fillers: `has_content`) (`require_content`);
-  the readable format's summary must contain a letter or a digit: punctuation or end-of-text
-  tokens alone summarise nothing.
+  the summary of the readable and cold-start formats must contain a letter or a digit:
+  punctuation or end-of-text tokens alone summarise nothing.
 """
 
 from __future__ import annotations
@@ -248,7 +248,8 @@ def format_cold_start(
     """1.0 if the completion is `token reasoning token summary` (R1 cold-start format), else 0.0.
 
     Exactly two occurrences of `token`; only whitespace before the first; the summary runs to the
-    end of the text (trailing end-of-text tokens allowed).
+    end of the text (trailing end-of-text tokens allowed) and, as `format_readable`'s, must hold
+    a letter or a digit (with `require_content`): `...` is what a user would read.
     """
     if not token:
         raise ValueError("format_cold_start: `token` must be a non-empty string")
@@ -263,4 +264,6 @@ def format_cold_start(
         return 0.0, {"reason": "empty reasoning"}
     if require_content and not has_content(summary):
         return 0.0, {"reason": "empty summary"}
+    if require_content and not _SAYS_SOMETHING.search(_without(summary, end_tokens)):
+        return 0.0, {"reason": "empty summary: no letter or digit"}
     return 1.0, {}
