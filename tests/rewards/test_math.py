@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import threading
@@ -12,7 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from r1lab.rewards.math import (
+    MAX_ANSWER_CHARS,
+    MAX_DEPTH,
     MAX_DIGITS,
+    MAX_NUMBERS,
+    MAX_POWERS,
     extract_answer,
     last_boxed,
     math_accuracy,
@@ -209,6 +214,11 @@ HACKS = [
     ("5", "The answer is 5!", 0),  # 120
     ("2", "at least 2", 0),
     ("2", "2 or more", 0),
+    # A qualifier after a braced group is still outside it (braces close: depth 0 again).
+    ("1/2", "\\frac{1}{2} \\text{ or more}", 0),
+    ("1/2", "\\frac{1}{2} at most", 0),
+    ("2", "x_{1} = 2 \\text{ at least}", 0),
+    ("2", "\\sqrt{4} negative", 0),
     ("2", "approximately 2", 0),
     ("2", "negative 2", 0),
     ("2", "2 thousand", 0),
@@ -360,11 +370,38 @@ def test_the_answer_block_wins_over_boxes_outside_it():
     assert acc("\\boxed{2} <answer>1</answer>", "1") == 1.0
 
 
-def test_a_zero_says_why():
-    _, info = math_accuracy("<answer>1 or 2</answer>", {"answer": "2"})
-    assert info["reason"] == "number of values: answer 2, reference 1"
-    _, info = math_accuracy("<answer>3, not 2</answer>", {"answer": "2"})
-    assert info["reason"].startswith("answer ambiguous")
+@pytest.mark.parametrize(
+    "gold, answer, reason",
+    [
+        ("2", "1 or 2", "number of values: answer 2, reference 1"),
+        ("\\{1,2\\}", "1", "number of values: answer 1, reference 2"),
+        ("2", "3, not 2", "answer ambiguous: formulas separated by words"),
+        ("5", "$ $", "empty answer"),
+        ("", "5", "empty answer"),
+        ("5", "odd", "text answer, math reference"),
+        ("odd", "5", "math answer, text reference"),
+        ("odd", "even", "not equal"),
+        ("5", "6", "not equal"),
+        ("5", "\\frac{", "answer does not parse"),
+        ("\\frac{", "5", "reference does not parse"),
+        ("5", "５", "answer ambiguous: a digit that is not 0-9"),
+        ("5", "\\text{(or 4)}5", "answer ambiguous: a digit in text or formatting"),
+        ("5", "3 4", "answer ambiguous: two numbers side by side"),
+        ("5", "5_2", "answer ambiguous: a number with a subscript"),
+        ("2", "{3}_{1}", "answer ambiguous: a subscript holding a digit under a group"),
+        ("2", "3 < 2", "answer ambiguous: a relation between two values"),
+        ("5", "3 \\approx 4", "answer ambiguous: an approximation that is not one"),
+        (
+            "2",
+            "26\\parallel\\frac{2}{1}",
+            "answer ambiguous: the number 26 does not change the value",
+        ),
+    ],
+)
+def test_a_zero_says_why(gold, answer, reason):
+    # Each way to miss has its own reason: the reason is what a user reads to trust a zero.
+    value, info = math_accuracy(f"<answer>{answer}</answer>", {"answer": gold})
+    assert (value, info["reason"]) == (0.0, reason)
 
 
 _NUMBER = st.integers(-50, 50)
@@ -523,6 +560,23 @@ def test_a_tower_deep_enough_to_overflow_sympy_scores_zero():
     assert _read(tower, None).kind == "ambiguous"
 
 
+def test_the_size_bound_gives_up_on_expressions_nested_past_60_levels():
+    # Past 60 levels the bound is infinite (too big to compute) rather than a deep recursion;
+    # at 60 it still bounds: 7 plus sixty symbols is a number of about 61 digits' bound.
+    import sympy
+
+    from r1lab.rewards.math import _log10_bound
+
+    def nested(levels: int) -> sympy.Expr:
+        expr = sympy.Integer(7)
+        for _ in range(levels):
+            expr = sympy.Add(expr, sympy.Symbol("y"), evaluate=False)
+        return expr
+
+    assert _log10_bound(nested(60)) == pytest.approx(60 + math.log10(7))
+    assert _log10_bound(nested(61)) == math.inf
+
+
 def test_guards_report_their_reason():
     value, info = math_accuracy("<answer>" + "1" * 2000 + "</answer>", {"answer": "1"})
     assert value == 0.0 and "longer" in info["reason"]
@@ -530,6 +584,45 @@ def test_guards_report_their_reason():
         "<answer>" + "(" * 20 + "1" + ")" * 20 + "</answer>", {"answer": "1"}
     )
     assert value == 0.0 and "nested" in info["reason"]
+
+
+def test_each_guard_refuses_exactly_past_its_limit():
+    # A right answer at each limit is still graded; one step past it is refused with the reason.
+    # (The limits are the module's constants: a limit that drifts by one fails here.)
+    def graded(answer: str, gold: str) -> tuple[float, str]:
+        value, info = math_accuracy(f"<answer>{answer}</answer>", {"answer": gold})
+        return value, info.get("reason", "")
+
+    n = MAX_ANSWER_CHARS
+    assert graded("0" * (n - 1) + "1", "1") == (1.0, "")
+    assert graded("0" * n + "1", "1") == (0.0, f"answer longer than {n} chars")
+    d = MAX_DEPTH
+    assert graded("(" * d + "1" + ")" * d, "1") == (1.0, "")
+    assert graded("(" * (d + 1) + "1" + ")" * (d + 1), "1") == (
+        0.0,
+        f"answer nested deeper than {d}",
+    )
+    k = MAX_NUMBERS
+    assert graded("+".join(["1"] * k), str(k)) == (1.0, "")
+    assert graded("+".join(["1"] * (k + 1)), str(k + 1)) == (
+        0.0,
+        f"answer ambiguous: more than {k} numbers",
+    )
+    # Powers: a product of p factors a^b is a^{pb} (the reference side holds the powers).
+    for p, equal in ((MAX_POWERS, True), (MAX_POWERS + 1, False)):
+        assert math_equal(" \\cdot ".join(["a^{b}"] * p), f"a^{{{p} b}}") is equal
+    # Digits: 10^{MAX_DIGITS + 1} is bounded at MAX_DIGITS + 1 digits, one over.
+    over = f"10^{{{MAX_DIGITS + 1}}}"
+    assert math_equal(f"10^{{{MAX_DIGITS - 1}}}", f"{{10}}^{{{MAX_DIGITS - 1}}}")
+    assert not math_equal(over, "{10}" + over[2:])
+
+
+def test_a_truncated_last_box_falls_back_at_most_four_boxes_and_joins_at_most_64():
+    # A completion cut inside its boxes: the last closed box is found among the last four.
+    for unclosed, found in ((3, "7"), (4, None)):
+        assert last_boxed("\\boxed{7}" + " \\boxed{" * unclosed) == found
+    boxes = "".join(f"\\boxed{{{i}}}" for i in range(70))
+    assert last_boxed(boxes).split(", ") == [str(i) for i in range(6, 70)]
 
 
 def test_works_off_the_main_thread():
