@@ -577,6 +577,33 @@ def test_the_size_bound_gives_up_on_expressions_nested_past_60_levels():
     assert _log10_bound(nested(61)) == math.inf
 
 
+def _integer_expressions():
+    import sympy
+
+    def node(children):
+        pair = st.tuples(children, children)
+        power = st.tuples(children, st.integers(0, 6).map(sympy.Integer))
+        return st.one_of(
+            pair.map(lambda ab: sympy.Add(*ab, evaluate=False)),
+            pair.map(lambda ab: sympy.Mul(*ab, evaluate=False)),
+            power.map(lambda ab: sympy.Pow(*ab, evaluate=False)),
+        )
+
+    return st.recursive(st.integers(-999, 999).map(sympy.Integer), node, max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_integer_expressions())
+def test_the_size_bound_is_never_below_the_value(expr):
+    # The digits guard refuses on this bound, so a bound under the value would let a huge number
+    # be computed: sums, products and powers of integers, left unevaluated as parsed.
+    from r1lab.rewards.math import _log10_bound
+
+    value = abs(int(expr.doit()))
+    if value:
+        assert _log10_bound(expr) >= math.log10(value) - 1e-9
+
+
 def test_guards_report_their_reason():
     value, info = math_accuracy("<answer>" + "1" * 2000 + "</answer>", {"answer": "1"})
     assert value == 0.0 and "longer" in info["reason"]
