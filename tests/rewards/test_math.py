@@ -219,6 +219,9 @@ HACKS = [
     ("1/2", "\\frac{1}{2} at most", 0),
     ("2", "x_{1} = 2 \\text{ at least}", 0),
     ("2", "\\sqrt{4} negative", 0),
+    # An approximation of a percentage: 50% is 0.5 (the percent parses unevaluated).
+    ("0.5", "50\\% \\approx 0.5", 1),
+    ("0.5", "50\\% \\approx 0.6", 0),
     ("2", "approximately 2", 0),
     ("2", "negative 2", 0),
     ("2", "2 thousand", 0),
@@ -533,9 +536,12 @@ HOSTILE = {
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_answers_score_zero_quickly(name):
+# Alone, and as a side of an approximation, whose sides are compared before the whole answer's
+# digits guard (`9^{9^{9^{9}}} \\approx 2` hung there).
+@pytest.mark.parametrize("form", ["{}", "{} \\approx 2", "x = {} \\approx 2"])
+def test_hostile_answers_score_zero_quickly(name, form):
     start = time.perf_counter()
-    assert acc(f"<answer>{HOSTILE[name]}</answer>", "2") == 0.0
+    assert acc(f"<answer>{form.format(HOSTILE[name])}</answer>", "2") == 0.0
     assert time.perf_counter() - start < 1.5
 
 

@@ -52,6 +52,8 @@ MAX_DIGITS = 50_000
 # A tower `2^2^...^2` of a few hundred levels costs seconds of LaTeX parsing before the digits
 # guard can see it; a real answer (a polynomial of degree 20) has a few dozen powers at most.
 MAX_POWERS = 64
+# The two sides of an approximation are compared as floats, so each must fit in one.
+MAX_FLOAT_DIGITS = 300
 # Each number of an answer costs one more parse (the faithfulness check); real answers have a
 # few, a matrix a few dozen.
 MAX_NUMBERS = 40
@@ -568,6 +570,7 @@ def _rounds_to(exact: str, approx: str, timeout: int | None) -> bool:
     """Whether the number `approx` is `exact` rounded to the decimals it shows: `\\frac13 \\approx
     0.33` is one value written twice (math-verify keeps the first), `3 \\approx 4` is two."""
     from math_verify import LatexExtractionConfig, parse
+    from sympy import N
 
     config = [LatexExtractionConfig(boxed_match_priority=0)]
     values = []
@@ -575,9 +578,15 @@ def _rounds_to(exact: str, approx: str, timeout: int | None) -> bool:
         found = parse(
             "\\boxed{" + side + "}", config, fallback_mode="no_fallback", parsing_timeout=timeout
         )
+        # This runs before the digits guard of the whole answer: a side that could not be a
+        # float (`9^{9^{9^{9}}} \\approx 2`) is not evaluated, or evaluating it would hang.
+        if not found or _too_big(found[0], MAX_FLOAT_DIGITS):
+            values.append(None)
+            continue
         try:
-            values.append(complex(found[0]) if found else None)
-        except (TypeError, ValueError):
+            # doit: `50\\%` parses as 50 * UnevaluatedExpr(1/100), which N leaves as it is.
+            values.append(complex(N(found[0].doit())))
+        except (TypeError, ValueError, ArithmeticError):
             values.append(None)
     shown = re.search(r"\.(\d+)\s*$", approx)
     decimals = len(shown.group(1)) if shown else 0
