@@ -531,6 +531,11 @@ HOSTILE = {
     "deep nesting": "\\frac{" * 300 + "1" + "}{2}" * 300,
     "deep parentheses": "(" * 60 + "1" + ")" * 60,
     "many boxes": "\\boxed{1}" * 5_000,
+    # Named constants and exponentials: bounded by 10 and e^|a| (their digits are not computed).
+    "floor of a power of pi": "\\lfloor \\pi^{10^{7}} \\rfloor",
+    "floor of an exponential": "\\lfloor e^{10^{7}} \\rfloor",
+    "floor of a hyperbolic cosine": "\\lfloor \\cosh(10^{7}) \\rfloor",
+    "huge binomial": "\\binom{10^{7}}{5 \\cdot 10^{6}}",
 }
 
 
@@ -583,31 +588,54 @@ def test_the_size_bound_gives_up_on_expressions_nested_past_60_levels():
     assert _log10_bound(nested(61)) == math.inf
 
 
-def _integer_expressions():
+def _number_expressions():
     import sympy
+
+    leaves = st.one_of(
+        st.integers(-999, 999).map(sympy.Integer),
+        st.integers(-(10**80), 10**80).map(sympy.Integer),  # past a float's exact integers
+        st.floats(-1e6, 1e6, allow_nan=False).map(sympy.Float),
+        st.sampled_from([sympy.pi, sympy.E, sympy.I, sympy.GoldenRatio, sympy.EulerGamma]),
+    )
+    small = st.integers(0, 6).map(sympy.Integer)
+    # Exponentials and binomials of leaves (of a sum, e^{e^{10^{80}}} would take forever here).
+    argument = st.one_of(
+        st.integers(-999, 999).map(sympy.Integer),
+        st.floats(-1e3, 1e3, allow_nan=False).map(sympy.Float),
+        st.sampled_from([sympy.pi, sympy.E, sympy.I]),
+    )
+    functions = st.one_of(
+        argument.map(lambda a: sympy.exp(a, evaluate=False)),
+        argument.map(lambda a: sympy.cosh(a, evaluate=False)),
+        st.tuples(st.integers(-300, 300), st.integers(-300, 300)).map(
+            lambda nk: sympy.binomial(*nk, evaluate=False)
+        ),
+    )
 
     def node(children):
         pair = st.tuples(children, children)
-        power = st.tuples(children, st.integers(0, 6).map(sympy.Integer))
         return st.one_of(
             pair.map(lambda ab: sympy.Add(*ab, evaluate=False)),
             pair.map(lambda ab: sympy.Mul(*ab, evaluate=False)),
-            power.map(lambda ab: sympy.Pow(*ab, evaluate=False)),
+            st.tuples(children, small).map(lambda ab: sympy.Pow(*ab, evaluate=False)),
         )
 
-    return st.recursive(st.integers(-999, 999).map(sympy.Integer), node, max_leaves=8)
+    return st.recursive(leaves | functions, node, max_leaves=6)
 
 
 @settings(max_examples=200, deadline=None)
-@given(_integer_expressions())
+@given(_number_expressions())
 def test_the_size_bound_is_never_below_the_value(expr):
     # The digits guard refuses on this bound, so a bound under the value would let a huge number
-    # be computed: sums, products and powers of integers, left unevaluated as parsed.
+    # be computed: sums, products, powers, exponentials and binomials of integers, floats and
+    # named constants (pi, e, i), left unevaluated as parsed.
+    import sympy
+
     from r1lab.rewards.math import _log10_bound
 
-    value = abs(int(expr.doit()))
-    if value:
-        assert _log10_bound(expr) >= math.log10(value) - 1e-9
+    value = abs(sympy.N(expr.doit(), 30))
+    if value.is_finite and value != 0:
+        assert _log10_bound(expr) >= float(sympy.log(value, 10)) - 1e-9
 
 
 def test_guards_report_their_reason():
