@@ -82,6 +82,7 @@ def test_last_boxed_stays_linear_on_many_unclosed_boxes():
         ("... so in total\n#### 1,234", "1234"),
         ("#### $18", "18"),
         ("The area is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("so $\\fbox{7}$.", "7"),
         ("$\\boxed{1}$ and $\\boxed{-2}$.", "1, -2"),
         (42, "42"),
         (0.5, "0.5"),
@@ -222,6 +223,14 @@ HACKS = [
     # An approximation of a percentage: 50% is 0.5 (the percent parses unevaluated).
     ("0.5", "50\\% \\approx 0.5", 1),
     ("0.5", "50\\% \\approx 0.6", 0),
+    # Rounded to the decimals the approximation shows (none: within 0.5).
+    ("7.4", "7.4 \\approx 7", 1),
+    ("7.6", "7.6 \\approx 7", 0),
+    # A phantom takes room and shows nothing: `\\phantom{4}+3` is no 7, nor a 3 to trust.
+    ("7", "\\phantom{4}+3", 0),
+    ("3", "\\phantom{4}+3", 0),
+    # An operation's braced operand is a value, not a hidden one.
+    ("12", "3 \\cdot {4}", 1),
     ("2", "approximately 2", 0),
     ("2", "negative 2", 0),
     ("2", "2 thousand", 0),
@@ -385,6 +394,7 @@ def test_the_answer_block_wins_over_boxes_outside_it():
         ("odd", "5", "math answer, text reference"),
         ("odd", "even", "not equal"),
         ("5", "6", "not equal"),
+        ("?", ";", "reference does not parse"),  # punctuation alone is no answer, not text
         ("5", "\\frac{", "answer does not parse"),
         ("\\frac{", "5", "reference does not parse"),
         ("5", "５", "answer ambiguous: a digit that is not 0-9"),
@@ -684,6 +694,42 @@ def test_a_truncated_last_box_falls_back_at_most_four_boxes_and_joins_at_most_64
         assert last_boxed("\\boxed{7}" + " \\boxed{" * unclosed) == found
     boxes = "".join(f"\\boxed{{{i}}}" for i in range(70))
     assert last_boxed(boxes).split(", ") == [str(i) for i in range(6, 70)]
+
+
+@pytest.mark.parametrize(
+    "text, box",
+    [
+        ("\\boxed{\\boxed{3} 4}", "\\boxed{3} 4"),
+        ("x \\boxed{\\boxed{3}}", "\\boxed{3}"),
+        ("\\boxed{\\boxed{3} \\boxed{4}}", "\\boxed{3} \\boxed{4}"),
+        ("\\boxed{1}, so finally \\boxed{\\boxed{2} 4}", "\\boxed{2} 4"),
+    ],
+)
+def test_a_box_in_a_box_is_part_of_the_outer_box(text, box):
+    # The final answer is the outer box, whatever it holds; never a box written before it.
+    assert last_boxed(text) == box
+    assert acc(text, "1") == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, stripped",
+    [
+        ("5.", "5"),
+        ("5. .", "5"),
+        ("x = 5 .", "x = 5"),
+        ("5...", "5..."),  # an ellipsis is not a full stop
+        ("$5$", "5"),
+        ("\\(5\\)", "5"),
+        ("\\[ 5 \\]", "5"),
+        ("\\$5", "\\$5"),  # an escaped dollar is a currency sign, not a delimiter
+        ("**5**", "5"),  # markdown bold
+        ("x**2", "x**2"),  # Python's power
+    ],
+)
+def test_delimiters_bold_and_a_final_full_stop_are_not_the_answer(text, stripped):
+    from r1lab.rewards.math import _strip_delims
+
+    assert _strip_delims(text) == stripped
 
 
 def test_works_off_the_main_thread():

@@ -116,13 +116,14 @@ def _box_before(
     trying at most `max_tries` boxes (an unclosed one, from a truncated completion, is skipped
     for the one before it)."""
     tries = 0
+    before = end  # where the next box to try starts before; each box must close before `end`
     while tries < max_tries:
-        i = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+        i = max(text.rfind("\\boxed", 0, before), text.rfind("\\fbox", 0, before))
         if i < 0:
             return None
+        before = i
         if i in nested:
-            end = i
-            continue
+            continue  # the box around it closes after it: `end` stays
         tries += 1
         j = i + (6 if text.startswith("\\boxed", i) else 5)
         while j < end and text[j] == " ":
@@ -136,7 +137,6 @@ def _box_before(
             m = _BOX_TOKEN.match(text, j, end)
             if m:
                 return i, m.end(), m.group(0)
-        end = i
     return None
 
 
