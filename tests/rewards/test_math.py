@@ -97,6 +97,7 @@ def test_nesting_depth():
     assert nesting_depth("\\frac{\\sqrt{2}}{2}") == 2
     assert nesting_depth("(1, 2]") == 1
     assert nesting_depth("))((") == 2
+    assert nesting_depth("(a)(b)((c))") == 2  # a closed bracket gives its level back
 
 
 # -- equivalence -----------------------------------------------------------------------------
@@ -398,6 +399,8 @@ def test_the_answer_block_wins_over_boxes_outside_it():
         ("5", "\\frac{", "answer does not parse"),
         ("\\frac{", "5", "reference does not parse"),
         ("5", "５", "answer ambiguous: a digit that is not 0-9"),
+        ("5", "五", "answer ambiguous: a digit that is not 0-9"),  # numeric, not a digit
+        ("5", "Ⅴ", "answer ambiguous: a digit that is not 0-9"),
         ("5", "\\text{(or 4)}5", "answer ambiguous: a digit in text or formatting"),
         ("5", "3 4", "answer ambiguous: two numbers side by side"),
         ("5", "5_2", "answer ambiguous: a number with a subscript"),
@@ -730,6 +733,27 @@ def test_delimiters_bold_and_a_final_full_stop_are_not_the_answer(text, stripped
     from r1lab.rewards.math import _strip_delims
 
     assert _strip_delims(text) == stripped
+
+
+def test_a_comparison_that_raises_is_unequal(monkeypatch):
+    # sympy can raise anything on hostile input; a raise is never a match.
+    import math_verify
+
+    def raises(*args, **kwargs):
+        raise RuntimeError("sympy gave up")
+
+    from r1lab.rewards.math import _compare
+
+    monkeypatch.setattr(math_verify, "verify", raises)
+    _compare.cache_clear()  # a cached comparison would not call verify at all
+    try:
+        assert not math_equal("2.0", "2.00")
+        assert math_accuracy("<answer>2.00</answer>", {"answer": "2.0"}) == (
+            0.0,
+            {"pred": "2.00", "reason": "not equal"},
+        )
+    finally:
+        _compare.cache_clear()  # nor may the patched results outlive the patch
 
 
 def test_works_off_the_main_thread():
