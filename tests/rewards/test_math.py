@@ -676,6 +676,10 @@ def test_each_guard_refuses_exactly_past_its_limit():
         0.0,
         f"answer nested deeper than {d}",
     )
+    # The same limits hold between two answers (majority voting compares predictions), on
+    # either side: an answer past them equals nothing.
+    for long in ("0" * n + "1", "(" * (d + 1) + "1" + ")" * (d + 1)):
+        assert not math_equal("1", long) and not math_equal(long, "1")
     k = MAX_NUMBERS
     assert graded("+".join(["1"] * k), str(k)) == (1.0, "")
     assert graded("+".join(["1"] * (k + 1)), str(k + 1)) == (
@@ -785,6 +789,8 @@ def test_no_completion_crashes(text):
         ("75", "\\boxed{75}", 1.0),
         ("75", "x = 75", 1.0),
         ("75", "\\text{75}", 1.0),
+        ("7", "{7}", 1.0),  # a group around a number is the number
+        ("-7", "{{-7}}", 1.0),
         ("1234", "1,234", 1.0),
         ("0.5", "\\frac{1}{2}", 1.0),  # a fraction in lowest terms is a number as written
         ("0.5", "1/2", 1.0),
