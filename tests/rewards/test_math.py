@@ -618,6 +618,7 @@ def _number_expressions():
         st.sampled_from([sympy.pi, sympy.E, sympy.I]),
     )
     functions = st.one_of(
+        st.integers(0, 300).map(lambda n: sympy.factorial(n, evaluate=False)),
         argument.map(lambda a: sympy.exp(a, evaluate=False)),
         argument.map(lambda a: sympy.cosh(a, evaluate=False)),
         st.tuples(st.integers(-300, 300), st.integers(-300, 300)).map(
@@ -760,6 +761,14 @@ def test_a_comparison_that_raises_is_unequal(monkeypatch):
         _compare.cache_clear()  # nor may the patched results outlive the patch
 
 
+def test_the_answer_shown_in_info_is_cut_at_80_characters():
+    long = "0" * 100 + "75"
+    spaced = "75" + "\\," * 40 + " + 0"  # equal, but left to compute
+    for answer, gold, literal in ((long, "75", False), (long, "76", False), (spaced, "75", True)):
+        info = math_accuracy(f"<answer>{answer}</answer>", {"answer": gold}, literal=literal)[1]
+        assert info["pred"] == answer[:80]
+
+
 def test_works_off_the_main_thread():
     # math-verify's SIGALRM timeouts raise ValueError off the main thread unless disabled.
     out = {}
@@ -794,6 +803,7 @@ def test_no_completion_crashes(text):
         ("1234", "1,234", 1.0),
         ("0.5", "\\frac{1}{2}", 1.0),  # a fraction in lowest terms is a number as written
         ("0.5", "1/2", 1.0),
+        ("0.75", "\\frac34", 1.0),  # one digit a side, no braces
         ("-3", "-3", 1.0),
         ("75", "+75", 1.0),
         ("75", "--75", 0.0),  # -(-75): a sign to work out
