@@ -221,11 +221,23 @@ def test_evaluate_expression_is_exact_and_refuses_what_is_not_arithmetic():
     deep = "(" * 40 + "1" + ")" * 40  # deeper than any real trace: refused, never a crash
     with pytest.raises(ValueError):
         evaluate_expression(deep)
+    # The limit exactly: 32 levels are read, 33 refused.
+    assert evaluate_expression("(" * 32 + "1" + ")" * 32) == 1
+    with pytest.raises(ValueError):
+        evaluate_expression("(" * 33 + "1" + ")" * 33)
     assert evaluate_expression("-" * 5000 + "1") == 1  # unary minus does not recurse
 
 
 def claims(text):
     return [(c.expression, c.value, c.right) for c in arithmetic_claims(text)]
+
+
+def test_integers_of_up_to_100_digits_make_claims_and_longer_ones_none():
+    # MAX_DIGITS exactly, for the value after `=` too (a runaway `999...` makes no claim).
+    for digits, expected in ((100, 1), (101, 0)):
+        n = "9" * digits
+        assert len(arithmetic_claims(f"{n} + 0 = {n}")) == expected
+        assert len(arithmetic_claims(f"0 + {'9' * 100} = {n}")) == expected
 
 
 def test_claims_take_the_maximal_expression_and_positions_point_into_the_text():
