@@ -232,6 +232,15 @@ def claims(text):
     return [(c.expression, c.value, c.right) for c in arithmetic_claims(text)]
 
 
+def test_a_claim_may_open_with_a_bracket_it_closes():
+    # Only an unclosed leading bracket is left out: `(2 + 3) * 4` is the whole expression.
+    assert claims("(2 + 3) * 4 = 21, and (1 + 1) = 2.") == [
+        ("(2 + 3) * 4", 21, False),
+        ("(1 + 1)", 2, True),
+    ]
+    assert claims("(so 6 * 7 = 42)") == [("6 * 7", 42, True)]
+
+
 def test_integers_of_up_to_100_digits_make_claims_and_longer_ones_none():
     # MAX_DIGITS exactly, for the value after `=` too (a runaway `999...` makes no claim).
     for digits, expected in ((100, 1), (101, 0)):
