@@ -500,10 +500,18 @@ def test_a_generated_verdict_holds_iff_it_is_true(a, b, word):
         "x2 = 5",
         "3 < 2 + 5",
         "12 vs 10 less",  # no colon
+        "so 5 > 3x",  # the 3 is part of a larger token
+        "12 < 13.5",
+        "9" * 101 + " > 5",  # past MAX_DIGITS, either side: no comparison, never a crash
+        "5 < " + "9" * 101,
     ],
 )
 def test_what_is_no_comparison(text):
     assert comparisons(text) == []
+
+
+def test_a_comparison_of_100_digits_is_read():
+    assert [c.holds for c in comparisons("9" * 100 + " > 5")] == [True]
 
 
 def wrong_left(text: str, *phrases: str) -> list[str]:
