@@ -510,6 +510,21 @@ def test_what_is_no_comparison(text):
     assert comparisons(text) == []
 
 
+def test_algebra_is_a_letter_on_the_equations_own_line_never_the_texts_last_letter():
+    assert unread_equations("1 2 = 3, so x") == ["<unread: 1 2 = 3, so x>"]
+    assert unread_equations("x\n+ 3 = 7") == ["<unread: x + 3 = 7>"]  # the x is a line above
+    assert unread_equations("x + 3 = 7") == []
+
+
+def test_a_summary_may_follow_a_prefilled_reasoning():
+    # `</think>` first (the prompt opened the reasoning): what follows is still the summary.
+    text = "</think> So it is 5. <answer>5</answer>"
+    assert summary_text(text) == " So it is 5. "
+    assert readability(text, "en")["summary"] is True
+    # One word of another script is a mixed reasoning, however short.
+    assert not readability("<think>算</think> It is 5. <answer>5</answer>", "en")["one_language"]
+
+
 def test_a_comparison_of_100_digits_is_read():
     assert [c.holds for c in comparisons("9" * 100 + " > 5")] == [True]
 

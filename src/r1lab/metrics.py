@@ -864,10 +864,9 @@ def unread_equations(text: str) -> list[str]:
     spans = [(c.start, c.end) for c in claims]
     spans += [(c.start, c.end) for c in _comparisons(text) if c.holds]
     read = {i for a, b in spans for i in range(a, b) if text[i] == "="}
-    found, line, done = [], 0, 0  # the `=`'s line starts at `line`; scanned up to `done`
+    found = []
     for eq in _EQUALS.finditer(text):
         at = eq.start()
-        line, done = max(line, text.rfind("\n", done, at) + 1), at
         if at in read or not (
             _OPERAND_BEFORE.search(text, max(0, at - 64), at) and _OPERAND_AFTER.match(text, at + 1)
         ):
@@ -875,11 +874,9 @@ def unread_equations(text: str) -> list[str]:
         run = runs.get(at)
         if run is not None:  # algebra: `2x + 3 = 7`, `x + 3 = 7`, `x2 = 4`
             expression = run.group().lstrip(" \t")
-            i = run.start() - 1
-            while i >= line and text[i] in " \t":
-                i -= 1
+            i = run.start() - 1  # the run holds every space before it; a line break is no letter
             glued = len(expression) == len(run.group())
-            if i >= line and _is_letter(text[i]) and (glued or expression[:1] in "+-−*×/÷"):
+            if i >= 0 and _is_letter(text[i]) and (glued or expression[:1] in "+-−*×/÷"):
                 continue
         found.append(f"<unread: {' '.join(text[max(0, at - 20) : at + 21].split())}>")
     return found
