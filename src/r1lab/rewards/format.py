@@ -184,16 +184,17 @@ def parse_readable(
     for name, part in (("reasoning", reasoning), ("summary", summary), ("answer", answer)):
         if not has_content(part):
             return None, f"empty {name}"
-    if not _SAYS_SOMETHING.search(_without(summary, end_tokens)):
+    if not _says_something(summary, end_tokens):
         return None, "empty summary: no letter or digit"
     return Readable(reasoning.strip(), summary.strip(), answer.strip()), ""
 
 
-def _without(text: str, tokens: tuple[str, ...] | list[str]) -> str:
-    for tok in tokens:
+def _says_something(summary: str, end_tokens: tuple[str, ...] | list[str]) -> bool:
+    """Whether a summary holds a letter or a digit once its end-of-text tokens are set aside."""
+    for tok in end_tokens:
         if tok:
-            text = text.replace(tok, " ")
-    return text
+            summary = summary.replace(tok, " ")
+    return _SAYS_SOMETHING.search(summary) is not None
 
 
 @register_reward("format_readable")
@@ -264,6 +265,6 @@ def format_cold_start(
         return 0.0, {"reason": "empty reasoning"}
     if require_content and not has_content(summary):
         return 0.0, {"reason": "empty summary"}
-    if require_content and not _SAYS_SOMETHING.search(_without(summary, end_tokens)):
+    if require_content and not _says_something(summary, end_tokens):
         return 0.0, {"reason": "empty summary: no letter or digit"}
     return 1.0, {}
