@@ -180,6 +180,45 @@ def test_summary_rule_leaves_a_completion_outside_the_readable_format_as_it_is()
     assert load_config(RejectConfig, overrides=["model=m", "summary=rule"]).summary == "rule"
 
 
+@pytest.mark.parametrize(
+    ("key", "lowest", "below"),
+    [
+        ("prompts", 1, 0),
+        ("n", 1, 0),
+        ("batch_prompts", 1, 0),
+        ("near_duplicate", 1.0, 0.0),  # a similarity in (0, 1]
+        ("max_per_prompt", 0, -1),
+        ("judge_retries", 0, -1),
+        ("judge_workers", 1, 0),
+    ],
+)
+def test_the_config_takes_each_lowest_value_and_refuses_one_below(key, lowest, below):
+    RejectConfig(model="m", **{key: lowest}).validate()
+    with pytest.raises(ConfigError, match=key):
+        RejectConfig(model="m", **{key: below}).validate()
+
+
+def test_the_config_refuses_greedy_decoding_and_a_similarity_over_one():
+    for key, value in (("temperature", 0.0), ("near_duplicate", 1.01)):
+        with pytest.raises(ConfigError, match=key):
+            RejectConfig(model="m", **{key: value}).validate()
+
+
+def test_similarity_is_jaccard_over_word_trigrams():
+    a = "one two three four five six seven eight nine ten"
+    assert similarity(a, a.upper()) == 1.0
+    assert similarity(a, "eleven twelve thirteen fourteen") == 0.0
+    assert similarity("a b c d", "a b c e") == pytest.approx(1 / 3)  # {abc} of {abc, bcd, bce}
+    assert similarity("a b", "a b") == 1.0  # under three words, the words themselves
+
+
+def test_the_judge_reads_the_completions_tail_when_nothing_was_extracted():
+    template = "{question}|{reference}|{response}"
+    for answer in (None, "  "):
+        request = reject.judge_request(template, example(), answer, "so it is 15", 5)
+        assert request == "Compute 12 + 3|15|is 15"
+
+
 def test_duplicates_near_duplicates_and_the_cap_are_per_question():
     cfg = RejectConfig(model="m", max_per_prompt=2, near_duplicate=0.8)
     kept = Kept()
