@@ -221,18 +221,18 @@ def test_the_judge_reads_the_completions_tail_when_nothing_was_extracted():
 
 def test_the_stats_count_what_was_written(tmp_path):
     out = tmp_path / "rows.jsonl"
-    rows = [("q1", "a" * 10), ("q1", "b" * 30), ("q2", "c" * 20)]
+    rows = [("q1", "a" * 10), ("q1", "b" * 30), ("q2", "c" * 20), ("q2", "d" * 40)]
     out.write_text("".join(json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in rows))
-    progress = reject.Progress(config="x", batches=2, rows=3, samples=12, seconds=4.0)
+    progress = reject.Progress(config="x", batches=2, rows=4, samples=16, seconds=4.0)
     progress.counts = {"wrong_answer": 7, "summary_rewritten": 2}
     cfg = RejectConfig(model="m", out=str(out))
     stats = reject.summarize(progress, cfg, "r1", None)
-    assert (stats["rows"], stats["samples"], stats["prompts_with_rows"]) == (3, 12, 2)
-    assert stats["yield"] == 0.25 and stats["samples_per_s"] == 3.0
-    assert stats["completion_chars_median"] == 20 and stats["seconds"] == 4.0
+    assert (stats["rows"], stats["samples"], stats["prompts_with_rows"]) == (4, 16, 2)
+    assert stats["yield"] == 0.25 and stats["samples_per_s"] == 4.0
+    assert stats["completion_chars_median"] == 30 and stats["seconds"] == 4.0  # upper median
     assert stats["dropped"]["wrong_answer"] == 7 and stats["dropped"]["truncated"] == 0
     assert stats["summaries_rewritten"] == 2 and stats["judge"] == ""
-    assert "| 3 | 12 | 25.0% | 2 | 3.0 |" in reject.stats_markdown(stats)
+    assert "| 4 | 16 | 25.0% | 2 | 4.0 |" in reject.stats_markdown(stats)
 
 
 def test_duplicates_near_duplicates_and_the_cap_are_per_question():
