@@ -736,9 +736,13 @@ def _ignored_number(latex: str, expr: Any, timeout: int | None) -> str | None:
     return None
 
 
+# log10 of 2 and of e, rounded up: the size bound below may only overestimate.
+_LOG10_2, _LOG10_E = 0.30103, 0.4343
+
+
 def _log10_int(n: int) -> float:
     n = abs(n)
-    return _m.log10(n) if 0 < n < 1 << 53 else n.bit_length() * 0.30103
+    return _m.log10(n) if 0 < n < 1 << 53 else n.bit_length() * _LOG10_2
 
 
 def _log10_bound(expr: Any, depth: int = 0) -> float:
@@ -764,15 +768,15 @@ def _log10_bound(expr: Any, depth: int = 0) -> float:
         return _m.inf if n > 7 else (10.0**n) * max(n, 1.0)
     if isinstance(expr, (sympy.exp, sympy.sinh, sympy.cosh)):  # e^|a| at most: a log10(e)
         a = _log10_bound(expr.args[0], depth + 1)
-        return _m.inf if a > 15 else (10.0**a) * 0.4343 + 1.0
+        return _m.inf if a > 15 else (10.0**a) * _LOG10_E + 1.0
     if isinstance(expr, sympy.binomial):  # |binom(n, k)| <= 2^(|n| + |k|)
         n = max(_log10_bound(a, depth + 1) for a in expr.args)
-        return _m.inf if n > 15 else 2 * (10.0**n) * 0.30103 + 1.0
+        return _m.inf if n > 15 else 2 * (10.0**n) * _LOG10_2 + 1.0
     args = getattr(expr, "args", ())
     if not args:
         if isinstance(expr, sympy.Float):  # its binary exponent and mantissa bits
             _, _, exponent, bits = expr._mpf_
-            return max(0.0, (exponent + bits) * 0.30103)
+            return max(0.0, (exponent + bits) * _LOG10_2)
         # pi, e, i, infinity: each named constant is under 10 in magnitude (a bound of 0 let
         # `\lfloor \pi^{10^{7}} \rfloor`, 4,971,499 digits, be computed); a symbol is no number.
         return 1.0 if getattr(expr, "is_number", False) else 0.0
