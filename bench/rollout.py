@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/rollout.py                  # micro-world model (or a random one)
     .venv/bin/python bench/rollout.py --model PATH     # any local HF causal LM directory
+    python bench/rollout.py --dtype bfloat16           # on a GPU (picked when present)
 
 Both sides get the same model, prompts and settings (G samples per prompt via
 num_return_sequences, temperature 1, top-p 1, same max new tokens) in one process, alternating,
@@ -208,7 +209,7 @@ def sampler_variants(model, tok, prompts, group, max_new, rounds, variants, eos_
 
 def logprob_agreement(model, sampler, prompts, group, max_new) -> float:
     _, _, groups = run_r1lab(sampler, prompts, group, max_new, ignore_eos=False, seed=123)
-    batch = collate([c for g in groups for c in g], sampler.pad_token_id)
+    batch = collate([c for g in groups for c in g], sampler.pad_token_id).to(sampler.device)
     with torch.inference_mode():
         full = completion_logprobs(model, batch, temperature=1.0)
     return (full - batch.old_logprobs).mul(batch.completion_mask).abs().max().item()
@@ -232,6 +233,9 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--dtype", choices=["float32", "bfloat16"], default="float32", help="the model's weights"
+    )
     ap.add_argument("--prompt-set", choices=["countdown", "arithmetic"], default="countdown")
     ap.add_argument(
         "--eos",
@@ -257,7 +261,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)  # a script may set global state; the library never does
     model, tok, desc = load(args.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    model.to(device, getattr(torch, args.dtype))
     sampler = Sampler(model, tok)
     prompts = make_prompts(args.prompts, kind=args.prompt_set)
     variants = None
