@@ -39,8 +39,9 @@ FinishReason = Literal["eos", "stop", "length"]
 _COMPACT_FRACTION = 0.125
 
 # Tokens decoded around the end of a completion to look for a stop string, beyond the stop
-# string's length in characters: a token decodes to at least one character except for partial
-# UTF-8 bytes and sentencepiece's dropped leading space, which a few spare tokens absorb.
+# string's length in UTF-8 bytes: a token holds at least one byte (a byte-level vocabulary
+# writes a character it has no merge for as one token per byte, so "答案：" can be 9 tokens),
+# and a few spare tokens absorb sentencepiece's dropped leading space.
 _STOP_WINDOW_MARGIN = 4
 
 
@@ -231,6 +232,8 @@ class Sampler:
     def encode(self, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
         """Prompt token ids exactly as `generate` uses them (strings go through the tokenizer
         with its special tokens, e.g. a BOS it adds)."""
+        if not prompts:
+            return []
         if all(isinstance(p, str) for p in prompts):
             ids = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         elif not any(isinstance(p, str) for p in prompts):
@@ -431,7 +434,8 @@ class _FinishTracker:
         self._eos = set(eos_ids)
         self._stops = tuple(stops)
         self._detok = detok
-        self._window = max((len(s) for s in stops), default=0) + _STOP_WINDOW_MARGIN
+        longest = max((len(s.encode("utf-8")) for s in stops), default=0)
+        self._window = longest + _STOP_WINDOW_MARGIN
 
     def add(self, completions: list[int], new_tokens: list[int]) -> list[bool]:
         """Append one token to each of `completions`; returns which of them just finished."""
