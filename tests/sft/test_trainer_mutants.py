@@ -307,6 +307,8 @@ def test_the_packing_tolerance_scales_with_logits_above_1_only(model_and_example
     assert 0.3 < top < 5  # so the scales below put the logits well under and over 1
     # Logits of ~0.1 x: the tolerance stays 1e-3 (not shrunk with them).
     trainer.check_packing(PackedOffset(model, 5e-4, scale=0.1))
+    with pytest.raises(ConfigError, match="lets packed sequences attend"):
+        trainer.check_packing(PackedOffset(model, 1.5e-3, scale=0.1))
     # Logits of ~100 x: it grows to 1e-3 of the largest.
     trainer.check_packing(PackedOffset(model, 0.03, scale=100.0))
     with pytest.raises(ConfigError, match="lets packed sequences attend"):
