@@ -333,6 +333,13 @@ def test_a_zero_model_s_task_is_what_its_run_trained_on(tmp_path, tiny_lm):
     assert zero_model_task(str(run), ckpt) == "countdown"  # the run given
     assert zero_model_task(str(ckpt), ckpt) == "countdown"  # a checkpoint of it
     assert zero_model_task(str(tiny_lm), Path(tiny_lm)) == ""  # a bare model says nothing
+    # A checkpoint copied out of its run says it in its r1lab.json; a run's config comes first.
+    copy = tmp_path / "shipped"
+    copy.mkdir()
+    (copy / "r1lab.json").write_text('{"task": "countdown"}')
+    assert zero_model_task(str(copy), copy) == "countdown"
+    (ckpt / "r1lab.json").write_text('{"task": "arithmetic"}')
+    assert zero_model_task(str(ckpt), ckpt) == "countdown"
 
 
 # --- sampling sources -------------------------------------------------------------------------

@@ -235,5 +235,7 @@ def test_cold_start_sft_then_the_stage_runs_end_to_end(tiny_model, tmp_path):
     assert train["reward/format_rate"] == train["reward/format_readable"]
     evals = [r for r in rows if "eval/format" in r]
     assert [r["step"] for r in evals] == [0, 1]
-    # The policy's checkpoint says how to prompt it, for eval and the stages after.
-    assert checkpoint_meta(checkpoints(run)[-1])["template"] == "r1"
+    # The policy's checkpoint says how to prompt it, for eval and the stages after, and what it
+    # learned (`r1lab coldstart` asks each cell the zero model of its task).
+    meta = checkpoint_meta(checkpoints(run)[-1])
+    assert (meta["template"], meta["task"]) == ("r1", "arithmetic")

@@ -220,16 +220,17 @@ def resolve_zero_model(path: str) -> Path:
 
 
 def zero_model_task(given: str | Path, checkpoint: Path) -> str:
-    """The task an R1-Zero model was trained on (`task.name` of its run's config.yaml): the run
-    directory given, or the run a checkpoint sits in (RUN/checkpoints/step-N); "" when no run
-    config says (a bare model directory)."""
+    """The task an R1-Zero model was trained on: `task.name` of its run's config.yaml (the run
+    directory given, or the run a checkpoint sits in, RUN/checkpoints/step-N), else the `task`
+    its r1lab.json records (a checkpoint copied out of its run); "" when neither says."""
     from r1lab.rl.config import ZeroConfig
+    from r1lab.run.checkpoints import checkpoint_meta
     from r1lab.run.rundir import CONFIG_FILE, saved_config
 
     for run in (Path(given), checkpoint.parent.parent):
         if (run / CONFIG_FILE).is_file() and (run / "checkpoints").is_dir():
             return saved_config(ZeroConfig, run).task.name
-    return ""
+    return str(checkpoint_meta(checkpoint).get("task", ""))
 
 
 @dataclass(frozen=True)

@@ -663,8 +663,9 @@ def _checkpoint(t: Trainer, run_dir: Path, step: int, world: int = 1) -> None:
         "stream": t.stream.state_dict(),
         "world_size": world,
     }
-    # The template goes with the weights, so eval and a later stage prompt the model alike.
-    meta = {"command": "r1lab zero", "template": t.cfg.template}
+    # The template goes with the weights, so eval and a later stage prompt the model alike; the
+    # task says what the policy learned (`r1lab coldstart` asks each cell the model of its task).
+    meta = {"command": "r1lab zero", "template": t.cfg.template, "task": t.cfg.task.name}
     save_training_checkpoint(
         run_dir, step, t.policy, t.tokenizer, t.optimizer, state, t.cfg.keep_checkpoints, meta
     )
