@@ -107,6 +107,9 @@ def test_the_defaults_validate_and_every_key_is_documented():
             r"'rewriter_prompt': unknown placeholder \{gold\}",
         ),
         ("shots", 0, "'shots' must be >= 1"),
+        ("candidates_per_row", 0, "'candidates_per_row' must be >= 1"),
+        ("min_relative_yield", 1.5, r"'min_relative_yield' must be in \[0, 1\]"),
+        ("min_relative_yield", -0.1, r"'min_relative_yield' must be in \[0, 1\]"),
         ("sources", ["zero_samples"], "'zero_samples' must be a `r1lab zero` run"),
     ],
 )
@@ -323,6 +326,42 @@ def test_a_source_that_gives_up_leaves_its_share_to_the_others():
     assert good.sizes == [4, 2, 4] and good.calls == 3
 
 
+def test_a_source_far_less_productive_than_another_leaves_it_the_cell():
+    cfg = cfg_of(
+        rows=40, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
+    )
+    cfg.give_up_after = 8
+    (cell,) = make_cells(cfg)
+    ids = Counter()
+
+    def one_in(k):  # right on every k-th question the source is asked
+        def texts(ex):
+            ids[k] += 1
+            return [worked(ex) if ids[k] % k == 1 or k == 1 else worked(ex, answer="0")]
+
+        return texts
+
+    poor, good = Scripted("fewshot", one_in(8)), Scripted("zero", one_in(1))
+    b = builder(cfg)
+    b.fill(cell, [poor, good])
+    t = b.tallies[("arithmetic/en", "fewshot")]
+    # 1 of its first 8 (12.5%) against all of zero's: under a quarter, so it stops there and
+    # zero fills the cell.
+    assert (t.kept, t.candidates) == (1, 8)
+    assert t.done == "outpaced: 12.5% of its candidates pass, zero's 100.0%"
+    assert b.tallies[("arithmetic/en", "zero")].kept == 39 and len(b.rows) == 40
+    # At a ratio it clears (12.5% >= 0.1 x 100%) it keeps its half; at 0 no source is
+    # outpaced.
+    for ratio in (0.1, 0.0):
+        cfg.min_relative_yield = ratio
+        ids.clear()
+        (cell,) = make_cells(cfg)
+        b = builder(cfg)
+        b.fill(cell, [Scripted("fewshot", one_in(8)), Scripted("zero", one_in(1))])
+        assert b.tallies[("arithmetic/en", "fewshot")].kept == 20, ratio
+        assert b.tallies[("arithmetic/en", "fewshot")].done == ""
+
+
 def test_a_spent_budget_stops_a_source_and_the_shortfall_is_reported():
     cfg = cfg_of(
         rows=50, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
@@ -336,6 +375,85 @@ def test_a_spent_budget_stops_a_source_and_the_shortfall_is_reported():
     assert (t.kept, t.candidates) == (1, 16) and t.done.startswith("budget spent")
     md = stats_markdown(summarize_stats(b, [cell], {}, {}, len))
     assert "| arithmetic/en | 50 | 1 | 1/16 |" in md
+    # The budget per row of quota caps it too: 8 rows x 2 candidates = 16 of the 1,000 allowed.
+    cfg = cfg_of(
+        rows=8, tasks=["arithmetic"], languages=["en"], balance_ops=False, questions_per_batch=4
+    )
+    cfg.max_candidates, cfg.candidates_per_row, cfg.give_up_after = 1000, 2, 1000
+    (cell,) = make_cells(cfg)
+    b = builder(cfg)
+    b.fill(cell, [Scripted("direct", rare)])
+    t = b.tallies[("arithmetic/en", "direct")]
+    assert (t.kept, t.candidates, t.done) == (1, 16, "budget spent (16 candidates)")
+
+
+def test_an_operation_no_source_answers_gives_its_quota_to_the_others_of_its_language():
+    cfg = cfg_of(rows=48, questions_per_batch=4, give_up_after=8)
+    cells = make_cells(cfg)
+
+    def texts(ex):  # right on everything but Chinese division and Chinese countdown
+        bad = ex["language"] == "zh" and ("numbers" in ex or ex["op"] == "/")
+        return [worked(ex, answer="0") if bad else worked(ex)]
+
+    b = builder(cfg)
+    b.build(cells, [Scripted("fewshot", texts)])
+    # Chinese division's 4 rows go to Chinese addition and multiplication; Chinese countdown's
+    # shortfall stays (tasks and languages keep their shares), English cells are untouched.
+    assert Counter(r["cell"] for r in b.rows) == {
+        **{f"arithmetic[{op}]/en": 4 for op in "+*/"},
+        "arithmetic[+]/zh": 6,
+        "arithmetic[*]/zh": 6,
+        "countdown/en": 12,
+    }
+    assert {c.key: (c.quota, c.moved) for c in cells if c.moved} == {
+        "arithmetic[+]/zh": (6, 2),
+        "arithmetic[*]/zh": (6, 2),
+        "arithmetic[/]/zh": (0, -4),
+    }
+    assert (cells[-1].key, cells[-1].quota) == ("countdown/zh", 12)
+    for r in b.rows:  # a moved row is still of its own cell's operation and language
+        if r["task"] == "arithmetic":
+            assert f" {r['cell'][11]} " in r["prompt"] and r["cell"].endswith(r["language"])
+    md = stats_markdown(summarize_stats(b, cells, {}, {}, len))
+    assert "| arithmetic[/]/zh | 0 (-4) | 0 | 0/8 |" in md
+    assert "| arithmetic[+]/zh | 6 (+2) | 6 | 6/7 |" in md  # 3 questions asked for 2 rows
+    assert "| arithmetic[+]/en | 4 | 4 | 4/4 |" in md
+    assert "| countdown/zh | 12 | 0 | 0/8 |" in md
+    # Without refill_ops the short cell stays short and no quota moves (r1lab r1's cold start,
+    # as docs/r1.md measured it).
+    cfg.refill_ops = False
+    cells = make_cells(cfg)
+    b = builder(cfg)
+    b.build(cells, [Scripted("fewshot", texts)])
+    assert not any(c.moved for c in cells) and b.kept["arithmetic[+]/zh"] == 4
+    assert len(b.rows) == 32
+
+
+def test_a_sibling_that_falls_short_passes_its_part_on():
+    cfg = cfg_of(rows=12, tasks=["arithmetic"], languages=["en"], questions_per_batch=4)
+    cfg.give_up_after, cfg.max_candidates = 8, 16
+    cells = make_cells(cfg)
+    right_sums = []
+
+    def texts(ex):  # division never right; addition right on its first 5 questions only
+        if ex["op"] == "+":
+            right_sums.append(ex["question"])
+        ok = ex["op"] == "*" or (ex["op"] == "+" and len(right_sums) <= 5)
+        return [worked(ex) if ok else worked(ex, answer="0")]
+
+    b = builder(cfg)
+    b.build(cells, [Scripted("direct", texts)])
+    assert {c.key: (b.kept[c.key], c.quota, c.moved) for c in cells} == {
+        "arithmetic[+]/en": (5, 5, 1),
+        "arithmetic[*]/en": (7, 7, 3),
+        "arithmetic[/]/en": (0, 0, -4),
+    }
+    assert len(b.rows) == 12
+    # The refill goes on with the source's budget and batch count (no batch seed reused):
+    # 4 questions, then 3, 3, 3 as the yield falls, then what the budget (16) leaves at
+    # samples_per_question=2 a question: 2 questions, then 1 (this double answers once each).
+    t = b.tallies[("arithmetic[+]/en", "direct")]
+    assert (t.candidates, t.batches, t.done) == (16, 6, "budget spent (16 candidates)")
 
 
 def test_a_source_serves_only_its_cells_and_samples_are_read_once():
@@ -560,6 +678,36 @@ def zero_checkpoint_run(tmp_path: Path, model: Path, name: str, task: str) -> Pa
     (ckpt / "trainer_state.pt").write_bytes(b"")
     save_run_config(ZeroConfig(task=TaskConfig(task), out=str(run)), run)
     return run
+
+
+def test_the_micro_world_base_gets_the_shipped_r1_zero_as_its_zero_source(tmp_path, capsys):
+    from r1lab.cli import main
+    from r1lab.microworld import DEFAULT_ZERO
+    from r1lab.run import checkpoint_meta
+
+    assert checkpoint_meta(DEFAULT_ZERO)["task"] == "countdown"
+    out = tmp_path / "cold.jsonl"
+    argv = [
+        "coldstart",
+        "tasks=[countdown]",
+        "languages=[en]",
+        "sources=[zero]",
+        "rows=2",
+        "samples_per_question=2",
+        "questions_per_batch=16",
+        "max_new_tokens=200",
+        f"out={out}",
+        "device=cpu",
+    ]
+    assert main(argv) == 0
+    assert "skipped" not in capsys.readouterr().err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["source"], r["model"], r["cell"]) for r in rows] == [
+        ("zero", str(DEFAULT_ZERO), "countdown/en")
+    ] * 2
+    stats = json.loads((tmp_path / "cold.stats.json").read_text())
+    assert stats["cells"]["countdown/en"]["sources"]["zero"]["model"] == str(DEFAULT_ZERO)
+    assert not stats["skipped_sources"]
 
 
 def test_the_command_asks_each_cell_the_zero_model_of_its_task(

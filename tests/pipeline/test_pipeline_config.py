@@ -46,6 +46,11 @@ def test_datasets_and_reward_models_go_where_the_next_stage_reads_them(cfg, tmp_
     cold = stage_config(cfg, "coldstart", tmp_path)
     assert cold.zero_model == [str(tmp_path / "zero")]
     assert cold.out == str(output_path(tmp_path, "coldstart"))
+    # The cold start samples as docs/r1.md measured it, not as `r1lab coldstart`'s defaults.
+    sampling = (cold.samples_per_question, cold.questions_per_batch, cold.temperature)
+    assert sampling == (8, 32, 0.7) and (cold.give_up_after, cold.max_candidates) == (512, 4096)
+    assert (cold.min_relative_yield, cold.candidates_per_row) == (0, 4096)
+    assert not cold.refill_ops
     assert stage_config(cfg, "sft_coldstart", tmp_path).data == cold.out
     reject = stage_config(cfg, "reject", tmp_path)
     assert reject.out == str(output_path(tmp_path, "reject"))

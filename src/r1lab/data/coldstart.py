@@ -53,7 +53,7 @@ from r1lab.data.sources import (
     fewshot_source,
     trained_context,
 )
-from r1lab.microworld import DEFAULT_BASE
+from r1lab.microworld import DEFAULT_BASE, DEFAULT_ZERO
 from r1lab.run.model import DEVICE_RE, DEVICES, DTYPES
 from r1lab.run.rundir import move_aside
 from r1lab.tasks import TEMPLATES, TaskConfig, make_task
@@ -79,6 +79,11 @@ class ColdStartConfig:
     the same share of the task's rows. Without it the rows follow what the sources answer right
     and readably: 400 rows from the micro-world's R1-Zero held 40 divisions, though a third of
     its questions divide (docs/r1.md)."""
+    refill_ops: bool = True
+    """With `balance_ops`: what an operation's cell cannot fill (its sources spent) goes to the
+    other operations of its task and language, so each task and language keeps its share when
+    the sources answer some operations and not others (the micro-world's models rarely write a
+    Chinese division that passes the rules)."""
     languages: list[str] = field(default_factory=lambda: ["en", "zh"])
     """Question languages, each given the same share of every task (the generated tasks ask in
     `en` and `zh`; a file task's rows say theirs in a `language` column, else `en`)."""
@@ -105,29 +110,50 @@ class ColdStartConfig:
     """`zero`: R1-Zero models, each a model directory or a `r1lab zero` run (its last
     checkpoint; `r1lab demo` writes runs/demo), sampled with the template recorded in its
     r1lab.json. With one per task (`zero_model=[runs/demo,runs/zero-countdown]`) a cell
-    samples the first trained on its task (its run's config.yaml says), else the first given."""
+    samples the first trained on its task (its run's config.yaml or r1lab.json says), else the
+    first given. Empty: the micro-world's shipped R1-Zero when `model` is the micro-world's
+    base, else the source is skipped."""
     zero_samples: str = ""
     """`zero_samples`: a `r1lab zero` run directory (or one of its samples/*.jsonl files)."""
     rows: int = 1000
     """Rows to build, shared equally by the tasks, each task's equally by its cells (see
     balance_ops)."""
-    samples_per_question: int = 8
-    """Candidates sampled per question (the good ones are kept)."""
-    questions_per_batch: int = 32
-    """Questions per sampling call."""
+    samples_per_question: int = 2
+    """Candidates sampled per question (the good ones are kept). With one row per question
+    (max_per_question) more samples of a question add mostly rows that cannot be kept: the
+    countdown R1-Zero (30 steps) built 500 rows from 10,018 candidates at 2, 15,896 at 8."""
+    questions_per_batch: int = 128
+    """Questions per sampling call (x samples_per_question sequences in one batch)."""
     max_per_question: int = 1
     """Most rows of one question (more would repeat it rather than vary the data)."""
     max_candidates: int = 4096
     """Budget: most candidates one source samples for one cell."""
-    give_up_after: int = 512
-    """A source that has kept no row of a cell after this many candidates stops sampling it."""
+    candidates_per_row: int = 16
+    """Budget per row: a source samples at most this many candidates per row of the cell's
+    quota (and at most max_candidates). A cell its sources fill more slowly than that is left
+    short, and with refill_ops its shortfall goes to the other operations: 16 lets a 250-row
+    countdown cell of the micro-world be sampled 4,000 times, an 83-row Chinese-division cell,
+    which its R1-Zero answers right and in Chinese about once in 60 tries, 1,328 times."""
+    give_up_after: int = 256
+    """A source that has kept no row of a cell after this many candidates stops sampling it
+    (and min_relative_yield is first judged after this many)."""
+    min_relative_yield: float = 0.25
+    """A source whose yield in a cell (candidates that pass every rule), after give_up_after
+    candidates, is under this fraction of another source's still sampling the cell stops
+    sampling it and leaves its share to the others: a source that the model serves badly does
+    not hold half a cell (on the micro-world, few-shot prompting of the base solves countdown
+    once in a few hundred candidates, its R1-Zero once in twelve). 0 holds every source to its
+    share."""
     template: Literal[TEMPLATES] = "r1zero"  # type: ignore[valid-type]
     """Template of the fewshot and direct prompts: `r1zero`, `prefill`, `chat` (the model's
     chat template), `raw` (the question as written), `r1` (asks for the readable format: a
     cold-start SFT model). The rows' `prompt` is the question, which
     `r1lab sft` renders with its own template."""
-    temperature: float = 0.7
-    """Sampling temperature of the candidates."""
+    temperature: float = 0.3
+    """Sampling temperature of the candidates. 0.3: with one row per question, a candidate
+    more likely right is worth more than variety among a question's samples; the micro-world's
+    R1-Zero filled the Chinese countdown cell (250 rows) from 3,622 candidates at 0.3 and
+    reached 205 rows in its 4,096 at 0.7 (docs/coldstart.md)."""
     top_p: float = 0.95
     """Nucleus sampling of the candidates."""
     max_new_tokens: int = 600
@@ -230,6 +256,9 @@ class ColdStartConfig:
             ensure(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
         ensure(self.max_candidates >= 1, "max_candidates", ">= 1", self.max_candidates)
         ensure(self.give_up_after >= 1, "give_up_after", ">= 1", self.give_up_after)
+        ensure(self.candidates_per_row >= 1, "candidates_per_row", ">= 1", self.candidates_per_row)
+        ratio = self.min_relative_yield
+        ensure(0 <= ratio <= 1, "min_relative_yield", "in [0, 1]", ratio)
         ensure_sampling(self)
         ensure(self.context >= 0, "context", ">= 0 (0 = the model's trained context)", self.context)
         ensure(
@@ -280,6 +309,11 @@ class Cell:
     """A file task: its questions can run out."""
     op: str = ""
     """The one operation of an arithmetic cell (`balance_ops`); empty: all of `ops`."""
+    moved: int = 0
+    """Rows of quota received from (> 0) or given to (< 0) the other operations of its task and
+    language, when a cell's sources could not fill it (`Builder.build`)."""
+    closed: bool = False
+    """Its sources are spent short of its quota: it takes no more rows."""
 
     @property
     def key(self) -> str:
@@ -315,6 +349,7 @@ class Tally:
 
     questions: int = 0
     candidates: int = 0
+    batches: int = 0
     kept: int = 0
     reserve: list[_Passed] = field(default_factory=list)
     """Candidates that passed every rule, waiting for room (a full share or question)."""
@@ -329,6 +364,11 @@ class Tally:
     def surplus(self) -> int:
         """Good rows never needed: the source's share or their question's was full."""
         return len(self.reserve)
+
+    @property
+    def passed(self) -> int:
+        """Candidates that passed every rule (rows, and good rows in reserve)."""
+        return self.kept + self.surplus
 
 
 class Builder:
@@ -345,6 +385,8 @@ class Builder:
         self.rewriter_used = 0
         self._seen: set[tuple[str, str]] = set()
         self._per_question: Counter = Counter()
+        self.kept: Counter = Counter()
+        """Rows per cell key."""
 
     # -- one batch ---------------------------------------------------------------------------
 
@@ -402,6 +444,7 @@ class Builder:
         for item, (text, by) in zip(kept, self._rewrite(cell, kept), strict=True):
             self.rows.append(self._row(cell, item, text, by))
         t.kept += len(kept)
+        self.kept[cell.key] += len(kept)
         return len(kept)
 
     def _check(
@@ -492,15 +535,54 @@ class Builder:
             "rewriter": by,
         }
 
+    # -- all cells ---------------------------------------------------------------------------
+
+    def build(self, cells: Sequence[Cell], sources: Sequence[Source]) -> None:
+        """Fill every cell in turn; then what an arithmetic operation's cell could not fill goes
+        to the other operations of its task and language.
+
+        The task and language shares are the balance asked for; the split by operation
+        (`balance_ops`) holds as far as the sources can answer each operation. A cell whose
+        sources are spent short of its quota keeps what it has and its shortfall is shared
+        equally by its full siblings, which sample again; a sibling that then falls short
+        passes its part on, until every cell is full or closed."""
+        for cell in cells:
+            self.fill(cell, sources)
+        groups: dict[tuple[str, str], list[Cell]] = {}
+        for cell in cells:
+            if cell.op and self.cfg.refill_ops:
+                groups.setdefault((cell.task_name, cell.language), []).append(cell)
+        for group in groups.values():
+            while True:
+                for cell in group:
+                    if self.kept[cell.key] < cell.quota:
+                        cell.closed = True
+                short = sum(c.quota - self.kept[c.key] for c in group if c.closed)
+                takers = [c for c in group if not c.closed]
+                if not short or not takers:
+                    break
+                for cell in group:
+                    if cell.closed and self.kept[cell.key] < cell.quota:
+                        cell.moved -= cell.quota - self.kept[cell.key]
+                        cell.quota = self.kept[cell.key]
+                for cell, part in zip(takers, _split(short, len(takers)), strict=True):
+                    cell.quota += part
+                    cell.moved += part
+                    self.log(f"{cell.key}: {part} more rows, for its operations' short cells")
+                    self.fill(cell, sources)
+
     # -- one cell ----------------------------------------------------------------------------
 
-    def _batch_size(self, t: Tally, room: int) -> int:
+    def _batch_size(self, t: Tally, room: int, budget: int) -> int:
         """Questions for a source's next batch: a full batch until its yield is known, then
-        enough for half again the rows still wanted, so a nearly full cell samples little."""
-        full = self.cfg.questions_per_batch
-        if not t.questions or not (t.kept + t.surplus):
+        enough for half again the rows still wanted, so a nearly full cell samples little;
+        never more than the budget left allows (at samples_per_question a question)."""
+        cfg = self.cfg
+        left = max(1, math.ceil((budget - t.candidates) / cfg.samples_per_question))
+        full = min(cfg.questions_per_batch, left)
+        if not t.questions or not t.passed:
             return full
-        per_question = min((t.kept + t.surplus) / t.questions, self.cfg.max_per_question)
+        per_question = min(t.passed / t.questions, cfg.max_per_question)
         return max(1, min(full, math.ceil(1.5 * room / per_question)))
 
     def fill(self, cell: Cell, sources: Sequence[Source]) -> None:
@@ -515,8 +597,8 @@ class Builder:
         tallies = {s.name: self.tallies.setdefault((cell.key, s.name), Tally()) for s in serving}
         for s in serving:
             tallies[s.name].model = s.model_for(cell)
-        kept = 0
-        rounds: Counter = Counter()
+        kept = self.kept[cell.key]
+        budget = min(cfg.max_candidates, cfg.candidates_per_row * cell.quota)
         while kept < cell.quota:
             live = [s for s in serving if self._live(tallies[s.name])]
             if not live:
@@ -533,10 +615,10 @@ class Builder:
                 kept, room, moved = kept + n, room - n, moved or n > 0
                 if room <= 0 or t.done:
                     continue
-                seed = zlib.crc32(f"{cfg.seed}/{cell.key}/{s.name}/{rounds[s.name]}".encode())
-                rounds[s.name] += 1
+                seed = zlib.crc32(f"{cfg.seed}/{cell.key}/{s.name}/{t.batches}".encode())
+                t.batches += 1
                 start = time.perf_counter()
-                batch = s.batch(cell, self._batch_size(t, room), seed)
+                batch = s.batch(cell, self._batch_size(t, room, budget), seed)
                 moved = True
                 if batch is None:
                     t.done = "no more questions"
@@ -548,8 +630,10 @@ class Builder:
                 kept += self.take(cell, t, room)
                 if t.kept == 0 and not t.reserve and t.candidates >= cfg.give_up_after:
                     t.done = f"gave up: no row from its first {t.candidates} candidates"
-                elif t.candidates >= cfg.max_candidates:
+                elif t.candidates >= budget:
                     t.done = f"budget spent ({t.candidates} candidates)"
+                elif t.candidates >= cfg.give_up_after:
+                    t.done = self._outpaced(s.name, tallies)
             if not moved:
                 break
         for s in serving:
@@ -560,6 +644,21 @@ class Builder:
                 f"candidates ({_pct(t.kept + t.surplus, t.candidates)} pass){why}"
             )
         self.log(f"{cell.key}: {kept} of {cell.quota} rows")
+
+    def _outpaced(self, name: str, tallies: Mapping[str, Tally]) -> str:
+        """Why source `name` should leave the cell to a far better one still sampling it ("" if
+        it should not)."""
+        mine = tallies[name].passed / tallies[name].candidates
+        for other, t in tallies.items():
+            if other == name or t.done or not t.candidates:
+                continue
+            theirs = t.passed / t.candidates
+            if mine < self.cfg.min_relative_yield * theirs:
+                return (
+                    f"outpaced: {_pct(tallies[name].passed, tallies[name].candidates)} of its "
+                    f"candidates pass, {other}'s {_pct(t.passed, t.candidates)}"
+                )
+        return ""
 
     def _live(self, t: Tally) -> bool:
         """Whether a source can still give rows: it samples, or has a usable row in reserve."""
@@ -697,6 +796,7 @@ def summarize_stats(
         mine = {name: t for (key, name), t in builder.tallies.items() if key == cell.key}
         by_cell[cell.key] = {
             "quota": cell.quota,
+            "moved": cell.moved,
             "rows": sum(t.kept for t in mine.values()),
             "candidates": sum(t.candidates for t in mine.values()),
             "sources": {
@@ -757,8 +857,17 @@ def stats_markdown(stats: Mapping[str, Any]) -> str:
             else "-"
             for name in stats["sources"]
         ]
-        lines.append(f"| {key} | {cell['quota']} | {cell['rows']} | " + " | ".join(per) + " |")
-    lines += ["", "Source cells read rows/candidates.", ""]
+        moved = f" ({cell['moved']:+d})" if cell.get("moved") else ""
+        lines.append(
+            f"| {key} | {cell['quota']}{moved} | {cell['rows']} | " + " | ".join(per) + " |"
+        )
+    lines += ["", "Source cells read rows/candidates."]
+    if any(cell.get("moved") for cell in stats["cells"].values()):
+        lines.append(
+            "A quota's (+n) or (-n): rows moved between the operations of a task and language, "
+            "from a cell its sources could not fill."
+        )
+    lines.append("")
     lines += [
         "| source | candidates | rows | yield | surplus | seconds |",
         "|---|---:|---:|---:|---:|---:|",
@@ -814,12 +923,15 @@ def run(cfg: ColdStartConfig) -> int:
     exemplars = read_exemplars(cfg.exemplars) if "fewshot" in cfg.sources else []
     zero_paths = []
     if "zero" in cfg.sources:
-        if cfg.zero_model:
-            zero_paths = [(given, resolve_zero_model(given)) for given in cfg.zero_model]
+        given_models = cfg.zero_model
+        if not given_models and Path(cfg.model).resolve() == DEFAULT_BASE.resolve():
+            given_models = [str(DEFAULT_ZERO)]  # the micro-world's R1-Zero, for its base
+        if given_models:
+            zero_paths = [(given, resolve_zero_model(given)) for given in given_models]
         else:
             skipped["zero"] = (
-                "no zero_model given (an R1-Zero checkpoint or run: `r1lab demo` writes "
-                "runs/demo, then zero_model=runs/demo)"
+                "no zero_model given, and `model` is not the micro-world's base (whose R1-Zero "
+                "r1lab ships): give an R1-Zero checkpoint or run of your model"
             )
             print(f"source zero: skipped, {skipped['zero']}", file=sys.stderr)
     samples, samples_task = [], ""
@@ -887,8 +999,7 @@ def run(cfg: ColdStartConfig) -> int:
         sources.append(SamplesSource(samples, samples_task, cfg.zero_samples))
 
     builder = Builder(cfg, rewriter=rewriter, log=log)
-    for cell in cells:
-        builder.fill(cell, sources)
+    builder.build(cells, sources)
 
     def count_tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])

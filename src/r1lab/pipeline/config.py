@@ -189,12 +189,22 @@ def _zero() -> ZeroConfig:
 def _coldstart() -> ColdStartConfig:
     # Without `long_paragraph`: it drops a third of R1-Zero's right divisions (their checks run
     # as one long paragraph), and the cold start then checks badly (docs/r1.md, section 4).
+    # Sampling as docs/r1.md measured it (before `r1lab coldstart`'s defaults changed for the
+    # 1,000-row build): 8 samples of 32 questions at 0.7, every source held to its share and
+    # sampled up to max_candidates, a short operation's cell left short.
     return ColdStartConfig(
         model=BASE,
         zero_model=[_at("zero")],
         sources=["zero", "fewshot"],
         rows=400,
         filters=[f for f in RULES if f != "long_paragraph"],
+        samples_per_question=8,
+        questions_per_batch=32,
+        temperature=0.7,
+        give_up_after=512,
+        min_relative_yield=0.0,
+        candidates_per_row=4096,
+        refill_ops=False,
         out=_at("coldstart", "rows.jsonl"),
     )
 
