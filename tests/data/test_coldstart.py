@@ -360,6 +360,24 @@ def test_a_source_far_less_productive_than_another_leaves_it_the_cell():
         b.fill(cell, [Scripted("fewshot", one_in(8)), Scripted("zero", one_in(1))])
         assert b.tallies[("arithmetic/en", "fewshot")].kept == 20, ratio
         assert b.tallies[("arithmetic/en", "fewshot")].done == ""
+    # Exactly a quarter is not under it; and a source that stopped sampling (here: out of
+    # questions) outpaces nobody, since it will not fill the cell.
+    cfg.min_relative_yield = 0.25
+
+    class Once(Scripted):
+        def batch(self, cell, size, seed):
+            return super().batch(cell, size, seed) if not self.calls else None
+
+    for order, kept in (
+        ([Scripted("fewshot", one_in(4)), Scripted("zero", one_in(1))], 20),
+        ([Once("zero", one_in(1)), Scripted("fewshot", one_in(8))], 36),  # zero stops first
+    ):
+        ids.clear()
+        (cell,) = make_cells(cfg)
+        b = builder(cfg)
+        b.fill(cell, order)
+        t = b.tallies[("arithmetic/en", "fewshot")]
+        assert (t.kept, t.done) == (kept, ""), kept
 
 
 def test_a_spent_budget_stops_a_source_and_the_shortfall_is_reported():
@@ -678,6 +696,56 @@ def zero_checkpoint_run(tmp_path: Path, model: Path, name: str, task: str) -> Pa
     (ckpt / "trainer_state.pt").write_bytes(b"")
     save_run_config(ZeroConfig(task=TaskConfig(task), out=str(run)), run)
     return run
+
+
+def test_the_defaults_are_the_measured_1000_row_build():
+    # docs/coldstart.md, "The default": each of these was measured against its alternative.
+    cfg = ColdStartConfig()
+    assert (cfg.rows, cfg.samples_per_question, cfg.questions_per_batch) == (1000, 2, 128)
+    assert (cfg.temperature, cfg.top_p, cfg.max_new_tokens) == (0.3, 0.95, 600)
+    assert (cfg.give_up_after, cfg.min_relative_yield, cfg.candidates_per_row) == (256, 0.25, 16)
+    assert (cfg.max_candidates, cfg.max_per_question) == (4096, 1)
+    assert cfg.balance_ops and cfg.refill_ops and cfg.zero_model == []
+
+
+def test_sampling_settings_reach_every_model_that_samples(tmp_path, tiny_lm, monkeypatch):
+    from r1lab.cli import main
+    from r1lab.data import coldstart
+
+    seen = []
+
+    class Spy(coldstart.ModelGenerator):
+        def __init__(self, *args, **kw):
+            seen.append({k: kw[k] for k in ("temperature", "top_p", "max_new_tokens", "stop")})
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(coldstart, "ModelGenerator", Spy)
+    run = zero_checkpoint_run(tmp_path, Path(tiny_lm), "zero-a", "arithmetic")
+    argv = [
+        "coldstart",
+        f"model={tiny_lm}",
+        f"zero_model={run}",
+        "tasks=[arithmetic]",
+        "languages=[en]",
+        "balance_ops=false",
+        "sources=[direct,zero]",
+        "rows=2",
+        "questions_per_batch=4",
+        "samples_per_question=3",
+        "give_up_after=6",
+        "temperature=0.9",
+        "top_p=0.8",
+        "max_new_tokens=8",
+        f"out={tmp_path / 'cold.jsonl'}",
+        "device=cpu",
+        "threads=1",
+    ]
+    assert main(argv) == 0
+    want = {"temperature": 0.9, "top_p": 0.8, "max_new_tokens": 8, "stop": ["</answer>"]}
+    assert seen == [want, want]  # the base (direct) and the zero model
+    stats = json.loads((tmp_path / "cold.stats.json").read_text())
+    for source in ("direct", "zero"):  # 4 questions x 3 samples, none kept: it gives up
+        assert stats["cells"]["arithmetic/en"]["sources"][source]["candidates"] == 12
 
 
 def test_the_micro_world_base_gets_the_shipped_r1_zero_as_its_zero_source(tmp_path, capsys):
