@@ -1,9 +1,12 @@
-"""Data for the SFT tests."""
+"""Data and configs for the SFT tests."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from r1lab.sft.config import SFTConfig
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -23,3 +26,20 @@ QA = [
 ]
 """Prompt/completion rows of varied lengths (completions start with a space, as a base model
 continues the R1-Zero template's `Assistant:`)."""
+
+
+def sft_config(model: Path, data: Path, out: Path, **kw: Any) -> SFTConfig:
+    """A small quiet SFT run of `model` on `data`, held out on the same file, one thread;
+    `kw` sets the rest (each test module passes its own schedule and evaluation)."""
+    fields: dict[str, Any] = dict(
+        model=str(model),
+        data=str(data),
+        eval_data=str(data),
+        batch_size=3,
+        lr=1e-2,
+        threads=1,
+        progress=False,
+        out=str(out),
+    )
+    fields.update(kw)
+    return SFTConfig(**fields)

@@ -19,30 +19,15 @@ from r1lab.sft.data import batch_rows, load_data
 from r1lab.sft.loss import lr_factor
 from r1lab.tracking import read_metrics
 
-from ._helpers import QA, write_jsonl
+from ._helpers import QA, sft_config, write_jsonl
 
 NONDETERMINISTIC = ("time/", "perf/")
 
 
 def config(model: Path, data: Path, out: Path, **kw) -> SFTConfig:
-    fields = dict(
-        model=str(model),
-        data=str(data),
-        eval_data=str(data),
-        batch_size=3,
-        epochs=2,
-        lr=1e-2,
-        warmup_steps=2,
-        min_lr_ratio=0.1,
-        eval_every=2,
-        checkpoint_every=2,
-        keep_checkpoints=0,
-        threads=1,
-        progress=False,
-        out=str(out),
-    )
-    fields.update(kw)
-    return SFTConfig(**fields)
+    """Two epochs with warm-up and cosine decay, evaluated and saved every 2 steps."""
+    schedule = dict(epochs=2, warmup_steps=2, min_lr_ratio=0.1, eval_every=2, checkpoint_every=2)
+    return sft_config(model, data, out, **{**schedule, "keep_checkpoints": 0, **kw})
 
 
 def comparable(rows):

@@ -22,25 +22,12 @@ from r1lab.sft.config import SFTConfig
 from r1lab.sft.data import Example, batch_rows, collate_grouped, load_data
 from r1lab.tracking import read_metrics
 
-from ._helpers import QA, write_jsonl
+from ._helpers import QA, sft_config, write_jsonl
 
 
 def config(model: Path, data: Path, out: Path, **kw) -> SFTConfig:
-    fields = dict(
-        model=str(model),
-        data=str(data),
-        eval_data=str(data),
-        batch_size=3,
-        epochs=1,
-        lr=1e-2,
-        warmup_steps=0,
-        eval_every=0,
-        threads=1,
-        progress=False,
-        out=str(out),
-    )
-    fields.update(kw)
-    return SFTConfig(**fields)
+    """One epoch, no warm-up, no evaluation unless asked."""
+    return sft_config(model, data, out, **{"epochs": 1, "warmup_steps": 0, "eval_every": 0, **kw})
 
 
 @pytest.fixture
