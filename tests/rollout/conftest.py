@@ -6,6 +6,8 @@ is tested without any download. Builders are plain functions so a test can make 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
@@ -45,8 +47,10 @@ def random_qwen2(
     seed: int = 0,
     eos_token_id: int | list[int] = 2,
     attn: str = "sdpa",
+    **config_kw: Any,
 ) -> Qwen2ForCausalLM:
-    """A randomly initialised Qwen2 causal LM in eval mode (fp32, CPU)."""
+    """A randomly initialised Qwen2 causal LM in eval mode (fp32, CPU); `config_kw` go to its
+    Qwen2Config (a sliding window, ...)."""
     config = Qwen2Config(
         vocab_size=vocab_size,
         hidden_size=hidden,
@@ -60,6 +64,7 @@ def random_qwen2(
         bos_token_id=1,
         eos_token_id=eos_token_id,
         pad_token_id=0,
+        **config_kw,
     )
     config._attn_implementation = attn
     # fork_rng: the model's init must not move the global RNG other tests may rely on.

@@ -16,7 +16,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AttentionInterface,
     PreTrainedTokenizerFast,
-    Qwen2Config,
     Qwen2ForCausalLM,
 )
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -365,27 +364,15 @@ def test_custom_attention_implementation_is_kept_while_decoding(tokenizer, make_
     assert model.config._attn_implementation == name
 
 
-def test_sliding_window_model_samples_with_its_own_attention(tokenizer):
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=256,
-        initializer_range=0.2,
+def test_sliding_window_model_samples_with_its_own_attention(tokenizer, make_model):
+    model = make_model(
+        len(tokenizer),
+        max_positions=256,
+        init_std=0.2,
         use_sliding_window=True,
         sliding_window=6,
         max_window_layers=1,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
     )
-    config._attn_implementation = "sdpa"
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = Qwen2ForCausalLM(config).eval()
     assert "sliding_attention" in model.config.layer_types
     # Defaults (n > 1 on the CPU): neither the plain step nor the shared prefix applies.
     groups = Sampler(model, tokenizer).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=16), 0)
