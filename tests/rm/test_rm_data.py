@@ -3,32 +3,14 @@ can hold, each named by file, line and field."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from r1lab.config import ConfigError
 from r1lab.microworld.general import judge
 from r1lab.rm.data import HELD_OUT_PAIRS, Pair, load_pairs, micro_batches, plan, render_pair
-from r1lab.run import load_tokenizer
 from r1lab.tasks import encode_prompts
 
-
-@pytest.fixture(scope="module")
-def tok(tiny_model):
-    return load_tokenizer(tiny_model)
-
-
-def write(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-ROWS = [
-    {"prompt": "Say hello.", "chosen": " Hello! How can I help?", "rejected": " Go away."},
-    {"prompt": "Name two fruits.", "chosen": " apple, pear", "rejected": " apple"},
-    {"prompt": "What is 2 + 2?", "chosen": " 4", "rejected": " 5"},
-]
+from ._helpers import ROWS, write
 
 
 def test_a_sequence_is_the_rendered_prompt_then_the_response_and_nothing_after(tok, tmp_path):

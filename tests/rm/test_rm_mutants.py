@@ -38,6 +38,8 @@ from r1lab.rm.model import load_reward_model, score_head, sequence_rewards
 from r1lab.rm.scorer import RewardModelScorer, response_part
 from r1lab.run import checkpoints, load_tokenizer
 
+from ._helpers import ROWS, write
+
 
 def model_copy(src: Path, dst: Path, model=None, **config) -> Path:
     """A copy of model directory `src` (tokenizer included), its weights replaced by `model`'s
@@ -211,21 +213,6 @@ def test_questions_and_completions_must_pair_up(scorer):
 # --- pair data --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tok(tiny_model):
-    return load_tokenizer(tiny_model)
-
-
-def write(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-ROWS = [
-    {"prompt": "Say hello.", "chosen": " Hello! How can I help?", "rejected": " Go away."},
-    {"prompt": "Name two fruits.", "chosen": " apple, pear", "rejected": " apple"},
-    {"prompt": "What is 2 + 2?", "chosen": " 4", "rejected": " 5"},
-]
 SAME = {"prompt": "q", "chosen": " same", "rejected": " same"}
 LONG = {"prompt": "q", "chosen": " x" * 200, "rejected": " y"}
 
