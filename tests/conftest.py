@@ -8,6 +8,7 @@ seconds.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -74,3 +75,26 @@ def tiny_rm(tiny_model, tmp_path_factory) -> Path:
     )
     rm.run(cfg)
     return out
+
+
+def _add_bos(model_dir: Path) -> None:
+    """Make the tokenizer saved in `model_dir` start every text with <|endoftext|> (id 0), as
+    Llama's adds its BOS; the micro-world tokenizer adds nothing of its own."""
+    path = model_dir / "tokenizer.json"
+    spec = json.loads(path.read_text())
+    spec["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}]
+        + [{"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {
+            "<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}
+        },
+    }
+    path.write_text(json.dumps(spec))
+
+
+@pytest.fixture(scope="session")
+def add_bos():
+    """`_add_bos(model_dir)`: give a saved tokenizer a BOS on every text."""
+    return _add_bos

@@ -311,21 +311,13 @@ def test_a_pair_exactly_max_length_wide_is_kept(tok, tmp_path):
     assert (len(below.train), len(below.eval), below.dropped) == (2, 2, 2)
 
 
-def test_responses_get_no_special_tokens_from_a_tokenizer_that_adds_them(tiny_model, tmp_path):
+def test_responses_get_no_special_tokens_from_a_tokenizer_that_adds_them(
+    tiny_model, tmp_path, add_bos
+):
     """A tokenizer that starts every text with a BOS (as Llama's does): the prompt is encoded as
     eval encodes it, the response without one in the middle of the sequence."""
     src = model_copy(tiny_model, tmp_path / "bos")
-    spec = json.loads((src / "tokenizer.json").read_text())
-    spec["post_processor"] = {
-        "type": "TemplateProcessing",
-        "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}]
-        + [{"Sequence": {"id": "A", "type_id": 0}}],
-        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-        "special_tokens": {
-            "<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}
-        },
-    }
-    (src / "tokenizer.json").write_text(json.dumps(spec))
+    add_bos(src)
     bos_tok = load_tokenizer(src)
     assert bos_tok("hi")["input_ids"][0] == 0  # it does add one
     ((prompt, response),) = encode(["Say hi."], [" hello"], "raw", bos_tok)

@@ -65,7 +65,7 @@ def tiny_qwen(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory) -> Path:
+def tiny_llama(tmp_path_factory, add_bos) -> Path:
     """A Llama whose tokenizer adds a BOS to plain text and whose chat template writes one."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -83,18 +83,7 @@ def tiny_llama(tmp_path_factory) -> Path:
     )
     out = _save(LlamaForCausalLM(config), tmp_path_factory.mktemp("llama") / "model")
     (out / "chat_template.jinja").write_text(BOS_CHAT_TEMPLATE)
-    # The micro-world tokenizer adds no BOS of its own; this one does, as Llama's does.
-    tok = json.loads((out / "tokenizer.json").read_text())
-    tok["post_processor"] = {
-        "type": "TemplateProcessing",
-        "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}]
-        + [{"Sequence": {"id": "A", "type_id": 0}}],
-        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-        "special_tokens": {
-            "<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}
-        },
-    }
-    (out / "tokenizer.json").write_text(json.dumps(tok))
+    add_bos(out)  # the micro-world tokenizer adds none; this one does, as Llama's does
     return out
 
 
