@@ -12,13 +12,9 @@ from r1lab.rollout import Sampler, SamplingParams, collate, completion_logprobs
 from r1lab.rollout import engine as engine_module
 from r1lab.rollout.fast_decode import PlainStep, plain_step_unsupported
 
-# Different lengths so the batch is left-padded (the char tokenizer adds a BOS to each).
-PROMPTS = ["2+3=", "The answer to 17*3 is", "<think>", "Count: 1, 2, 3, 4, 5, 6,"]
+from ._helpers import PROMPTS, flat
+
 EOS = list(range(40, 60))  # many EOS ids: rows finish at different steps, compaction runs
-
-
-def _flat(groups):
-    return [c for g in groups for c in g]
 
 
 def _random(cls, config_cls, vocab: int, **kw):
@@ -71,13 +67,13 @@ def test_plain_step_samples_what_the_forward_samples(arch, shared, tokenizer, mo
     assert plain_step_unsupported(net) is None
     params = SamplingParams(n=3, max_new_tokens=24, temperature=0.8, top_p=0.95)
     calls = _spy_plain_step(monkeypatch)
-    fast = _flat(
+    fast = flat(
         Sampler(net, tokenizer, EOS, shared_prefix=shared, plain_step=True).generate(
             PROMPTS, params, seed=5
         )
     )
     assert len(calls) > 1 and min(calls) < max(calls)  # it decoded, and rows were dropped
-    slow = _flat(
+    slow = flat(
         Sampler(net, tokenizer, EOS, shared_prefix=shared, plain_step=False).generate(
             PROMPTS, params, seed=5
         )
@@ -99,7 +95,7 @@ def test_bfloat16_model_decodes_in_bfloat16(tokenizer):
     net = _llama(len(tokenizer)).to(torch.bfloat16)
     params = SamplingParams(n=2, max_new_tokens=12, temperature=1.0)
     groups = Sampler(net, tokenizer, plain_step=True).generate(PROMPTS, params, seed=1)
-    batch = collate(_flat(groups), 0)
+    batch = collate(flat(groups), 0)
     with torch.no_grad():
         full = completion_logprobs(net, batch, temperature=1.0)
     mask = batch.completion_mask.bool()

@@ -17,12 +17,7 @@ from r1lab.rollout import (
 )
 from r1lab.rollout import engine as engine_module
 
-# Different lengths so the batch is left-padded (the char tokenizer adds a BOS to each).
-PROMPTS = ["2+3=", "The answer to 17*3 is", "<think>", "Count: 1, 2, 3, 4, 5, 6,"]
-
-
-def _flat(groups):
-    return [c for g in groups for c in g]
+from ._helpers import PROMPTS, flat
 
 
 def _forward_batch_sizes(model):
@@ -37,9 +32,9 @@ def _forward_batch_sizes(model):
 def test_same_seed_same_output_different_seed_differs(model, tokenizer):
     sampler = Sampler(model, tokenizer)
     params = SamplingParams(n=3, max_new_tokens=24, top_p=0.95, stop=("\n",))
-    a = _flat(sampler.generate(PROMPTS, params, seed=11))
-    b = _flat(sampler.generate(PROMPTS, params, seed=11))
-    c = _flat(sampler.generate(PROMPTS, params, seed=12))
+    a = flat(sampler.generate(PROMPTS, params, seed=11))
+    b = flat(sampler.generate(PROMPTS, params, seed=11))
+    c = flat(sampler.generate(PROMPTS, params, seed=12))
     assert [x.token_ids for x in a] == [x.token_ids for x in b]
     assert [x.logprobs for x in a] == [x.logprobs for x in b]
     assert [(x.text, x.finish_reason) for x in a] == [(x.text, x.finish_reason) for x in b]
@@ -56,8 +51,8 @@ def test_seed_does_not_touch_global_rng(model, tokenizer):
 
 def test_top_k_one_equals_greedy_and_hf_generate(model, tokenizer):
     sampler = Sampler(model, tokenizer, eos_token_ids=[])  # no early stop: compare 20 tokens
-    top1 = _flat(sampler.generate(PROMPTS, SamplingParams(top_k=1, max_new_tokens=20), seed=0))
-    greedy = _flat(sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=20)))
+    top1 = flat(sampler.generate(PROMPTS, SamplingParams(top_k=1, max_new_tokens=20), seed=0))
+    greedy = flat(sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=20)))
     assert [c.token_ids for c in top1] == [c.token_ids for c in greedy]
 
     tokenizer.padding_side = "left"
@@ -79,7 +74,7 @@ def test_finish_reason_length(model, tokenizer):
     out = Sampler(model, tokenizer).generate(
         PROMPTS, SamplingParams(max_new_tokens=7, ignore_eos=True, n=2), seed=0
     )
-    for c in _flat(out):
+    for c in flat(out):
         assert c.finish_reason == "length"
         assert len(c.token_ids) == len(c.logprobs) == 7
 
@@ -120,7 +115,7 @@ def test_stop_string_inside_a_multi_character_token(make_tokenizer, make_model):
     model = make_model(len(tok), init_std=0.2, seed=3)
     plain = Sampler(model, tok, eos_token_ids=[])
     params = SamplingParams(n=16, max_new_tokens=30, ignore_eos=True)
-    refs = _flat(plain.generate(["go"], params, seed=0))
+    refs = flat(plain.generate(["go"], params, seed=0))
     multi = {tok.convert_tokens_to_ids(t) for t in extra}
     # Pick a sample and a multi-char token in it; stop = last char of the token before + first
     # char of the multi-char token, so the stop string straddles a token boundary and
@@ -136,7 +131,7 @@ def test_stop_string_inside_a_multi_character_token(make_tokenizer, make_model):
     piece = tok.convert_ids_to_tokens(ref.token_ids[i])
     stop = prefix[-1] + piece[0]
     assert find_stop(prefix, [stop]) is None, "setup: the stop string must not occur earlier"
-    got = _flat(plain.generate(["go"], SamplingParams(**{**vars(params), "stop": (stop,)}), 0))
+    got = flat(plain.generate(["go"], SamplingParams(**{**vars(params), "stop": (stop,)}), 0))
     got = got[refs.index(ref)]
     assert got.finish_reason == "stop"
     assert got.token_ids == ref.token_ids[: i + 1]  # the whole straddling token is kept
@@ -151,7 +146,7 @@ def test_logprobs_match_full_forward_left_padded_group(tokenizer, make_model, at
     # Truncation on, to check the recorded log-prob is of the untruncated distribution.
     params = SamplingParams(n=4, max_new_tokens=24, temperature=0.7, top_p=0.9, top_k=40)
     groups = sampler.generate(PROMPTS, params, seed=3)
-    batch = collate(_flat(groups), sampler.pad_token_id)
+    batch = collate(flat(groups), sampler.pad_token_id)
     assert batch.input_ids.shape[0] == len(PROMPTS) * 4
     with torch.no_grad():
         full = completion_logprobs(model, batch, temperature=0.7)
@@ -200,10 +195,10 @@ def test_compaction_drops_finished_rows_without_changing_results(model, tokenize
     assert min(sizes[1:]) < len(PROMPTS) * 2  # finished rows were dropped
     monkeypatch.setattr(engine_module, "_COMPACT_FRACTION", 2.0)  # never compact
     kept = Sampler(model, tokenizer, eos_token_ids=eos).generate(PROMPTS, params)
-    assert [(c.token_ids, c.finish_reason) for c in _flat(compacted)] == [
-        (c.token_ids, c.finish_reason) for c in _flat(kept)
+    assert [(c.token_ids, c.finish_reason) for c in flat(compacted)] == [
+        (c.token_ids, c.finish_reason) for c in flat(kept)
     ]
-    lengths = {len(c.token_ids) for c in _flat(kept)}
+    lengths = {len(c.token_ids) for c in flat(kept)}
     assert len(lengths) > 1  # the test needs rows that finish at different steps
 
 
@@ -215,15 +210,15 @@ def test_shared_prefix_and_stock_dynamic_cache_give_same_tokens(model, tokenizer
     params = SamplingParams(n=3, max_new_tokens=16, top_p=0.9)
     shared_sampler = Sampler(model, tokenizer, plain_step=False)
     assert shared_sampler._shares_prefix(params.n, plain=False)
-    shared = _flat(shared_sampler.generate(PROMPTS, params, seed=4))
+    shared = flat(shared_sampler.generate(PROMPTS, params, seed=4))
     assert model.config._attn_implementation == "sdpa"  # restored after decoding
-    plain = _flat(
+    plain = flat(
         Sampler(model, tokenizer, shared_prefix=False, plain_step=False).generate(
             PROMPTS, params, seed=4
         )
     )
     monkeypatch.setattr(engine_module, "make_cache", lambda *_a, **_k: DynamicCache())
-    stock = _flat(
+    stock = flat(
         Sampler(model, tokenizer, shared_prefix=False, plain_step=False).generate(
             PROMPTS, params, seed=4
         )
@@ -242,7 +237,7 @@ def test_tokenizer_without_pad_token_uses_eos(make_tokenizer, make_model):
     sampler = Sampler(model, tok)
     assert sampler.pad_token_id == tok.eos_token_id
     groups = sampler.generate(PROMPTS, SamplingParams(n=2, max_new_tokens=10), seed=0)
-    batch = collate(_flat(groups), sampler.pad_token_id)
+    batch = collate(flat(groups), sampler.pad_token_id)
     with torch.no_grad():
         full = completion_logprobs(model, batch)
     assert (full - batch.old_logprobs).abs().max().item() < 1e-4
@@ -284,7 +279,7 @@ def test_token_id_prompts_and_progress_bar(model, tokenizer):
     ids = sampler.encode(PROMPTS[:2])
     a = sampler.generate(ids, SamplingParams(max_new_tokens=6), seed=9, progress=True)
     b = sampler.generate(PROMPTS[:2], SamplingParams(max_new_tokens=6), seed=9)
-    assert [c.token_ids for c in _flat(a)] == [c.token_ids for c in _flat(b)]
+    assert [c.token_ids for c in flat(a)] == [c.token_ids for c in flat(b)]
 
 
 def test_sliding_window_models_fall_back_to_stock_cache(tokenizer, make_model):
@@ -336,7 +331,7 @@ def test_cache_keyword_follows_the_forward_signature(model, tokenizer):
 
     assert engine_module.cache_keyword(model) in inspect.signature(model.forward).parameters
     groups = Sampler(model, tokenizer).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=4))
-    batch = collate(_flat(groups))
+    batch = collate(flat(groups))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         Sampler(model, tokenizer).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=4))

@@ -33,11 +33,7 @@ from r1lab.rollout import sampling as sampling_module
 from r1lab.rollout.engine import _Detokenizer, _FinishTracker, cache_kwargs
 from r1lab.rollout.kv_cache import SHARED_PREFIX_ATTENTION
 
-PROMPTS = ["2+3=", "The answer to 17*3 is", "<think>", "Count: 1, 2, 3, 4, 5, 6,"]
-
-
-def _flat(groups):
-    return [c for g in groups for c in g]
+from ._helpers import PROMPTS, flat
 
 
 def _force_tokens(monkeypatch, forced: dict[int, int]) -> None:
@@ -200,9 +196,9 @@ def test_tokenizer_without_rust_backend_gives_the_same_completions(model, tokeni
     assert getattr(slow, "backend_tokenizer", None) is None
     _force_tokens(monkeypatch, {1: tokenizer.eos_token_id})
     params = SamplingParams(n=2, max_new_tokens=12, ignore_eos=True, stop=("3",))
-    fast_out = _flat(Sampler(model, tokenizer).generate(PROMPTS, params, seed=2))
+    fast_out = flat(Sampler(model, tokenizer).generate(PROMPTS, params, seed=2))
     _force_tokens(monkeypatch, {1: tokenizer.eos_token_id})
-    slow_out = _flat(Sampler(model, slow).generate(PROMPTS, params, seed=2))
+    slow_out = flat(Sampler(model, slow).generate(PROMPTS, params, seed=2))
     assert [(c.token_ids, c.text, c.finish_reason) for c in slow_out] == [
         (c.token_ids, c.text, c.finish_reason) for c in fast_out
     ]
@@ -247,7 +243,7 @@ def test_compaction_schedule_drops_finished_rows_once_an_eighth_are_finished(mod
         lambda _m, _a, kw: sizes.append(kw["input_ids"].shape[0]), with_kwargs=True
     )
     try:
-        out = _flat(Sampler(model, tokenizer, eos_token_ids=eos).generate(PROMPTS, params, seed=1))
+        out = flat(Sampler(model, tokenizer, eos_token_ids=eos).generate(PROMPTS, params, seed=1))
     finally:
         handle.remove()
     assert all(c.finish_reason == "eos" for c in out)  # so decoding ends early
@@ -308,9 +304,9 @@ def test_sampling_runs_in_eval_mode_so_dropout_is_off(tokenizer, make_model):
     for layer in model.model.layers:
         layer.self_attn.attention_dropout = 0.5  # dropout that train mode would apply
     params = SamplingParams(n=2, max_new_tokens=8)
-    ref = _flat(Sampler(model, tokenizer).generate(PROMPTS, params, seed=0))
+    ref = flat(Sampler(model, tokenizer).generate(PROMPTS, params, seed=0))
     model.train()
-    got = _flat(Sampler(model, tokenizer).generate(PROMPTS, params, seed=0))
+    got = flat(Sampler(model, tokenizer).generate(PROMPTS, params, seed=0))
     assert model.training  # the caller's mode is restored
     assert [c.token_ids for c in got] == [c.token_ids for c in ref]
     assert [c.logprobs for c in got] == [c.logprobs for c in ref]
@@ -376,7 +372,7 @@ def test_sliding_window_model_samples_with_its_own_attention(tokenizer, make_mod
     assert "sliding_attention" in model.config.layer_types
     # Defaults (n > 1 on the CPU): neither the plain step nor the shared prefix applies.
     groups = Sampler(model, tokenizer).generate(PROMPTS, SamplingParams(n=2, max_new_tokens=16), 0)
-    batch = collate(_flat(groups), 0)
+    batch = collate(flat(groups), 0)
     with torch.no_grad():
         full = completion_logprobs(model, batch)
     assert (full - batch.old_logprobs).abs().max().item() < 1e-4
@@ -445,12 +441,12 @@ def test_custom_causal_lm_samples_the_same(model, tokenizer):
     assert getattr(custom.config, "max_position_embeddings", None) is None
     params = SamplingParams(n=3, max_new_tokens=12, top_p=0.9)
     # The reference goes through the same path: the model's forward over an unshared cache.
-    ref = _flat(
+    ref = flat(
         Sampler(model, tokenizer, shared_prefix=False, plain_step=False).generate(
             PROMPTS, params, seed=7
         )
     )
-    got = _flat(Sampler(custom, tokenizer).generate(PROMPTS, params, seed=7))
+    got = flat(Sampler(custom, tokenizer).generate(PROMPTS, params, seed=7))
     assert [c.token_ids for c in got] == [c.token_ids for c in ref]
     for a, b in zip(got, ref, strict=True):
         assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-5
